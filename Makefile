@@ -1,0 +1,61 @@
+# clickagg: `make demo` runs the main job locally; `make test` runs every test.
+# Everything installed lands in $(CACHE), keyed by version, so a second run starts in seconds.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CACHE ?= $(or $(CLICKAGG_CACHE),$(HOME)/.cache/clickagg)
+PYTHON ?= python3
+REQUIREMENTS = $(PYTHON) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))'
+# The venv is keyed by the Python version and the dependency list, not by the rest of pyproject.
+DEPS_KEY := $(shell { $(PYTHON) -V; $(REQUIREMENTS); } | sha256sum | cut -c1-12)
+VENV := $(CACHE)/venv/$(DEPS_KEY)
+PY := $(VENV)/bin/python
+export CLICKAGG_CACHE := $(CACHE)
+export PYTHONPATH := $(CURDIR)/src
+export PYSPARK_PYTHON := $(PY)
+export PYSPARK_DRIVER_PYTHON := $(PY)
+export PATH := $(VENV)/bin:$(PATH)
+
+print-venv: ## print the venv's path
+	@echo $(VENV)
+
+.PHONY: print-venv help venv tools demo test lint crd up down status
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed:
+	@echo "==> python venv $(VENV) (first run only)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@# deps only: the code is found through PYTHONPATH, so one venv serves every clone
+	@$(REQUIREMENTS) | $(PY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+venv: $(VENV)/.installed ## create the cached venv with every Python dependency
+
+tools: venv ## build or find the engines (Solr jars, kube-apiserver, etcd, helm)
+	@$(PY) -m clickagg local install
+
+demo: venv ## run the main job on the local embedded stack
+	@$(PY) -m clickagg demo
+
+test: tools lint ## run every test (unit, solr, spark, k8s, e2e), serially
+	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv ## ruff, mypy strict and import-linter
+	@$(PY) -m ruff check src tests benchmarks
+	@$(PY) -m mypy
+	@lint-imports
+
+crd: venv ## regenerate the CRD and the spec reference from the pydantic model
+	@$(PY) -m clickagg crd --write
+
+up: venv ## start the local stack (Solr, Kubernetes API) in the background
+	@$(PY) -m clickagg local up --solr --k8s
+
+down: venv ## stop the local stack
+	@$(PY) -m clickagg local down
+
+status: venv ## show the local stack's endpoints and health
+	@$(PY) -m clickagg local status

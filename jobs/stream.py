@@ -1,0 +1,2 @@
+from clickagg.jobs import stream
+stream.main()

@@ -1,0 +1,5 @@
+"""`python -m clickagg` is the `clickagg` command."""
+
+from clickagg.cli.main import app
+
+app()

@@ -1,0 +1,41 @@
+"""One Solr collection per time level, created from the project's configset, idempotently.
+
+The Solr Operator stopped managing collections in 2021, so the operator and the jobs
+both ensure them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clickagg.adapters import solr
+from clickagg.domain import model
+
+
+@dataclass(frozen=True)
+class Ensured:
+    collection: str
+    created: bool
+
+
+def ensure_level_collections(
+    client: solr.SolrClient, aggregation: model.Aggregation
+) -> list[Ensured]:
+    """Upload the configset and create each level's collection if it is missing."""
+    client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+    existing = set(client.list_collections())
+    target = aggregation.spec.solr
+    ensured = []
+    for level in aggregation.levels:
+        created = level.collection not in existing
+        if created:
+            client.create_collection(
+                level.collection, solr.CONFIGSET_NAME, target.shards, target.replication_factor
+            )
+        ensured.append(Ensured(level.collection, created))
+    return ensured
+
+
+def delete_level_collections(client: solr.SolrClient, aggregation: model.Aggregation) -> None:
+    for level in aggregation.levels:
+        client.delete_collection(level.collection)

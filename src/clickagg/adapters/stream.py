@@ -1,0 +1,245 @@
+"""The streaming job's two queries.
+
+`ingest`: source lines → parsed events and dead letters → the Parquet raw archive
+(exactly once, through Spark's file sink). Nothing is dropped here, not even late events.
+
+`aggregate`: the archive → dedup within the watermark → sessionize per visitor → cell
+deltas per cuboid → Solr (full-state documents, idempotent per micro-batch). Reading the
+archive rather than the source means replay and streaming see the very same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.streaming.state import GroupStateTimeout
+
+from clickagg.adapters import archive, cell_store, sessionize, solr
+from clickagg.domain import model, sessions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where one Aggregation's job keeps its archive and checkpoints."""
+
+    root: str
+
+    @property
+    def archive(self) -> str:
+        return f"{self.root}/archive"
+
+    def checkpoint(self, query: str) -> str:
+        return f"{self.root}/checkpoints/{query}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where lines come from: a landing directory or a Kafka topic."""
+
+    kind: str  # "files" or "kafka"
+    options: Mapping[str, str]
+
+
+def source_of(aggregation: model.Aggregation) -> Source:
+    spec_source = aggregation.spec.source
+    if spec_source.kafka is not None:
+        kafka = spec_source.kafka
+        return Source(
+            "kafka",
+            {
+                "kafka.bootstrap.servers": kafka.bootstrap_servers,
+                "subscribe": kafka.topic,
+                "startingOffsets": kafka.starting_offsets,
+                "kafka.security.protocol": kafka.security.protocol,
+                "failOnDataLoss": "false",
+            },
+        )
+    assert spec_source.files is not None
+    return Source(
+        "files",
+        {
+            "path": spec_source.files.path,
+            "maxFilesPerTrigger": str(spec_source.files.max_files_per_trigger),
+        },
+    )
+
+
+def read_lines(spark: SparkSession, source: Source) -> DataFrame:
+    """The source as one binary column `value`: raw bytes, never decoded by Spark."""
+    if source.kind == "kafka":
+        return spark.readStream.format("kafka").options(**source.options).load().select("value")
+    options = {k: v for k, v in source.options.items() if k != "path"}
+    lines = spark.readStream.format("text").options(**options).load(source.options["path"])
+    return lines.select(F.col("value").cast("binary").alias("value"))
+
+
+def ingest(
+    spark: SparkSession,
+    aggregation: model.Aggregation,
+    paths: JobPaths,
+    source: Source,
+    trigger_seconds: float,
+    *,
+    available_now: bool = False,
+) -> StreamingQuery:
+    settings = archive.ParseSettings()
+    parsed = read_lines(spark, source).mapInArrow(
+        lambda batches: archive.parse_batches(batches, settings), archive_schema()
+    )
+    writer = (
+        parsed.writeStream.queryName(f"{aggregation.name}-ingest")
+        .format("parquet")
+        .partitionBy(*archive.PARTITIONS)
+        .option("path", paths.archive)
+        .option("checkpointLocation", paths.checkpoint("ingest"))
+    )
+    query: StreamingQuery = _with_trigger(writer, trigger_seconds, available_now).start()
+    return query
+
+
+def archived_events(spark: SparkSession, paths: JobPaths, *, streaming: bool) -> DataFrame:
+    """Valid events from the archive, as a stream (for aggregation) or a table (replay)."""
+    reader = spark.readStream if streaming else spark.read
+    table = reader.schema(archive_schema()).parquet(paths.archive)
+    return table.where(F.col("kind") == archive.EVENT)
+
+
+def aggregate(
+    spark: SparkSession,
+    aggregation: model.Aggregation,
+    paths: JobPaths,
+    solr_url: str,
+    trigger_seconds: float,
+    *,
+    available_now: bool = False,
+    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+) -> StreamingQuery:
+    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
+    events = (
+        archived_events(spark, paths, streaming=True)
+        .withColumn("event_time", F.timestamp_millis("ts_ms"))
+        .withWatermark("event_time", watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    facts = events.groupBy("visitor_id").applyInPandasWithState(
+        sessionize.Sessionizer(sessionize.config_of(aggregation)),
+        sessionize.OUTPUT_SCHEMA,
+        sessionize.STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.EventTimeTimeout,
+    )
+    writer = CellWriter(aggregation, solr_url, on_batch)
+    stream = (
+        facts.writeStream.queryName(f"{aggregation.name}-aggregate")
+        .foreachBatch(writer)
+        .option("checkpointLocation", paths.checkpoint("aggregate"))
+    )
+    query: StreamingQuery = _with_trigger(stream, trigger_seconds, available_now).start()
+    writer.stream_id = str(query.id)
+    return query
+
+
+class CellWriter:
+    """foreachBatch: one micro-batch of facts → per-cuboid deltas → Solr documents."""
+
+    def __init__(
+        self,
+        aggregation: model.Aggregation,
+        solr_url: str,
+        on_batch: Callable[[int, cell_store.WriteReport], None] | None,
+    ) -> None:
+        self.aggregation = aggregation
+        self.solr_url = solr_url
+        self.on_batch = on_batch
+        self.stream_id = ""  # the query id: stable across restarts from one checkpoint
+
+    def __call__(self, facts: DataFrame, batch_id: int) -> None:
+        level = self.aggregation.finest
+        deltas, bots = cell_deltas(facts, self.aggregation)
+        with solr.SolrClient(self.solr_url) as client:
+            report = cell_store.write_deltas(
+                client, level, deltas, stream_id=self.stream_id, batch_id=batch_id
+            )
+            if bots:
+                cell_store.write_bot_counts(
+                    client, level, bots, stream_id=self.stream_id, batch_id=batch_id
+                )
+        log.info(
+            "%s batch %d: %d cells written, %d already there, %d bot buckets, %.2fs",
+            self.aggregation.name,
+            batch_id,
+            report.written,
+            report.skipped,
+            len(bots),
+            report.seconds,
+        )
+        if self.on_batch is not None:
+            self.on_batch(batch_id, report)
+
+
+def cell_deltas(
+    facts: DataFrame, aggregation: model.Aggregation
+) -> tuple[list[cell_store.CellDelta], dict[int, int]]:
+    """Sum a batch of facts per cuboid cell (in Spark), with an HLL sketch of visitors."""
+    declared = [d.name for d in aggregation.dimensions]
+    by_name = {c.name: c for c in aggregation.cuboids}
+    counted = facts.where(~F.col("bot"))
+    per_cuboid = F.explode(
+        F.array(
+            *(
+                F.struct(
+                    F.lit(c.name).alias("cuboid"),
+                    F.array(*(F.col("dims")[declared.index(n)] for n in c.dimensions))
+                    .cast("array<string>")
+                    .alias("values"),
+                )
+                for c in aggregation.cuboids
+            )
+        )
+    ).alias("cell")
+    summed = (
+        counted.select(per_cuboid, "bucket_ms", "visitor", *sessions.FIELDS)
+        .groupBy("cell.cuboid", "cell.values", "bucket_ms")
+        .agg(
+            *(F.sum(name).alias(name) for name in sessions.FIELDS),
+            F.hll_sketch_agg("visitor", cell_store.LG_K).alias("sketch"),
+        )
+    )
+    deltas = [
+        cell_store.CellDelta(
+            cuboid=by_name[row["cuboid"]],
+            bucket_ms=int(row["bucket_ms"]),
+            values=tuple(row["values"]),
+            deltas={n: float(row[n]) for n in sessions.FIELDS if row[n]},
+            sketch=bytes(row["sketch"]) if row["sketch"] is not None else None,
+        )
+        for row in summed.collect()
+    ]
+    bots = {
+        int(row["bucket_ms"]): int(row["n"])
+        for row in facts.where(F.col("bot"))
+        .groupBy("bucket_ms")
+        .agg(F.sum("events").alias("n"))
+        .collect()
+    }
+    return deltas, bots
+
+
+def _with_trigger(writer: Any, trigger_seconds: float, available_now: bool) -> Any:
+    if available_now:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{trigger_seconds} seconds")
+
+
+def archive_schema() -> Any:
+    """The archive's Spark schema, derived from the Arrow one."""
+    return from_arrow_schema(archive.SCHEMA)

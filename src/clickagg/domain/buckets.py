@@ -1,0 +1,69 @@
+"""Time buckets: which bucket an event time falls into, for fixed and calendar granularities.
+
+All buckets are in UTC. Fixed granularities up to a day divide the day; weeks start on
+Monday; months and years follow the calendar.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+from clickagg.domain import durations
+
+_MS = 1000
+# 1970-01-01 was a Thursday; weeks start on Monday 1969-12-29.
+_WEEK_ORIGIN_MS = -3 * durations.DAY * _MS
+
+
+def floor(ts_ms: int, granularity: durations.Duration) -> int:
+    """The start (epoch ms, UTC) of the bucket holding `ts_ms`."""
+    if granularity.is_calendar:
+        return _floor_months(ts_ms, granularity.months)
+    size_ms = granularity.seconds * _MS
+    origin = _WEEK_ORIGIN_MS if granularity.seconds % durations.WEEK == 0 else 0
+    return (ts_ms - origin) // size_ms * size_ms + origin
+
+
+def end(start_ms: int, granularity: durations.Duration) -> int:
+    """The exclusive end (epoch ms) of the bucket that starts at `start_ms`."""
+    if granularity.is_calendar:
+        return _add_months(start_ms, granularity.months)
+    return start_ms + granularity.seconds * _MS
+
+
+def buckets_per_day(granularity: durations.Duration) -> float:
+    """How many buckets of this granularity a day holds on average (<1 above a day)."""
+    return durations.DAY / granularity.approx_seconds
+
+
+def subtract(ts_ms: int, span: durations.Duration) -> int:
+    """`ts_ms` minus a duration, counting calendar months on the calendar."""
+    return _add_months(ts_ms, -span.months) - span.seconds * _MS
+
+
+def iso(ts_ms: int) -> str:
+    """Epoch ms as ISO 8601 UTC with a Z, as Solr dates want it."""
+    stamp = dt.datetime.fromtimestamp(ts_ms / _MS, tz=dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ms % _MS:03d}Z"
+
+
+def _floor_months(ts_ms: int, months: int) -> int:
+    stamp = dt.datetime.fromtimestamp(ts_ms / _MS, tz=dt.UTC)
+    index = (stamp.year - 1970) * 12 + stamp.month - 1
+    index -= index % months
+    year, month0 = divmod(index, 12)
+    return _epoch_ms(1970 + year, month0 + 1, 1)
+
+
+def _add_months(ts_ms: int, months: int) -> int:
+    stamp = dt.datetime.fromtimestamp(ts_ms / _MS, tz=dt.UTC)
+    index = stamp.year * 12 + stamp.month - 1 + months
+    year, month0 = divmod(index, 12)
+    day = min(stamp.day, calendar.monthrange(year, month0 + 1)[1])
+    moved = stamp.replace(year=year, month=month0 + 1, day=day)
+    return int(moved.timestamp() * _MS)
+
+
+def _epoch_ms(year: int, month: int, day: int) -> int:
+    return int(dt.datetime(year, month, day, tzinfo=dt.UTC).timestamp() * _MS)

@@ -1,0 +1,313 @@
+"""The event contract: one raw line (bytes) in, one `Event` or one dead-letter reason out.
+
+The pipeline calls `parse_event` on every line it reads; a line that breaks the contract raises
+`EventContractError` whose message names the field and what was wrong, so the dead-letter queue
+tells a sender what to fix. The JSON Schema in event_schema.json states the same contract for
+senders; a unit test keeps the two in step. docs/events.md explains it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clickagg import errors
+from clickagg.domain import dimensions
+
+#: Longer lines are rejected before decoding, so one bad sender cannot exhaust a worker.
+MAX_LINE_BYTES = 64 * 1024
+
+_SECOND_MS = 1000
+_DAY_MS = 86_400 * _SECOND_MS
+DEFAULT_MAX_FUTURE_MS = _DAY_MS
+#: Older events are not accepted by default: no rollup keeps its finest level longer.
+DEFAULT_MAX_PAST_MS = 30 * _DAY_MS
+# Epoch milliseconds below this (March 1973) are almost surely epoch seconds sent by mistake.
+_SECONDS_MISTAKE_BELOW_MS = 100_000_000_000
+
+PAGE_VIEW = "page_view"
+PRODUCT_VIEW = "product_view"
+ADD_TO_CART = "add_to_cart"
+ORDER = "order"
+IMPRESSION = "impression"
+CLICK = "click"
+#: Types the KPIs know; any other type is accepted and counts only in `events`.
+KNOWN_TYPES = frozenset({PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, ORDER, IMPRESSION, CLICK})
+
+REQUIRED_FIELDS = ("event_id", "ts", "visitor_id", "type")
+OPTIONAL_STRING_FIELDS = (
+    "page",
+    "url",
+    "referrer",
+    "campaign",
+    "channel",
+    "offer",
+    "product_category",
+    "device_class",
+    "browser_family",
+    "country",
+    "user_agent",
+    "order_id",
+)
+OPTIONAL_NUMBER_FIELDS = ("revenue",)
+#: Optional fields whose value becomes a dimension value, so may not be a reserved one.
+_DIMENSION_VALUE_FIELDS = frozenset(
+    d.field for d in dimensions.STANDARD.values() if d.field is not None
+)
+
+#: RFC 3339 date-time: ISO 8601 with seconds and an offset. The schema carries the same text.
+ISO_TS_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})$"
+)
+_ISO_TS = re.compile(ISO_TS_PATTERN)
+_BEYOND_MICROS = re.compile(r"(\.[0-9]{6})[0-9]+")
+_SHOWN_CHARS = 60
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS = dt.timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One accepted event, `ts` normalised to epoch milliseconds UTC.
+
+    Absent or blank optional strings are None. `bot` is never read from the line: enrichment
+    sets it from `user_agent`.
+    """
+
+    event_id: str
+    ts_ms: int
+    visitor_id: str
+    type: str
+    page: str | None = None
+    url: str | None = None
+    referrer: str | None = None
+    campaign: str | None = None
+    channel: str | None = None
+    offer: str | None = None
+    product_category: str | None = None
+    device_class: str | None = None
+    browser_family: str | None = None
+    country: str | None = None
+    user_agent: str | None = None
+    order_id: str | None = None
+    revenue: float | None = None
+    bot: bool = False
+
+    @property
+    def is_known_type(self) -> bool:
+        return self.type in KNOWN_TYPES
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """How far from `now` an event time may be; None for `max_past_ms` accepts any past."""
+
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS
+    max_past_ms: int | None = DEFAULT_MAX_PAST_MS
+
+
+DEFAULT_WINDOW = TimeWindow()
+
+
+def parse_event(line: bytes, *, now_ms: int, window: TimeWindow = DEFAULT_WINDOW) -> Event:
+    """Parse and check one line; raise EventContractError with the dead-letter reason."""
+    record = _decode(line)
+    # Keyword arguments are evaluated in order, so the first problem found is the reason given.
+    return Event(
+        event_id=_required_string(record, "event_id"),
+        ts_ms=_timestamp(record, now_ms, window),
+        visitor_id=_required_string(record, "visitor_id"),
+        type=_required_string(record, "type"),
+        page=_optional_string(record, "page"),
+        url=_optional_string(record, "url"),
+        referrer=_optional_string(record, "referrer"),
+        campaign=_optional_string(record, "campaign"),
+        channel=_optional_string(record, "channel"),
+        offer=_optional_string(record, "offer"),
+        product_category=_optional_string(record, "product_category"),
+        device_class=_optional_string(record, "device_class"),
+        browser_family=_optional_string(record, "browser_family"),
+        country=_optional_string(record, "country"),
+        user_agent=_optional_string(record, "user_agent"),
+        order_id=_optional_string(record, "order_id"),
+        revenue=_revenue(record),
+    )
+
+
+def _decode(line: bytes) -> Mapping[str, Any]:
+    if len(line) > MAX_LINE_BYTES:
+        raise errors.EventContractError(
+            f"line is {len(line)} bytes, more than the limit of {MAX_LINE_BYTES} bytes"
+        )
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.EventContractError(
+            f"line is not valid UTF-8 (byte {exc.start})"
+        ) from None
+    if not text.strip():
+        raise errors.EventContractError("line is empty")
+    try:
+        record = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise errors.EventContractError(
+            f"malformed JSON at column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(record, dict):
+        raise errors.EventContractError(f"expected a JSON object, got {_show(record)}")
+    return record
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys; a line saying two things is rejected instead.
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise errors.EventContractError(f"field '{key}': appears more than once")
+        record[key] = value
+    return record
+
+
+def _reject_constant(name: str) -> None:
+    raise errors.EventContractError(f"malformed JSON: {name} is not a JSON number")
+
+
+def _required_string(record: Mapping[str, Any], name: str) -> str:
+    if name not in record:
+        raise errors.EventContractError(f"field '{name}': required but missing")
+    value = record[name]
+    if not isinstance(value, str) or not value.strip():
+        raise errors.EventContractError(
+            f"field '{name}': expected a non-empty string, got {_show(value)}"
+        )
+    return value
+
+
+def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.EventContractError(
+            f"field '{name}': expected a string, got {_show(value)}"
+        )
+    if not value.strip():
+        return None
+    if name in _DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
+        raise errors.EventContractError(
+            f"field '{name}': {value!r} is reserved for the pipeline"
+        )
+    return value
+
+
+def _revenue(record: Mapping[str, Any]) -> float | None:
+    value = record.get("revenue")
+    if value is None:
+        return None
+    # bool is an int in Python but true/false is no amount in JSON.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)  # 1e400 parses to infinity
+        or value < 0
+    ):
+        raise errors.EventContractError(
+            f"field 'revenue': expected a number >= 0, got {_show(value)}"
+        )
+    return float(value)
+
+
+def _timestamp(record: Mapping[str, Any], now_ms: int, window: TimeWindow) -> int:
+    if "ts" not in record:
+        raise errors.EventContractError("field 'ts': required but missing")
+    value = record["ts"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        ts_ms = value
+    elif isinstance(value, float) and value.is_integer():
+        # JSON has one number type: 1455616800000.0 is the integer the schema allows.
+        ts_ms = int(value)
+    elif isinstance(value, str):
+        ts_ms = _iso_ms(value)
+    else:
+        raise _bad_ts(value)
+    if ts_ms < 0:
+        raise errors.EventContractError(f"field 'ts': {_show(value)} is before 1970")
+    if ts_ms > now_ms + window.max_future_ms:
+        raise errors.EventContractError(
+            f"field 'ts': {_iso(ts_ms)} is more than {_span(window.max_future_ms)} "
+            f"after now ({_iso(now_ms)})"
+        )
+    if window.max_past_ms is not None and ts_ms < now_ms - window.max_past_ms:
+        hint = " (epoch seconds instead of milliseconds?)" if (
+            ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str)
+        ) else ""
+        raise errors.EventContractError(
+            f"field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
+            f"before now ({_iso(now_ms)}){hint}"
+        )
+    return ts_ms
+
+
+def _iso_ms(value: str) -> int:
+    if not _ISO_TS.fullmatch(value):
+        raise _bad_ts(value)
+    try:
+        # fromisoformat keeps 6 fraction digits at most; RFC 3339 allows more.
+        parsed = dt.datetime.fromisoformat(_at_most_micros(value.upper()))
+    except ValueError as exc:
+        raise errors.EventContractError(f"field 'ts': {value!r} is no valid time: {exc}") from None
+    # timedelta arithmetic is exact, float timestamps may be off by a millisecond.
+    return (parsed - _EPOCH) // _ONE_MS
+
+
+def _at_most_micros(value: str) -> str:
+    return _BEYOND_MICROS.sub(r"\1", value)
+
+
+def _bad_ts(value: object) -> errors.EventContractError:
+    return errors.EventContractError(
+        "field 'ts': expected ISO 8601 with offset or epoch milliseconds, "
+        f"got {_show(value)}"
+    )
+
+
+def _iso(ts_ms: int) -> str:
+    try:
+        moment = dt.datetime.fromtimestamp(ts_ms / _SECOND_MS, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts_ms} ms"
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _span(ms: int) -> str:
+    for size, unit in ((_DAY_MS, "day"), (3_600_000, "hour"), (60_000, "minute")):
+        if ms % size == 0:
+            count = ms // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{ms} ms"
+
+
+def _show(value: object) -> str:
+    """A JSON value as a reason shows it: short, and typed when it is not a string."""
+    if isinstance(value, str):
+        shown = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
+        return repr(shown)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,61 @@
+"""The Aggregation status the operator writes; its schema goes into the CRD too."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from clickagg.domain import spec
+
+CONDITION_TYPES = ("Valid", "Ready", "StreamingRunning", "RollupsCurrent", "Degraded")
+
+
+class Condition(spec.WireModel):
+    """One condition, as Kubernetes conventions define it."""
+
+    type: str = pydantic.Field(
+        description="Valid, Ready, StreamingRunning, RollupsCurrent or Degraded."
+    )
+    status: Literal["True", "False", "Unknown"] = pydantic.Field(
+        description="True, False or Unknown."
+    )
+    reason: str = pydantic.Field(default="", description="A CamelCase reason for the status.")
+    message: str = pydantic.Field(default="", description="What happened, for a person.")
+    last_transition_time: str | None = pydantic.Field(
+        default=None, description="When the status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = pydantic.Field(
+        default=None, description="The spec generation the condition was computed for."
+    )
+
+
+class LevelStatus(spec.WireModel):
+    """Progress of one time level."""
+
+    name: str = pydantic.Field(description="The level's granularity, e.g. 15m.")
+    collection: str = pydantic.Field(default="", description="Solr collection of the level.")
+    last_rolled_up_bucket: str | None = pydantic.Field(
+        default=None, description="Start of the newest complete bucket (RFC 3339)."
+    )
+    retention_horizon: str | None = pydantic.Field(
+        default=None, description="Buckets before this time have been deleted (RFC 3339)."
+    )
+
+
+class AggregationStatus(spec.WireModel):
+    """What the operator observed and did."""
+
+    observed_generation: int | None = pydantic.Field(
+        default=None, description="The spec generation the status describes."
+    )
+    conditions: list[Condition] = pydantic.Field(
+        default_factory=list,
+        description="Valid, Ready, StreamingRunning, RollupsCurrent, Degraded.",
+    )
+    levels: list[LevelStatus] = pydantic.Field(
+        default_factory=list, description="Per level: collection, last rolled-up bucket, horizon."
+    )
+    lag: str | None = pydantic.Field(
+        default=None, description="How far the finest level trails the newest event, e.g. 12s."
+    )

@@ -1,0 +1,1 @@
+"""Spark job shells: argument parsing around the adapters, nothing else."""

@@ -1,0 +1,310 @@
+"""A real Kafka broker on loopback: one KRaft node that is both broker and controller.
+
+The streaming job reads clicks from Kafka, so its tests and `clickagg local up` need a
+real broker, not a fake. Maven Central has no Kafka server distribution, but the
+kafka_2.13 jar is that distribution's core: kafka_launcher/pom.xml names the jars, Maven
+resolves them once into the cache, and the broker runs as its own main class
+(`kafka.Kafka server.properties`) after `kafka.tools.StorageTool format`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import confluent_kafka
+from confluent_kafka import admin as kafka_admin
+from confluent_kafka import cimpl
+
+from clickagg import errors
+from clickagg.local import cache, process
+
+KAFKA_VERSION = "4.4.0"
+DEFAULT_PORT = 9092
+DEFAULT_CONTROLLER_PORT = 9093
+NODE_ID = 1
+
+_NAME = "kafka"
+_LAUNCHER = Path(__file__).resolve().with_name("kafka_launcher")
+_POM = _LAUNCHER / "pom.xml"
+_LOG4J = _LAUNCHER / "log4j2.xml"
+_JAVA_HINT = "install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jdk-headless`)"
+_MVN_HINT = "install Apache Maven 3.8 or newer (e.g. `apt-get install maven`)"
+# C1 only: on 2 cores the C2 compiler competes with startup, which halves to ~3 s without it,
+# and a local broker never carries enough load to profit from C2.
+_JVM_OPTS = ["-Xmx512m", "-Xms128m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+
+
+@dataclass(frozen=True)
+class KafkaEndpoints:
+    """How to reach the local broker: its bootstrap address, controller, and identity."""
+
+    bootstrap: str
+    controller: str
+    cluster_id: str
+    version: str
+
+
+# ---------------------------------------------------------------- install
+
+
+def install() -> str:
+    """The broker's Java classpath, resolved by Maven on first use and cached after that."""
+    tool = cache.tool_dir(_NAME, f"{KAFKA_VERSION}-{_pom_hash()}")
+    cached = tool / "classpath.txt"
+    if cached.exists() and _jars_present(cached.read_text()):
+        return cached.read_text().strip()
+    process.require_tool("java", _JAVA_HINT)
+    mvn = process.require_tool("mvn", _MVN_HINT)
+    started = time.monotonic()
+    _progress(f"resolving Kafka {KAFKA_VERSION} jars with Maven (first run only)")
+    shutil.copyfile(_POM, tool / "pom.xml")
+    partial = tool / "classpath.txt.partial"
+    _run_maven(mvn, tool, partial)
+    # Rename at the end, so an interrupted resolve never leaves a half classpath behind.
+    partial.replace(cached)
+    _progress(f"Kafka jars resolved in {time.monotonic() - started:.1f}s")
+    return cached.read_text().strip()
+
+
+def _pom_hash() -> str:
+    return hashlib.sha256(_POM.read_bytes()).hexdigest()[:12]
+
+
+def _jars_present(classpath: str) -> bool:
+    """False when the Maven repository was cleaned since the classpath was written."""
+    entries = [entry for entry in classpath.strip().split(":") if entry]
+    return bool(entries) and all(Path(entry).exists() for entry in entries)
+
+
+def _run_maven(mvn: str, tool: Path, output: Path) -> None:
+    argv = [
+        mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(tool / "pom.xml"),
+        "dependency:build-classpath", f"-Dmdep.outputFile={output}",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tool)
+    if result.returncode != 0 or not output.exists():
+        raise errors.LocalStackError(
+            f"Maven could not resolve the Kafka jars (exit {result.returncode}):\n"
+            + _tail(result.stdout + result.stderr)
+        )
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def up(
+    port: int = DEFAULT_PORT,
+    controller_port: int = DEFAULT_CONTROLLER_PORT,
+    *,
+    timeout: float = 120,
+) -> KafkaEndpoints:
+    """Start the broker (or find it running) and return its endpoints."""
+    running = status()
+    if running is not None:
+        return running
+    process.ensure_ports_free({"kafka broker": port, "kafka controller": controller_port})
+    classpath = install()
+    java = process.require_tool("java", _JAVA_HINT)
+    run = cache.run_dir(_NAME)
+    config = write_server_properties(run, port, controller_port)
+    cluster_id = _ensure_formatted(java, classpath, config, run / "data")
+    endpoints = KafkaEndpoints(
+        bootstrap=f"127.0.0.1:{port}",
+        controller=f"127.0.0.1:{controller_port}",
+        cluster_id=cluster_id,
+        version=KAFKA_VERSION,
+    )
+    started = time.monotonic()
+    _progress(f"starting Kafka {KAFKA_VERSION} on {endpoints.bootstrap}")
+    process.start(
+        _NAME,
+        [java, *_JVM_OPTS, *_log_opts(), "-cp", classpath, "kafka.Kafka", str(config)],
+        endpoints=vars(endpoints),
+        ready=lambda: _is_ready(port, endpoints.bootstrap),
+        timeout=timeout,
+    )
+    _progress(f"Kafka ready in {time.monotonic() - started:.1f}s")
+    return endpoints
+
+
+def down() -> bool:
+    """Stop the broker. True if it was running."""
+    return process.stop(_NAME)
+
+
+def status() -> KafkaEndpoints | None:
+    """The running broker's endpoints, or None when it is not running."""
+    running = process.status(_NAME)
+    if running is None:
+        return None
+    return KafkaEndpoints(**{key: str(value) for key, value in running.endpoints.items()})
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def _log_opts() -> list[str]:
+    return [f"-Dlog4j2.configurationFile={_LOG4J}"]
+
+
+def write_server_properties(run: Path, port: int, controller_port: int) -> Path:
+    """Write server.properties for a one-node loopback cluster sized for tests."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        # A static quorum: the controller port may change between runs on the same data.
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(run / "data"),
+        # One node: every internal topic has one replica and few partitions.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": "1",
+        "num.partitions": "1",
+        # Topics are created on purpose, so a typo fails instead of making a new topic.
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": "0",
+        # Small segments and short retention: test data is disposable.
+        "log.segment.bytes": str(1024 * 1024),
+        "log.retention.ms": str(60 * 60 * 1000),
+        "log.retention.bytes": str(64 * 1024 * 1024),
+        "log.retention.check.interval.ms": str(60 * 1000),
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+    }
+    path = run / "server.properties"
+    path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    return path
+
+
+def _ensure_formatted(java: str, classpath: str, config: Path, data: Path) -> str:
+    """The cluster id of the data directory, formatting it first when it is new."""
+    meta = data / "meta.properties"
+    if meta.exists():
+        return _cluster_id(meta)
+    cluster_id = new_cluster_id()
+    argv = [
+        java, *_JVM_OPTS, *_log_opts(), "-cp", classpath, "kafka.tools.StorageTool",
+        "format", "--cluster-id", cluster_id, "--config", str(config),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise errors.LocalStackError(
+            f"kafka storage format failed (exit {result.returncode}):\n"
+            + _tail(result.stdout + result.stderr)
+        )
+    return cluster_id
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form: a UUID as unpadded URL-safe base64."""
+    while True:
+        encoded = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Kafka avoids ids that start with "-": they read as options on a command line.
+        if not encoded.startswith("-"):
+            return encoded
+
+
+def _cluster_id(meta: Path) -> str:
+    for line in meta.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id":
+            return value.strip()
+    raise errors.LocalStackError(f"{meta} has no cluster.id; delete {meta.parent} to reformat")
+
+
+def _is_ready(port: int, bootstrap: str) -> bool:
+    """True once the port accepts connections and the broker answers a metadata request."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
+    except OSError:
+        return False
+    try:
+        metadata = _admin(bootstrap, quiet=True).list_topics(timeout=2)
+    except confluent_kafka.KafkaException:
+        return False
+    return NODE_ID in metadata.brokers
+
+
+# ---------------------------------------------------------------- topics
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, *, timeout: float = 30) -> None:
+    """Create topic `name` with one replica per partition and wait until each has a leader.
+
+    A topic that already exists with the same partition count is accepted, so this is
+    safe to call again; one with another count is an error.
+    """
+    admin = _admin(bootstrap)
+    futures = admin.create_topics(
+        [cimpl.NewTopic(name, num_partitions=partitions, replication_factor=1)],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    try:
+        futures[name].result(timeout=timeout)
+    except confluent_kafka.KafkaException as exc:
+        if _error_code(exc) != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+            raise errors.AdapterError(f"Kafka could not create topic {name!r}: {exc}") from exc
+    except TimeoutError as exc:
+        raise errors.AdapterError(f"Kafka at {bootstrap} did not answer in {timeout:.0f}s") from exc
+    _wait_for_leaders(admin, name, partitions, timeout)
+
+
+def _wait_for_leaders(
+    admin: kafka_admin.AdminClient, name: str, partitions: int, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+        except confluent_kafka.KafkaException as exc:
+            raise errors.AdapterError(f"Kafka could not describe topic {name!r}: {exc}") from exc
+        if topic is not None and topic.error is None:
+            if len(topic.partitions) != partitions:
+                raise errors.AdapterError(
+                    f"Kafka topic {name!r} exists with {len(topic.partitions)} partitions, "
+                    f"not {partitions}"
+                )
+            if all(p.leader >= 0 for p in topic.partitions.values()):
+                return
+        if time.monotonic() > deadline:
+            raise errors.AdapterError(f"Kafka topic {name!r} had no leaders after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def _admin(bootstrap: str, *, quiet: bool = False) -> kafka_admin.AdminClient:
+    config: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap}
+    if quiet:
+        # Readiness polls expect refused connections; librdkafka would log each one.
+        config["log_level"] = 0
+    return kafka_admin.AdminClient(config)
+
+
+def _error_code(exc: confluent_kafka.KafkaException) -> int | None:
+    error = exc.args[0] if exc.args else None
+    return error.code() if isinstance(error, confluent_kafka.KafkaError) else None
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.splitlines()[-lines:])

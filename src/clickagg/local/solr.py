@@ -1,0 +1,206 @@
+"""Build and run clickagg's local SolrCloud: an embedded ZooKeeper and two Solr nodes.
+
+Maven Central has no Solr 9 server distribution, so the cluster is a one-class Java launcher
+over solr-test-framework (kept in solr_launcher/). `install()` compiles it once into the cache,
+keyed by a hash of its sources; `up()` runs it as a detached process that `status()` finds and
+`down()` stops, from this process or any other (the CLI and the pytest fixtures share it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clickagg import errors
+from clickagg.local import cache, process
+
+SOLR_VERSION = "9.10.1"
+PROCESS_NAME = "solr"
+LAUNCHER_SOURCES = Path(__file__).parent / "solr_launcher"
+LAUNCHER_MAIN = "io.clickagg.local.SolrCloudLauncher"
+READY_PATTERN = r"CLICKAGG-SOLR-READY"
+START_TIMEOUT_S = 180.0
+STOP_GRACE_S = 30.0
+# ZooKeeper's chroot in MiniSolrCloudCluster; clients need it in their zkHost string.
+ZK_CHROOT = "/solr"
+# A shared 2-core box: a small heap, the serial GC, and C1 only (about 1 s faster to start,
+# less CPU spent compiling). $CLICKAGG_SOLR_JAVA_OPTS replaces them.
+DEFAULT_JVM_OPTIONS = ("-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+JDK_HINT = "install a JDK 17 and Maven (Debian: apt-get install openjdk-17-jdk-headless maven)"
+
+
+@dataclass(frozen=True)
+class LauncherBuild:
+    """The compiled launcher: its classes and the file listing its dependency jars."""
+
+    classes_dir: Path
+    classpath_file: Path
+
+    def classpath(self) -> str:
+        return f"{self.classes_dir}{os.pathsep}{self.classpath_file.read_text().strip()}"
+
+
+@dataclass(frozen=True)
+class SolrEndpoints:
+    """Where the local SolrCloud answers.
+
+    `zk_host` includes the chroot, as Solr clients expect it (127.0.0.1:9983/solr).
+    """
+
+    zk_host: str
+    node_urls: tuple[str, ...]
+
+    @property
+    def base_url(self) -> str:
+        """The first node's URL; any node serves every collection."""
+        return self.node_urls[0]
+
+    @classmethod
+    def for_ports(cls, zk_port: int, ports: Sequence[int]) -> SolrEndpoints:
+        urls = tuple(f"http://127.0.0.1:{port}/solr" for port in ports)
+        return cls(zk_host=f"127.0.0.1:{zk_port}{ZK_CHROOT}", node_urls=urls)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "zk_host": self.zk_host,
+            "node_urls": list(self.node_urls),
+            "base_url": self.base_url,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SolrEndpoints:
+        return cls(zk_host=str(data["zk_host"]), node_urls=tuple(data["node_urls"]))
+
+
+def install() -> LauncherBuild:
+    """Compile the launcher into the cache (first run only: Maven resolves ~100 MB of jars)."""
+    build_dir = cache.tool_dir("solr-launcher", f"{SOLR_VERSION}-{_sources_hash()}")
+    build = LauncherBuild(build_dir / "target" / "classes", build_dir / "classpath.txt")
+    done_marker = build_dir / ".built"
+    if done_marker.exists():
+        return build
+    java_tools()
+    mvn = process.require_tool("mvn", JDK_HINT)
+    _progress(f"building the Solr {SOLR_VERSION} launcher in {build_dir} (first run only)")
+    started = time.monotonic()
+    _copy_sources(build_dir)
+    _run_maven(mvn, build_dir, build.classpath_file)
+    done_marker.touch()
+    _progress(f"launcher built in {time.monotonic() - started:.0f}s")
+    return build
+
+
+def up(zk_port: int = 9983, ports: Sequence[int] = (8983, 8984)) -> SolrEndpoints:
+    """Start the cluster, or return the one already running (whatever its ports)."""
+    running = status()
+    if running is not None:
+        return running
+    _check_ports(zk_port, ports)
+    build = install()
+    java, _ = java_tools()
+    endpoints = SolrEndpoints.for_ports(zk_port, ports)
+    data_dir = _fresh_data_dir()
+    argv = [
+        java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
+        "--zk-port", str(zk_port),
+        "--ports", ",".join(str(port) for port in ports),
+        "--dir", str(data_dir),
+    ]  # fmt: skip
+    _progress(f"starting SolrCloud: ZooKeeper on {zk_port}, nodes on {list(ports)}")
+    started = time.monotonic()
+    process.start(
+        PROCESS_NAME,
+        argv,
+        endpoints=endpoints.to_json(),
+        ready=READY_PATTERN,
+        timeout=START_TIMEOUT_S,
+    )
+    _progress(f"SolrCloud ready in {time.monotonic() - started:.1f}s at {endpoints.base_url}")
+    return endpoints
+
+
+def down() -> bool:
+    """Stop the cluster; True if one was running. Its data goes with it."""
+    stopped = process.stop(PROCESS_NAME, grace=STOP_GRACE_S)
+    if stopped:
+        _progress("SolrCloud stopped")
+    return stopped
+
+
+def status() -> SolrEndpoints | None:
+    """The running cluster's endpoints, or None."""
+    running = process.status(PROCESS_NAME)
+    if running is None:
+        return None
+    return SolrEndpoints.from_json(running.endpoints)
+
+
+def java_tools() -> tuple[str, str]:
+    """The paths of java and javac, or ToolchainMissing."""
+    return process.require_tool("java", JDK_HINT), process.require_tool("javac", JDK_HINT)
+
+
+def _sources_hash() -> str:
+    """A digest of every launcher source file, so an edit gives a new build directory."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in LAUNCHER_SOURCES.rglob("*") if p.is_file()):
+        if "target" in path.relative_to(LAUNCHER_SOURCES).parts:
+            continue
+        digest.update(path.relative_to(LAUNCHER_SOURCES).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _copy_sources(build_dir: Path) -> None:
+    # Building in the cache keeps Maven's target/ out of the repo.
+    shutil.copy2(LAUNCHER_SOURCES / "pom.xml", build_dir / "pom.xml")
+    shutil.rmtree(build_dir / "src", ignore_errors=True)
+    shutil.copytree(LAUNCHER_SOURCES / "src", build_dir / "src")
+
+
+def _run_maven(mvn: str, build_dir: Path, classpath_file: Path) -> None:
+    argv = [
+        mvn, "-q", "-B", "-f", str(build_dir / "pom.xml"),
+        "compile", "dependency:build-classpath", f"-Dmdep.outputFile={classpath_file}",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()[-40:]
+        raise errors.LocalStackError(
+            f"building the Solr launcher failed (mvn exit {result.returncode}):\n"
+            + "\n".join(output)
+        )
+
+
+def _check_ports(zk_port: int, ports: Sequence[int]) -> None:
+    wanted = [zk_port, *ports]
+    if len(set(wanted)) != len(wanted):
+        raise errors.LocalStackError(f"ZooKeeper and Solr ports must all differ: {wanted}")
+    named = {"ZooKeeper": zk_port} | {f"Solr node {i}": p for i, p in enumerate(ports, 1)}
+    process.ensure_ports_free(named)
+
+
+def _fresh_data_dir() -> Path:
+    # The launcher starts an empty cluster; yesterday's cores would not match a new ZooKeeper.
+    data_dir = cache.run_dir(PROCESS_NAME) / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return data_dir
+
+
+def _jvm_options() -> list[str]:
+    custom = os.environ.get("CLICKAGG_SOLR_JAVA_OPTS")
+    return shlex.split(custom) if custom else list(DEFAULT_JVM_OPTIONS)
+
+
+def _progress(message: str) -> None:
+    print(f"[solr] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""The kopf operator: a thin shell over the adapters."""

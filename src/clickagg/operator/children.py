@@ -1,0 +1,344 @@
+"""The manifests an Aggregation owns, built as plain dicts from the validated model.
+
+Pure on purpose: the same inputs give the same bytes, so server-side apply of the result
+is idempotent (a restarted operator changes nothing) and every field can be unit-tested.
+The real API server, with the Spark Operator's real CRDs, judges the result in the tests.
+
+Children of Aggregation `<name>`:
+- SparkApplication `<name>-stream`: the streaming job that keeps the finest level live.
+- ScheduledSparkApplication `<name>-rollup-<level>` per coarser level. Retention is the
+  rollup job's job too: `rollup.py --level L` builds L from the level before it, then
+  deletes L's buckets past L's retention; the first rollup (the one reading the streamed
+  finest level) also applies the finest level's retention, after it has read those buckets.
+  An Aggregation with only one level gets `<name>-rollup-<finest>`, which has nothing to
+  roll up and only applies retention (none when that level is kept forever).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clickagg.domain import durations, model, spec
+
+SPARK_GROUP = "sparkoperator.k8s.io"
+SPARK_VERSION = "v1beta2"
+STREAM_FILE = "local:///opt/clickagg/jobs/stream.py"
+ROLLUP_FILE = "local:///opt/clickagg/jobs/rollup.py"
+
+MANAGER = "clickagg-operator"
+AGGREGATION_LABEL = "clickagg.io/aggregation"
+LEVEL_LABEL = "clickagg.io/level"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+STREAM = "stream"
+ROLLUP = "rollup"
+
+# The Solr Operator labels every Solr pod with these (see its SolrCloud controller).
+SOLR_CLOUD_POD_LABEL = "solr-cloud"
+SOLR_TECHNOLOGY_LABEL = "technology"
+SOLR_TECHNOLOGY = "solr-cloud"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+
+# A streaming job is restarted for ever; these space out restarts after a crash or a
+# failed submission so a broken image does not hammer the API server.
+STREAM_RETRY_SECONDS = 30
+STREAM_SUBMISSION_RETRY_SECONDS = 60
+ROLLUP_RETRIES = 3
+ROLLUP_RETRY_SECONDS = 120
+RUN_HISTORY = 3
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A Spark Operator kind, as the custom-objects API addresses it."""
+
+    kind: str
+    plural: str
+    group: str = SPARK_GROUP
+    version: str = SPARK_VERSION
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+SPARK_APPLICATION = Kind("SparkApplication", "sparkapplications")
+SCHEDULED_SPARK_APPLICATION = Kind("ScheduledSparkApplication", "scheduledsparkapplications")
+KINDS = (SPARK_APPLICATION, SCHEDULED_SPARK_APPLICATION)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Aggregation object the children point back to (ownerReferences need its uid)."""
+
+    name: str
+    namespace: str
+    uid: str
+    api_version: str = f"{spec.API_GROUP}/{spec.API_VERSION}"
+    kind: str = spec.KIND
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the cluster decides rather than the spec: who the pods run as, where data lives."""
+
+    service_account: str
+    default_data_root: str  # jobs of an Aggregation without rawArchive.uri keep data below
+
+
+def stream_name(aggregation_name: str) -> str:
+    return f"{aggregation_name}-{STREAM}"
+
+
+def rollup_name(aggregation_name: str, level: str) -> str:
+    return f"{aggregation_name}-{ROLLUP}-{level}"
+
+
+def cluster_solr_url(aggregation: model.Aggregation) -> str:
+    """The Solr base URL as seen from inside the cluster (what the jobs are given)."""
+    target = aggregation.spec.solr
+    if target.url is not None:
+        return target.url.rstrip("/")
+    ref = _solr_cloud_ref(aggregation)
+    namespace = ref.namespace or aggregation.namespace
+    # The Solr Operator's common Service for a SolrCloud, port 80 in front of every node.
+    return f"http://{ref.name}-solrcloud-common.{namespace}:80/solr"
+
+
+def data_root(aggregation: model.Aggregation, default_root: str) -> str:
+    """spec.rawArchive.uri when given, else `<default_root>/<namespace>/<name>`."""
+    uri = aggregation.spec.raw_archive.uri
+    if uri:
+        return uri.rstrip("/")
+    return f"{default_root.rstrip('/')}/{aggregation.namespace}/{aggregation.name}"
+
+
+def spec_json(aggregation: model.Aggregation) -> str:
+    """The Aggregation object the jobs re-validate (`--spec-json`), in a stable form."""
+    body = {
+        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+        "kind": spec.KIND,
+        "metadata": {"name": aggregation.name, "namespace": aggregation.namespace},
+        "spec": aggregation.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+    # Sorted and compact: the argument, and so the SparkApplication, changes only with the spec.
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def rollup_levels(aggregation: model.Aggregation) -> tuple[model.Level, ...]:
+    """The levels that get a rollup job (see the module docstring)."""
+    if len(aggregation.levels) > 1:
+        return aggregation.levels[1:]
+    return aggregation.levels if aggregation.finest.retention is not None else ()
+
+
+def stream_application(
+    aggregation: model.Aggregation, owner: Owner, settings: JobSettings
+) -> dict[str, Any]:
+    """The SparkApplication of the streaming job."""
+    app_spec = _application_spec(
+        aggregation,
+        settings,
+        component=STREAM,
+        main_file=STREAM_FILE,
+        arguments=_job_arguments(aggregation, settings),
+        restart_policy={
+            "type": "Always",
+            "onFailureRetryInterval": STREAM_RETRY_SECONDS,
+            "onSubmissionFailureRetryInterval": STREAM_SUBMISSION_RETRY_SECONDS,
+        },
+    )
+    name = stream_name(aggregation.name)
+    return _manifest(SPARK_APPLICATION, name, owner, _labels(aggregation, STREAM), app_spec)
+
+
+def rollup_application(
+    aggregation: model.Aggregation, level: model.Level, owner: Owner, settings: JobSettings
+) -> dict[str, Any]:
+    """The ScheduledSparkApplication that rolls up (and applies retention to) one level."""
+    template = _application_spec(
+        aggregation,
+        settings,
+        component=ROLLUP,
+        main_file=ROLLUP_FILE,
+        arguments=_job_arguments(aggregation, settings, level=level.name),
+        restart_policy={
+            "type": "OnFailure",
+            "onFailureRetries": ROLLUP_RETRIES,
+            "onFailureRetryInterval": ROLLUP_RETRY_SECONDS,
+            "onSubmissionFailureRetries": ROLLUP_RETRIES,
+            "onSubmissionFailureRetryInterval": ROLLUP_RETRY_SECONDS,
+        },
+    )
+    scheduled = {
+        "schedule": rollup_schedule(level.granularity),
+        # Buckets are UTC, so the schedule is too.
+        "timeZone": "UTC",
+        # A slow run must finish before the next starts: two runs would race on one level.
+        "concurrencyPolicy": "Forbid",
+        "successfulRunHistoryLimit": RUN_HISTORY,
+        "failedRunHistoryLimit": RUN_HISTORY,
+        "template": template,
+    }
+    labels = {**_labels(aggregation, ROLLUP), LEVEL_LABEL: level.name}
+    name = rollup_name(aggregation.name, level.name)
+    return _manifest(SCHEDULED_SPARK_APPLICATION, name, owner, labels, scheduled)
+
+
+def desired(
+    aggregation: model.Aggregation, owner: Owner, settings: JobSettings
+) -> list[dict[str, Any]]:
+    """Every child the Aggregation should have, stream first."""
+    rollups = [
+        rollup_application(aggregation, level, owner, settings)
+        for level in rollup_levels(aggregation)
+    ]
+    return [stream_application(aggregation, owner, settings), *rollups]
+
+
+def rollup_schedule(granularity: durations.Duration) -> str:
+    """A cron schedule that runs a few minutes after each bucket of `granularity` closes.
+
+    A run rebuilds every complete bucket not yet rolled up, so a schedule that runs more
+    often than buckets close (granularities cron cannot express exactly, e.g. 90m or 2w)
+    only wastes a little work; it never skips a bucket.
+    """
+    if granularity.is_calendar:
+        months = granularity.months
+        every = "*" if months == 1 else ("1" if months % 12 == 0 else f"*/{months}")
+        return f"45 0 1 {every} *"
+    seconds = granularity.seconds
+    if seconds % durations.WEEK == 0:
+        return "30 0 * * 1"  # weekly buckets start on Monday (see domain.buckets)
+    if seconds % durations.DAY == 0:
+        return "15 0 * * *"
+    if seconds % durations.HOUR == 0 and durations.DAY % seconds == 0:
+        hours = seconds // durations.HOUR
+        return "5 * * * *" if hours == 1 else f"5 */{hours} * * *"
+    if seconds % durations.MINUTE == 0 and durations.HOUR % seconds == 0:
+        minutes = seconds // durations.MINUTE
+        return f"2-59/{minutes} * * * *"
+    return "5 * * * *"
+
+
+def pod_affinity(aggregation: model.Aggregation) -> dict[str, Any] | None:
+    """Prefer nodes that run pods of the referenced SolrCloud, so writes stay node-local."""
+    ref = aggregation.spec.solr.solr_cloud_ref
+    if ref is None:
+        return None
+    term = {
+        "labelSelector": {
+            "matchLabels": {SOLR_CLOUD_POD_LABEL: ref.name, SOLR_TECHNOLOGY_LABEL: SOLR_TECHNOLOGY}
+        },
+        "namespaces": [ref.namespace or aggregation.namespace],
+        "topologyKey": HOSTNAME_TOPOLOGY,
+    }
+    # Preferred, not required: a job must still start while Solr pods are being rescheduled.
+    return {
+        "podAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": term}
+            ]
+        }
+    }
+
+
+def _solr_cloud_ref(aggregation: model.Aggregation) -> spec.SolrCloudReference:
+    ref = aggregation.spec.solr.solr_cloud_ref
+    if ref is None:  # validation guarantees exactly one of url and solrCloudRef
+        raise ValueError(f"{aggregation.name}: spec.solr names neither url nor solrCloudRef")
+    return ref
+
+
+def _job_arguments(
+    aggregation: model.Aggregation, settings: JobSettings, *, level: str | None = None
+) -> list[str]:
+    arguments = ["--spec-json", spec_json(aggregation)]
+    if level is not None:
+        arguments += ["--level", level]
+    arguments += ["--solr-url", cluster_solr_url(aggregation)]
+    return [*arguments, "--data-root", data_root(aggregation, settings.default_data_root)]
+
+
+def _application_spec(
+    aggregation: model.Aggregation,
+    settings: JobSettings,
+    *,
+    component: str,
+    main_file: str,
+    arguments: list[str],
+    restart_policy: Mapping[str, Any],
+) -> dict[str, Any]:
+    spark = aggregation.spec.spark
+    pod_labels = _labels(aggregation, component)
+    affinity = pod_affinity(aggregation)
+    driver: dict[str, Any] = {
+        "cores": spark.driver.cores,
+        "memory": spark.driver.memory,
+        "serviceAccount": settings.service_account,
+        "labels": pod_labels,
+    }
+    executor: dict[str, Any] = {
+        "instances": spark.executor.instances,
+        "cores": spark.executor.cores,
+        "memory": spark.executor.memory,
+        "serviceAccount": settings.service_account,
+        "labels": pod_labels,
+    }
+    if affinity is not None:
+        driver["affinity"] = affinity
+        executor["affinity"] = affinity
+    return {
+        "type": "Python",
+        "mode": "cluster",
+        "image": spark.image,
+        "imagePullPolicy": "IfNotPresent",
+        "sparkVersion": spark.spark_version,
+        "mainApplicationFile": main_file,
+        "arguments": arguments,
+        "sparkConf": {"spark.sql.session.timeZone": "UTC"},
+        "restartPolicy": dict(restart_policy),
+        "driver": driver,
+        "executor": executor,
+    }
+
+
+def _labels(aggregation: model.Aggregation, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "clickagg",
+        COMPONENT_LABEL: component,
+        MANAGED_BY_LABEL: MANAGER,
+        AGGREGATION_LABEL: aggregation.name,
+    }
+
+
+def _manifest(
+    kind: Kind, name: str, owner: Owner, labels: Mapping[str, str], body_spec: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": kind.api_version,
+        "kind": kind.kind,
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": dict(labels),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": body_spec,
+    }
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    # controller + blockOwnerDeletion: the garbage collector (where there is one) deletes
+    # children after the Aggregation; the finalizer deletes them explicitly anyway.
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,135 @@
+"""The module `kopf run -m clickagg.operator.main` loads: settings and handlers, nothing more.
+
+Run it with one replica and `--standalone`: there is no peering, so two operators would
+both act on every Aggregation. The Helm chart's Deployment uses the Recreate strategy for
+the same reason.
+
+Handlers, all thin wrappers around `reconcile`:
+- create / update / resume of an Aggregation, and a timer every 60 s once the object has
+  been idle for 10 s: kopf never re-lists on its own (kopf#698), so the timer is the
+  periodic re-sync that repairs drift (a child deleted by hand, a collection dropped).
+- delete: kopf's finalizer deletes the children explicitly (a cluster without a garbage
+  collector would keep them) and the collections when deletionPolicy is Delete.
+- an event handler on the stream SparkApplications: when the Spark Operator changes their
+  state, it copies the state into an annotation of the owning Aggregation, which wakes the
+  Aggregation's update handler; the status is then written by kopf alone, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from clickagg.domain import spec
+from clickagg.operator import children, kube, reconcile
+
+LOG_FORMAT_ENV = "CLICKAGG_LOG_FORMAT"
+RESYNC_INTERVAL_SECONDS = 60.0
+RESYNC_IDLE_SECONDS = 10.0
+# Unexpected errors (bugs, API hiccups not caught as such) are retried this often.
+HANDLER_BACKOFF_SECONDS = 10.0
+# kopf's progress and diff-base annotations under our own prefix, status left to us.
+STORAGE_PREFIX = "operator.clickagg.io"
+FINALIZER = "clickagg.io/cleanup"
+
+AGGREGATIONS = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
+SPARK_APPLICATIONS = (
+    children.SPARK_APPLICATION.group,
+    children.SPARK_APPLICATION.version,
+    children.SPARK_APPLICATION.plural,
+)
+STREAM_LABELS = {
+    children.MANAGED_BY_LABEL: children.MANAGER,
+    children.COMPONENT_LABEL: children.STREAM,
+}
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    # A watch can hang without an error (kopf#585, #957, #1276); bounded requests and
+    # connects make kopf reconnect instead. server < client so the server ends it cleanly.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    settings.peering.standalone = True
+    settings.posting.enabled = True
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = children.MANAGER
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
+        verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+        kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
+    logger.info("clickagg operator configured (standalone, finalizer %s)", FINALIZER)
+
+
+@kopf.on.resume(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
+@kopf.on.create(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
+@kopf.on.update(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
+def reconcile_aggregation(
+    body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **_: Any
+) -> None:
+    _run(body, patch, retry, logger)
+
+
+@kopf.timer(
+    *AGGREGATIONS,
+    interval=RESYNC_INTERVAL_SECONDS,
+    idle=RESYNC_IDLE_SECONDS,
+    backoff=HANDLER_BACKOFF_SECONDS,
+)
+def resync_aggregation(
+    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, retry: int = 0, **_: Any
+) -> None:
+    # kopf passes `retry` to timers too, though its TimerFn protocol does not declare it.
+    _run(body, patch, retry, logger)
+
+
+@kopf.on.delete(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
+def delete_aggregation(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
+    config = reconcile.Config.from_env()
+    outcome = reconcile.cleanup(body, retry=retry, logger=logger, config=config)
+    _post(body, outcome)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)
+
+
+@kopf.on.event(*SPARK_APPLICATIONS, labels=STREAM_LABELS)
+def stream_state_changed(
+    body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any
+) -> None:
+    if type == "DELETED":
+        return  # the owner's re-sync recreates it, or the owner is being deleted
+    owner = body.metadata.labels.get(children.AGGREGATION_LABEL)
+    namespace = body.metadata.namespace
+    if not owner or not namespace:
+        return
+    state = reconcile.stream_state(body) or "NEW"
+    annotation = {reconcile.STREAM_STATE_ANNOTATION: state}
+    if kube.annotate_aggregation(namespace, owner, annotation):
+        logger.debug("stream state %s noted on Aggregation %s", state, owner)
+
+
+def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) -> None:
+    outcome = reconcile.reconcile(
+        body, retry=retry, logger=logger, config=reconcile.Config.from_env()
+    )
+    # Written even when retrying: kopf applies the patch before it schedules the retry.
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    _post(body, outcome)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)
+
+
+def _post(body: kopf.Body, outcome: reconcile.Outcome) -> None:
+    for notice in outcome.notices:
+        kopf.event(body, type=notice.type, reason=notice.reason, message=notice.message)

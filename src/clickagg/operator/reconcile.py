@@ -1,0 +1,368 @@
+"""One reconciliation of an Aggregation: from its body to the status it should have.
+
+validate → ensure the level collections in Solr → apply the Spark children → read the
+stream's state. Each step that fails stops the pass: an invalid spec creates nothing and
+is not retried (only a new spec can fix it); an unreachable Solr or API server marks the
+Aggregation Degraded and asks to be retried with exponential backoff. The result is an
+`Outcome` (status to write, events to post, retry delay), so kopf stays in main.py and
+every decision here can be read, logged and tested on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from clickagg import errors
+from clickagg.adapters import solr, solr_collections
+from clickagg.domain import model, status, validation
+from clickagg.operator import children, conditions, kube
+
+Log = logging.Logger | logging.LoggerAdapter[Any]
+
+SERVICE_ACCOUNT_ENV = "CLICKAGG_SPARK_SERVICE_ACCOUNT"
+DATA_ROOT_ENV = "CLICKAGG_DATA_ROOT"
+SOLR_URL_OVERRIDE_ENV = "CLICKAGG_SOLR_URL_OVERRIDE"
+DEFAULT_SERVICE_ACCOUNT = "clickagg-spark"
+DEFAULT_DATA_ROOT = "/data/clickagg"
+
+# The stream's SparkApplication state, copied onto the Aggregation so that a state change
+# wakes the Aggregation's own handlers (see main.stream_state_changed).
+STREAM_STATE_ANNOTATION = "clickagg.io/stream-state"
+RUNNING = "RUNNING"
+
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
+# Deleting with deletionPolicy Delete waits this many retries for Solr, then lets go:
+# an Aggregation must stay deletable when its Solr is gone for good.
+CLEANUP_RETRIES = 5
+# The operator retries by itself; one quick reconnect is enough per attempt.
+_SOLR_TIMEOUT = (3.0, 120.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Deployment settings, read from the environment on every pass (tests change them)."""
+
+    service_account: str
+    data_root: str
+    solr_url_override: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        return cls(
+            service_account=environ.get(SERVICE_ACCOUNT_ENV) or DEFAULT_SERVICE_ACCOUNT,
+            data_root=environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT,
+            solr_url_override=environ.get(SOLR_URL_OVERRIDE_ENV) or None,
+        )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A Kubernetes Event to post about the Aggregation."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pass decided: the status to write, events to post, and when to try again."""
+
+    status: dict[str, Any]
+    notices: tuple[Notice, ...] = ()
+    retry_after: float | None = None  # seconds; None: nothing to retry
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What every step of one pass needs to know."""
+
+    name: str
+    namespace: str
+    generation: int | None
+    previous: status.AggregationStatus
+    stamp: str
+    logger: Log
+
+    def condition(
+        self, kind: str, truth: conditions.Truth, reason: str, message: str
+    ) -> status.Condition:
+        return conditions.make(
+            self.previous.conditions, kind, truth, reason, message, self.generation, self.stamp
+        )
+
+
+def backoff(retry: int) -> float:
+    """Seconds before attempt `retry + 1`: 2, 4, 8, ... up to 5 minutes."""
+    doubling = float(2 ** min(max(retry, 0), 16))
+    return min(BACKOFF_BASE_SECONDS * doubling, BACKOFF_CAP_SECONDS)
+
+
+def stream_state(application: Mapping[str, Any]) -> str:
+    """status.applicationState.state of a SparkApplication; empty before its first submit."""
+    app_status = application.get("status") or {}
+    return str((app_status.get("applicationState") or {}).get("state") or "")
+
+
+def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
+    """Bring Solr and the Spark children in line with the spec; the status that results."""
+    metadata = body["metadata"]
+    run = _Pass(
+        name=str(metadata["name"]),
+        namespace=str(metadata["namespace"]),
+        generation=metadata.get("generation"),
+        previous=conditions.parse(body.get("status")),
+        stamp=conditions.now(),
+        logger=logger,
+    )
+    try:
+        aggregation = validation.validate_spec(run.name, run.namespace, body.get("spec") or {})
+    except errors.SpecError as exc:
+        return _invalid(run, exc)
+    levels = ", ".join(f"{level.name} kept {level.retention_text}" for level in aggregation.levels)
+    logger.info("spec generation %s is valid: levels %s", run.generation, levels)
+    valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
+    notices: list[Notice] = []
+    try:
+        notices += _ensure_collections(aggregation, config, logger)
+    except errors.SolrError as exc:
+        reason = "SolrUnreachable" if _unreachable(exc) else "SolrError"
+        return _degraded(run, aggregation, valid, reason, str(exc), retry)
+    owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
+    try:
+        applied, applied_notices = _apply_children(aggregation, owner, config, logger)
+    except kube.ApiException as exc:
+        return _degraded(run, aggregation, valid, "KubernetesApiError", kube.describe(exc), retry)
+    notices += applied_notices
+    return _settled(run, aggregation, valid, stream_state(applied), notices)
+
+
+def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
+    """Delete the children, and the collections when deletionPolicy is Delete."""
+    metadata = body["metadata"]
+    name, namespace = str(metadata["name"]), str(metadata["namespace"])
+    for kind in children.KINDS:
+        for child in kube.list_owned(kind, namespace, name):
+            if _owned_by(child, str(metadata.get("uid"))):
+                kube.delete(kind, namespace, child["metadata"]["name"])
+                logger.info("deleted %s %s", kind.kind, child["metadata"]["name"])
+    try:
+        aggregation = validation.validate_spec(name, namespace, body.get("spec") or {})
+    except errors.SpecError:
+        logger.info("spec is invalid, so it names no collections to delete")
+        return Outcome(status={})
+    if aggregation.spec.deletion_policy != "Delete":
+        kept = ", ".join(level.collection for level in aggregation.levels)
+        logger.info("deletionPolicy Retain: keeping collections %s", kept)
+        return Outcome(status={})
+    try:
+        with _solr_client(aggregation, config) as client:
+            solr_collections.delete_level_collections(client, aggregation)
+    except errors.SolrError as exc:
+        if retry < CLEANUP_RETRIES:
+            logger.warning("could not delete the collections yet (retry %d): %s", retry, exc)
+            return Outcome(status={}, retry_after=backoff(retry), problem=str(exc))
+        message = f"gave up deleting the collections after {retry} retries: {exc}"
+        logger.error("%s", message)
+        return Outcome(status={}, notices=(Notice("Warning", "CollectionsNotDeleted", message),))
+    logger.info("deletionPolicy Delete: deleted the level collections")
+    return Outcome(status={})
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _invalid(run: _Pass, exc: errors.SpecError) -> Outcome:
+    message = "; ".join(f"{issue.path}: {issue.message}" for issue in exc.issues)
+    run.logger.warning("spec generation %s is invalid, nothing done: %s", run.generation, message)
+    valid = run.condition(conditions.VALID, "False", "InvalidSpec", message)
+    ready = run.condition(conditions.READY, "False", "InvalidSpec", "the spec is invalid")
+    before = conditions.find(run.previous.conditions, conditions.VALID)
+    # Warn once per distinct problem, not on every periodic re-sync.
+    new_problem = before is None or before.status != "False" or before.message != message
+    notices = (Notice("Warning", "InvalidSpec", message),) if new_problem else ()
+    return Outcome(
+        status=_status(run, [valid, ready, *_rollups_default(run, None)], run.previous.levels),
+        notices=notices,
+    )
+
+
+def _degraded(
+    run: _Pass,
+    aggregation: model.Aggregation,
+    valid: status.Condition,
+    reason: str,
+    message: str,
+    retry: int,
+) -> Outcome:
+    delay = backoff(retry)
+    run.logger.warning("degraded (%s), retrying in %.0fs: %s", reason, delay, message)
+    degraded = run.condition(conditions.DEGRADED, "True", reason, message)
+    ready = run.condition(conditions.READY, "False", reason, message)
+    before = conditions.find(run.previous.conditions, conditions.DEGRADED)
+    notices = (Notice("Warning", reason, message),) if conditions.changed(before, degraded) else ()
+    updates = [valid, ready, degraded, *_rollups_default(run, aggregation)]
+    return Outcome(
+        status=_status(run, updates, _levels(run, aggregation)),
+        notices=notices,
+        retry_after=delay,
+        problem=message,
+    )
+
+
+def _settled(
+    run: _Pass,
+    aggregation: model.Aggregation,
+    valid: status.Condition,
+    state: str,
+    notices: list[Notice],
+) -> Outcome:
+    stream = children.stream_name(aggregation.name)
+    running = state == RUNNING
+    streaming = run.condition(
+        conditions.STREAMING_RUNNING,
+        "True" if running else "False",
+        conditions.camel_reason(state),
+        f"SparkApplication {stream} is {state or 'not submitted yet'}",
+    )
+    if running:
+        ready = run.condition(conditions.READY, "True", "Ready", "collections, jobs and stream up")
+    else:
+        ready = run.condition(conditions.READY, "False", "StreamingNotRunning", streaming.message)
+    before_degraded = conditions.find(run.previous.conditions, conditions.DEGRADED)
+    degraded = run.condition(conditions.DEGRADED, "False", "Reconciled", "Solr and jobs reachable")
+    if before_degraded is not None and before_degraded.status == "True":
+        notices.append(Notice("Normal", "Recovered", f"was {before_degraded.reason}"))
+    before_ready = conditions.find(run.previous.conditions, conditions.READY)
+    if conditions.changed(before_ready, ready) and running:
+        notices.append(Notice("Normal", "Ready", ready.message))
+    run.logger.info("stream %s; Ready=%s (%s)", streaming.message, ready.status, ready.reason)
+    updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
+    return Outcome(status=_status(run, updates, _levels(run, aggregation)), notices=tuple(notices))
+
+
+def _ensure_collections(
+    aggregation: model.Aggregation, config: Config, logger: Log
+) -> list[Notice]:
+    with _solr_client(aggregation, config) as client:
+        ensured = solr_collections.ensure_level_collections(client, aggregation)
+    logger.info(
+        "collections in Solr: %s",
+        ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
+    )
+    return [
+        Notice("Normal", "CollectionCreated", f"created Solr collection {e.collection}")
+        for e in ensured
+        if e.created
+    ]
+
+
+def _apply_children(
+    aggregation: model.Aggregation, owner: children.Owner, config: Config, logger: Log
+) -> tuple[dict[str, Any], list[Notice]]:
+    """Apply every desired child, delete stale ones; the stored stream application."""
+    settings = children.JobSettings(config.service_account, config.data_root)
+    wanted = children.desired(aggregation, owner, settings)
+    existing = {
+        (child["kind"], child["metadata"]["name"]): child
+        for kind in children.KINDS
+        for child in kube.list_owned(kind, owner.namespace, owner.name)
+        if _owned_by(child, owner.uid)
+    }
+    notices: list[Notice] = []
+    outcomes: list[str] = []
+    stored_stream: dict[str, Any] = {}
+    for manifest in wanted:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        stored = kube.apply(manifest)
+        before = existing.pop(key, None)
+        verdict = _verdict(before, stored)
+        outcomes.append(f"{key[0]} {key[1]} {verdict}")
+        if verdict != "unchanged":
+            notices.append(Notice("Normal", f"Child{verdict.capitalize()}", outcomes[-1]))
+        if manifest["kind"] == children.SPARK_APPLICATION.kind:
+            stored_stream = stored
+    for (kind_name, name), _stale in existing.items():
+        kind = next(k for k in children.KINDS if k.kind == kind_name)
+        kube.delete(kind, owner.namespace, name)
+        outcomes.append(f"{kind_name} {name} deleted (no longer in the spec)")
+        notices.append(Notice("Normal", "ChildDeleted", outcomes[-1]))
+    logger.info("children: %s", "; ".join(outcomes))
+    return stored_stream, notices
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrClient:
+    url = config.solr_url_override or children.cluster_solr_url(aggregation)
+    return solr.SolrClient(url, timeout=_SOLR_TIMEOUT, connect_retries=1)
+
+
+def _unreachable(exc: errors.SolrError) -> bool:
+    return isinstance(exc.__cause__, requests.ConnectionError | requests.Timeout)
+
+
+def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any]) -> str:
+    if before is None:
+        return "created"
+    same = before["metadata"].get("resourceVersion") == stored["metadata"].get("resourceVersion")
+    return "unchanged" if same else "updated"
+
+
+def _owned_by(child: Mapping[str, Any], uid: str) -> bool:
+    references = child.get("metadata", {}).get("ownerReferences") or []
+    return any(reference.get("uid") == uid for reference in references)
+
+
+def _levels(run: _Pass, aggregation: model.Aggregation) -> list[status.LevelStatus]:
+    """One entry per level; what the jobs reported (last bucket, horizon) is kept."""
+    reported = {level.name: level for level in run.previous.levels}
+    found = []
+    for level in aggregation.levels:
+        before = reported.get(level.name)
+        found.append(
+            status.LevelStatus(
+                name=level.name,
+                collection=level.collection,
+                last_rolled_up_bucket=before.last_rolled_up_bucket if before else None,
+                retention_horizon=before.retention_horizon if before else None,
+            )
+        )
+    return found
+
+
+def _rollups_default(
+    run: _Pass, aggregation: model.Aggregation | None
+) -> list[status.Condition]:
+    """RollupsCurrent is the rollup jobs' to report; until one does, it is Unknown."""
+    if conditions.find(run.previous.conditions, conditions.ROLLUPS_CURRENT) is not None:
+        return []
+    if aggregation is not None and not children.rollup_levels(aggregation):
+        nothing = run.condition(conditions.ROLLUPS_CURRENT, "True", "NoRollups", "no rollup jobs")
+        return [nothing]
+    return [
+        run.condition(
+            conditions.ROLLUPS_CURRENT, "Unknown", "NotReported", "no rollup job has reported yet"
+        )
+    ]
+
+
+def _status(
+    run: _Pass, updates: Sequence[status.Condition], levels: Sequence[status.LevelStatus]
+) -> dict[str, Any]:
+    result = status.AggregationStatus(
+        observed_generation=run.generation,
+        conditions=conditions.merge(run.previous.conditions, updates),
+        levels=list(levels),
+    )
+    # lag is left out (exclude_none), so the merge patch keeps what the stream job reported.
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")

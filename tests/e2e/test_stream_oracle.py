@@ -1,0 +1,95 @@
+"""The streaming job against an independent DuckDB oracle, over real Spark and Solr.
+
+Generated traffic with duplicates, late and out-of-order events, bots and malformed lines
+goes through the landing directory; every KPI state field of every cuboid bucket in Solr
+must equal the oracle's (unique visitors within the sketch's error).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import oracle
+import pytest
+import streaming
+
+from clickagg.adapters import landing, solr_collections, stream
+from clickagg.adapters import solr as solr_adapter
+from clickagg.domain import sessions, traffic
+
+pytestmark = pytest.mark.e2e
+
+START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
+
+
+def run_stream(spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str) -> None:
+    source = stream.source_of(aggregation)
+    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
+    stream.aggregate(spark, aggregation, paths, solr_url, 1, available_now=True).awaitTermination()
+
+
+@pytest.fixture(scope="module")
+def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("oracle-run")
+    aggregation = streaming.aggregation_for(work / "landing", solr.base_url, "oracle-run")
+    lines = streaming.traffic_lines(START_MS, hours=2, visitors=600, seed=7)
+    landing.write_files(lines, work / "landing", rolling=landing.Rolling(lines_per_file=1500, arrival_ms_per_file=None))
+    with solr_adapter.SolrClient(solr.base_url) as client:
+        solr_collections.ensure_level_collections(client, aggregation)
+    paths = stream.JobPaths(str(work / "data"))
+    run_stream(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
+    (work / "landing" / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
+    run_stream(spark, aggregation, paths, solr.base_url)
+    run_stream(spark, aggregation, paths, solr.base_url)  # lets the closing timers fire
+    expected = oracle.compute(
+        [item.line for item in lines],
+        finest_granularity_s=900,
+        session_timeout_s=1800,
+        dimensions=streaming.oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+    return {"aggregation": aggregation, "lines": lines, "expected": expected, "paths": paths,
+            "solr_url": solr.base_url, "before_ms": sentinel_ms - streaming.HOUR_MS}
+
+
+def test_every_cell_equals_the_oracle(streamed: dict[str, Any], solr_client: Any) -> None:
+    aggregation = streamed["aggregation"]
+    actual = streaming.solr_cells(solr_client, aggregation, streamed["before_ms"])
+    problems = streaming.differences(
+        streamed["expected"].cells, actual, sessions.FIELDS, sketch_tolerance=0.05
+    )
+    assert not problems, f"{len(problems)} differences, first: " + "\n".join(problems[:15])
+    assert len(actual) > 1000
+
+
+def test_bots_are_counted_apart(streamed: dict[str, Any], solr_client: Any) -> None:
+    assert streaming.bot_events(solr_client, streamed["aggregation"]) == (
+        streamed["expected"].bot_events
+    )
+
+
+def test_every_bad_line_is_a_dead_letter_with_its_reason(
+    streamed: dict[str, Any], spark: Any
+) -> None:
+    from pyspark.sql import functions as F
+
+    archived = spark.read.parquet(streamed["paths"].archive)
+    dead = archived.where(F.col("kind") == "dead_letter").select("reason").collect()
+    faults = [i for i in streamed["lines"] if i.kind not in traffic.ACCEPTED_KINDS]
+    assert len(dead) == len(faults) == streamed["expected"].dead_letters
+    reasons = " ".join(r.reason for r in dead)
+    for kind, phrase in {
+        "malformed_json": "malformed JSON",
+        "invalid_utf8": "not valid UTF-8",
+        "oversized": "more than the limit",
+        "missing_field": "required but missing",
+        "wrong_type": "expected",
+        "ts_far_past": "before now",
+        "ts_far_future": "after now",
+    }.items():
+        if any(i.kind == kind for i in faults):
+            assert phrase in reasons, kind

@@ -1,0 +1,28 @@
+"""The examples as test fixtures: every file in examples/ and examples/bad/ is a case."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = sorted((ROOT / "examples").glob("*.yaml"))
+BAD = sorted((ROOT / "examples" / "bad").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class BadExample:
+    """A bad example and the messages its header promises."""
+
+    path: Path
+    expect_validate: str
+    expect_apiserver: str | None
+
+
+def bad_example(path: Path) -> BadExample:
+    text = path.read_text()
+    validate = re.search(r"^# expect-validate: (.+)$", text, re.M)
+    apiserver = re.search(r"^# expect-apiserver: (.+)$", text, re.M)
+    assert validate, f"{path} lacks an '# expect-validate:' header"
+    return BadExample(path, validate.group(1), apiserver.group(1) if apiserver else None)

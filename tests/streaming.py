@@ -1,0 +1,129 @@
+"""Helpers shared by the streaming tests: a spec for a test run, generated traffic, and
+reading the finest level back from Solr in the oracle's shape."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clickagg.adapters import cell_store, solr
+from clickagg.domain import cells, model, sessions, traffic, validation
+
+ROOT = Path(__file__).resolve().parents[1]
+HOUR_MS = 3_600_000
+
+
+def aggregation_for(landing: Path, solr_url: str, name: str, **spec: Any) -> model.Aggregation:
+    """The reference spec, reading `landing`, writing to `solr_url`, with test-sized Solr."""
+    document = yaml.safe_load((ROOT / "examples" / "shop-kpis.yaml").read_text())
+    document["metadata"]["name"] = name
+    document["spec"]["source"]["files"]["path"] = str(landing)
+    document["spec"]["source"]["files"]["maxFilesPerTrigger"] = 2
+    document["spec"]["solr"] = {"url": solr_url, "shards": 2, "replicationFactor": 1}
+    for dimension in document["spec"]["dimensions"]:
+        dimension["maxCardinality"] = 100_000  # nothing folds into __other__ here
+    document["spec"]["limits"] = {"maxDocumentsPerDay": 10**15}
+    document["spec"].update(spec)
+    return validation.validate(document)
+
+
+def write_spec(aggregation: model.Aggregation, path: Path) -> Path:
+    body = aggregation.spec.model_dump(by_alias=True, exclude_none=True)
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
+        "metadata": {"name": aggregation.name}, "spec": body,
+    }))  # fmt: skip
+    return path
+
+
+def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list[traffic.Emitted]:
+    profile = traffic.TrafficProfile(visitors=visitors)
+    return list(traffic.generate(profile, traffic.Faults(), start_ms, int(hours * HOUR_MS), seed))
+
+
+def sentinel(after_ms: int) -> bytes:
+    """One valid event far enough after the traffic that the watermark closes every visit."""
+    return json.dumps({
+        "event_id": "sentinel", "ts": after_ms, "visitor_id": "sentinel", "type": "page_view",
+        "channel": "direct", "device_class": "desktop", "browser_family": "chrome",
+    }).encode()  # fmt: skip
+
+
+def oracle_dimensions(aggregation: model.Aggregation) -> dict[str, tuple[str, str]]:
+    return {d.name: (d.field, d.scope) for d in aggregation.dimensions}
+
+
+def solr_cells(
+    client: solr.SolrClient, aggregation: model.Aggregation, before_ms: int
+) -> dict[tuple[str, int, tuple[str, ...]], dict[str, float]]:
+    """Every finest-level cell with a bucket before `before_ms`, as the oracle keys them."""
+    level = aggregation.finest
+    client.commit(level.collection)
+    by_name = {c.name: c for c in aggregation.cuboids}
+    found: dict[tuple[str, int, tuple[str, ...]], dict[str, float]] = {}
+    for document in _all_documents(client, level.collection):
+        bucket = _ms(document["bucket"])
+        if document["cuboid"] == cells.BOTS_CUBOID or bucket >= before_ms:
+            continue
+        cuboid = by_name[document["cuboid"]]
+        values = tuple(document[cells.dimension_field(n)] for n in cuboid.dimensions)
+        state = cells.state_of(document, sessions.FIELDS)
+        sketch = document.get(cells.SKETCH_FIELD)
+        raw = base64.b64decode(sketch) if isinstance(sketch, str) else None
+        state["unique_visitors"] = cell_store.estimate(raw)
+        found[(cuboid.name, bucket, values)] = state
+    return found
+
+
+def bot_events(client: solr.SolrClient, aggregation: model.Aggregation) -> dict[int, int]:
+    level = aggregation.finest
+    return {
+        _ms(d["bucket"]): int(d[cells.BOT_EVENTS_FIELD])
+        for d in _all_documents(client, level.collection, f"cuboid:{cells.BOTS_CUBOID}")
+    }
+
+
+def _all_documents(client: solr.SolrClient, collection: str, q: str = "*:*") -> Iterable[Any]:
+    cursor = "*"
+    while True:
+        page = client.query(collection, {
+            "q": q, "fl": "*", "rows": 5000, "sort": "id asc", "cursorMark": cursor,
+        })  # fmt: skip
+        yield from page["response"]["docs"]
+        if page["nextCursorMark"] == cursor:
+            return
+        cursor = page["nextCursorMark"]
+
+
+def _ms(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def differences(
+    expected: dict[tuple[str, int, tuple[str, ...]], dict[str, float]],
+    actual: dict[tuple[str, int, tuple[str, ...]], dict[str, float]],
+    fields: Sequence[str],
+    *,
+    sketch_tolerance: float,
+) -> list[str]:
+    """What differs between oracle and Solr, for a readable failure (empty when equal)."""
+    problems = []
+    for key in sorted(expected.keys() | actual.keys()):
+        want, got = expected.get(key), actual.get(key)
+        if want is None or got is None:
+            if any(abs(v) > 1e-9 for v in (want or got or {}).values()):
+                problems.append(f"{key}: only in {'Solr' if want is None else 'the oracle'}")
+            continue
+        for name in fields:
+            if abs(want.get(name, 0) - got.get(name, 0)) > 1e-6:
+                problems.append(f"{key} {name}: oracle {want.get(name)} Solr {got.get(name)}")
+        exact = want.get("unique_visitors", 0)
+        if abs(exact - got.get("unique_visitors", 0)) > max(1.0, sketch_tolerance * exact):
+            problems.append(f"{key} unique_visitors: {exact} vs {got.get('unique_visitors')}")
+    return problems
