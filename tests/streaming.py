@@ -12,11 +12,13 @@ from typing import Any
 
 import yaml
 
-from clickagg.adapters import cell_store, solr
+from clickagg.adapters import cell_store, landing, solr
 from clickagg.domain import cells, model, sessions, traffic, validation
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
+#: Small files, read two per micro-batch, so late and duplicate lines cross batches.
+ROLLING = landing.Rolling(lines_per_file=1500, arrival_ms_per_file=None)
 
 
 def aggregation_for(landing: Path, solr_url: str, name: str, **spec: Any) -> model.Aggregation:

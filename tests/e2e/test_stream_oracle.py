@@ -8,13 +8,12 @@ must equal the oracle's (unique visitors within the sketch's error).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
-import oracle
 import pytest
-import streaming
 
+import oracle
+import streaming
 from clickagg.adapters import landing, solr_collections, stream
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import sessions, traffic
@@ -35,7 +34,7 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     work = tmp_path_factory.mktemp("oracle-run")
     aggregation = streaming.aggregation_for(work / "landing", solr.base_url, "oracle-run")
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=600, seed=7)
-    landing.write_files(lines, work / "landing", rolling=landing.Rolling(lines_per_file=1500, arrival_ms_per_file=None))
+    landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     with solr_adapter.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     paths = stream.JobPaths(str(work / "data"))
@@ -93,3 +92,23 @@ def test_every_bad_line_is_a_dead_letter_with_its_reason(
     }.items():
         if any(i.kind == kind for i in faults):
             assert phrase in reasons, kind
+
+
+def test_replay_gives_what_streaming_gave_and_twice_changes_nothing(
+    streamed: dict[str, Any], spark: Any, solr_client: Any
+) -> None:
+    from clickagg.adapters import replay
+
+    aggregation, before_ms = streamed["aggregation"], streamed["before_ms"]
+    streamed_cells = streaming.solr_cells(solr_client, aggregation, before_ms)
+    for _ in range(2):
+        replay.replay(
+            spark, aggregation, streamed["paths"], streamed["solr_url"], START_MS, before_ms,
+            history_ms=sessions.VISITOR_MEMORY_MS,
+        )  # fmt: skip
+        replayed = streaming.solr_cells(solr_client, aggregation, before_ms)
+        problems = streaming.differences(
+            streamed_cells, replayed, sessions.FIELDS, sketch_tolerance=0.02
+        )
+        assert not problems, "\n".join(problems[:15])
+    assert streaming.bot_events(solr_client, aggregation) == streamed["expected"].bot_events

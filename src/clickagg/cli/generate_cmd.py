@@ -279,7 +279,7 @@ def _summary(
     where = str(out) if out is not None else f"Kafka topic {topic!r} at {kafka}"
     files = f" in {len(delivered.files):,} files" if delivered and delivered.files else ""
     size = f" ({delivered.bytes / 1e6:,.1f} MB)" if delivered else ""
-    verb = "stopped after" if stopped else "wrote"
+    verb = "stopped after" if stopped else ("wrote" if out is not None else "sent")
     console.print(
         f"{verb} {total:,} lines{size}{files} to {where} in {seconds:.1f}s "
         f"({total / max(seconds, 1e-9):,.0f} lines/s)"

@@ -78,7 +78,8 @@ def replay(
 ) -> None:
     """Recompute the finest level for [from, to) from the raw archive and replace it in Solr."""
     from clickagg.adapters import replay as replay_job
-    from clickagg.adapters import spark, specfile, stream as stream_job
+    from clickagg.adapters import spark, specfile
+    from clickagg.adapters import stream as stream_job
     from clickagg.domain import sessions
 
     aggregation = specfile.load(spec)

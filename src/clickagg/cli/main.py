@@ -13,7 +13,7 @@ from rich.console import Console
 
 from clickagg import errors
 from clickagg.adapters import specfile
-from clickagg.cli import jobs_cmd, local_cmd, render
+from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render
 from clickagg.domain import crd, plan, spec_doc
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(local_cmd.app, name="local")
+app.command("generate")(generate_cmd.generate)
 app.command()(jobs_cmd.stream)
 app.command()(jobs_cmd.replay)
 console = Console()

@@ -464,7 +464,6 @@ class _Catalogue:
     """
 
     home: _Page
-    categories: tuple[_Page, ...]
     products: tuple[_Page, ...]
     others: tuple[_Page, ...]
     cart: _Page
@@ -561,7 +560,6 @@ def _catalogue(profile: TrafficProfile) -> _Catalogue:
     countries = _COUNTRIES[:profile.countries]
     return _Catalogue(
         home=home,
-        categories=tuple(category_pages),
         products=tuple(products),
         others=tuple(others),
         cart=_page(_CART_PATH),
@@ -715,7 +713,6 @@ class _Simulation:
     ) -> None:
         self._profile = profile
         self._faults = faults
-        self._start_ms = start_ms
         self._end_ms = start_ms + duration_ms
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(f"faults-{seed}")

@@ -154,6 +154,7 @@ def _write_wrapper(wrapper: Path, go_version: str, require: str, replaces: list[
 def _build(binary: Path, package: str, ldflags: list[str], wrapper: Path, label: str) -> None:
     """`go build` package into binary via a temporary file, timing it."""
     binary.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_partials(binary)
     partial = binary.with_name(f".{binary.name}.partial-{os.getpid()}")
     started = time.monotonic()
     try:
@@ -170,8 +171,17 @@ def _build(binary: Path, package: str, ldflags: list[str], wrapper: Path, label:
     _progress(f"built {label} in {time.monotonic() - started:.0f}s -> {binary}")
 
 
+def _remove_abandoned_partials(binary: Path) -> None:
+    """Delete half-written binaries left by builds that were killed (their pid is gone)."""
+    for partial in binary.parent.glob(f".{binary.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            partial.unlink(missing_ok=True)
+
+
 def _build_kube_apiserver(binary: Path) -> None:
-    _progress(f"building kube-apiserver {KUBERNETES_VERSION} (first run only, ~20 min)")
+    _go()  # fail with the install hint before announcing a build
+    _progress(f"building kube-apiserver {KUBERNETES_VERSION} (first run only, ~5-20 min)")
     wrapper = _wrapper_dir(binary)
     info = _module_info(KUBERNETES_MODULE, KUBERNETES_VERSION, wrapper)
     go_mod = Path(info["GoMod"]).read_text()
@@ -203,6 +213,7 @@ def _build_kube_apiserver(binary: Path) -> None:
 
 
 def _build_etcd(binary: Path) -> None:
+    _go()  # fail with the install hint before announcing a build
     _progress(f"building etcd {ETCD_VERSION} (first run only, ~2 min)")
     wrapper = _wrapper_dir(binary)
     go_mod = _module_go_mod(ETCD_SERVER_MODULE, ETCD_VERSION, wrapper)
@@ -216,6 +227,7 @@ def _build_etcd(binary: Path) -> None:
 
 
 def _build_helm(binary: Path) -> None:
+    _go()  # fail with the install hint before announcing a build
     _progress(f"building helm {HELM_VERSION} (first run only, ~3 min)")
     wrapper = _wrapper_dir(binary)
     go_mod = _module_go_mod(HELM_MODULE, HELM_VERSION, wrapper)

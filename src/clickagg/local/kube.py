@@ -88,20 +88,31 @@ def up(
     running = status()
     if running is not None:
         return running
+    # Check every port before starting anything, so a taken port leaves nothing running.
+    ports = {"kube-apiserver": apiserver_port}
+    if process.status(_ETCD) is None:
+        ports["etcd client"] = etcd_port
+    process.ensure_ports_free(ports)
+    apiserver_binary = gotools.ensure_kube_apiserver()  # may build; nothing runs meanwhile
+    etcd_was_running = process.status(_ETCD) is not None
     etcd_url = _ensure_etcd(etcd_port, timeout)
-    _ensure_ports_free_for_apiserver(apiserver_port)
     pki = ensure_pki()
     server = f"https://127.0.0.1:{apiserver_port}"
     kubeconfig = write_kubeconfig(server, pki)
     started = time.monotonic()
     _progress(f"starting kube-apiserver {gotools.KUBERNETES_VERSION} on {server}")
-    process.start(
-        _APISERVER,
-        _apiserver_argv(gotools.ensure_kube_apiserver(), etcd_url, apiserver_port, pki),
-        endpoints={"server": server, "kubeconfig": str(kubeconfig), "etcd": etcd_url},
-        ready=lambda: _is_ready(server, pki),
-        timeout=timeout,
-    )
+    try:
+        process.start(
+            _APISERVER,
+            _apiserver_argv(apiserver_binary, etcd_url, apiserver_port, pki),
+            endpoints={"server": server, "kubeconfig": str(kubeconfig), "etcd": etcd_url},
+            ready=lambda: _is_ready(server, pki),
+            timeout=timeout,
+        )
+    except errors.LocalStackError:
+        if not etcd_was_running:
+            process.stop(_ETCD)  # leave nothing half-started behind
+        raise
     version = _server_version(server, pki)
     _progress(f"kube-apiserver {version} ready in {time.monotonic() - started:.1f}s")
     return KubeEndpoints(server, kubeconfig, version)
@@ -137,7 +148,6 @@ def _ensure_etcd(port: int, timeout: float) -> str:
     running = process.status(_ETCD)
     if running is not None:
         return str(running.endpoints["client_url"])
-    process.ensure_ports_free({"etcd client": port})
     binary = gotools.ensure_etcd()
     client_url = f"http://127.0.0.1:{port}"
     peer_url = f"http://127.0.0.1:{process.free_port()}"
@@ -166,10 +176,6 @@ def _ensure_etcd(port: int, timeout: float) -> str:
     )
     _progress(f"etcd ready in {time.monotonic() - started:.1f}s")
     return client_url
-
-
-def _ensure_ports_free_for_apiserver(port: int) -> None:
-    process.ensure_ports_free({"kube-apiserver": port})
 
 
 def _etcd_healthy(client_url: str) -> bool:
@@ -481,9 +487,13 @@ def apply_crds(kubeconfig: Path, paths: Iterable[Path], timeout: float = 60) -> 
         crds = dynamic_client(client).resources.get(
             api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
         )
-        names = [_create_or_replace_crd(crds, doc) for doc in crd_documents(paths)]
+        docs = crd_documents(paths)
+        names = [_create_or_replace_crd(crds, doc) for doc in docs]
         for name in names:
             _wait_established(crds, name, timeout)
+        custom_objects = k8s_client.CustomObjectsApi(client)
+        for doc in docs:
+            _wait_servable(custom_objects, doc, timeout)
     return names
 
 
@@ -527,6 +537,28 @@ def _wait_established(crds: Any, name: str, timeout: float) -> None:
             return
         time.sleep(0.2)
     raise errors.KubeError(f"CRD {name} was not Established after {timeout:.0f}s")
+
+
+def _wait_servable(custom_objects: k8s_client.CustomObjectsApi, doc: dict[str, Any],
+                   timeout: float) -> None:
+    """Wait until the new resource can be listed.
+
+    Established comes before the watch cache is ready: for a moment a LIST answers
+    429 "storage is (re)initializing", which kopf and the tests would trip over.
+    """
+    spec = doc["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("served", True))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            custom_objects.list_cluster_custom_object(
+                spec["group"], version, spec["names"]["plural"], limit=1
+            )
+            return
+        except ApiException as exc:
+            if exc.status not in (404, 429, 503) or time.monotonic() > deadline:
+                raise _kube_error(f"CRD {doc['metadata']['name']} is not servable", exc) from exc
+        time.sleep(0.2)
 
 
 def _kube_error(what: str, exc: ApiException) -> errors.KubeError:

@@ -4,6 +4,10 @@ Maven Central has no Solr 9 server distribution, so the cluster is a one-class J
 over solr-test-framework (kept in solr_launcher/). `install()` compiles it once into the cache,
 keyed by a hash of its sources; `up()` runs it as a detached process that `status()` finds and
 `down()` stops, from this process or any other (the CLI and the pytest fixtures share it).
+
+For fault tests the launcher also listens on a loopback control port: `stop_node(i)` stops
+node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep running, and
+`start_node(i)` brings it back on the same port with its cores.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +40,9 @@ ZK_CHROOT = "/solr"
 # A shared 2-core box: a small heap, the serial GC, and C1 only (about 1 s faster to start,
 # less CPU spent compiling). $CLICKAGG_SOLR_JAVA_OPTS replaces them.
 DEFAULT_JVM_OPTIONS = ("-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+# The launcher waits up to 120 s for a node to (re)join live_nodes; these cover that and more.
+NODE_STOP_TIMEOUT_S = 90.0
+NODE_START_TIMEOUT_S = 180.0
 JDK_HINT = "install a JDK 17 and Maven (Debian: apt-get install openjdk-17-jdk-headless maven)"
 
 
@@ -54,31 +62,62 @@ class SolrEndpoints:
     """Where the local SolrCloud answers.
 
     `zk_host` includes the chroot, as Solr clients expect it (127.0.0.1:9983/solr).
+    `node_urls[i]` is node i of `stop_node(i)` / `start_node(i)`; `control_port` is the
+    launcher's loopback control port (None for a cluster started without one).
     """
 
     zk_host: str
     node_urls: tuple[str, ...]
+    control_port: int | None = None
 
     @property
     def base_url(self) -> str:
         """The first node's URL; any node serves every collection."""
         return self.node_urls[0]
 
+    def node_url(self, index: int) -> str:
+        """Node `index`'s base URL (http://127.0.0.1:port/solr)."""
+        return self.node_urls[self._checked(index)]
+
+    def node_name(self, index: int) -> str:
+        """Node `index`'s name in live_nodes and replica `node_name`s (127.0.0.1:port_solr)."""
+        host_and_path = self.node_url(index).removeprefix("http://")
+        host, _, path = host_and_path.partition("/")
+        return f"{host}_{path.replace('/', '%2F')}"
+
+    def _checked(self, index: int) -> int:
+        if not 0 <= index < len(self.node_urls):
+            raise errors.LocalStackError(
+                f"no Solr node {index}: nodes are 0..{len(self.node_urls) - 1}"
+            )
+        return index
+
     @classmethod
-    def for_ports(cls, zk_port: int, ports: Sequence[int]) -> SolrEndpoints:
+    def for_ports(
+        cls, zk_port: int, ports: Sequence[int], control_port: int | None = None
+    ) -> SolrEndpoints:
         urls = tuple(f"http://127.0.0.1:{port}/solr" for port in ports)
-        return cls(zk_host=f"127.0.0.1:{zk_port}{ZK_CHROOT}", node_urls=urls)
+        return cls(
+            zk_host=f"127.0.0.1:{zk_port}{ZK_CHROOT}", node_urls=urls, control_port=control_port
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "zk_host": self.zk_host,
             "node_urls": list(self.node_urls),
             "base_url": self.base_url,
+            "control_port": self.control_port,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SolrEndpoints:
-        return cls(zk_host=str(data["zk_host"]), node_urls=tuple(data["node_urls"]))
+        # State written before the control channel existed has no control_port.
+        control_port = data.get("control_port")
+        return cls(
+            zk_host=str(data["zk_host"]),
+            node_urls=tuple(data["node_urls"]),
+            control_port=None if control_port is None else int(control_port),
+        )
 
 
 def install() -> LauncherBuild:
@@ -99,21 +138,29 @@ def install() -> LauncherBuild:
     return build
 
 
-def up(zk_port: int = 9983, ports: Sequence[int] = (8983, 8984)) -> SolrEndpoints:
-    """Start the cluster, or return the one already running (whatever its ports)."""
+def up(
+    zk_port: int = 9983, ports: Sequence[int] = (8983, 8984), control_port: int = 0
+) -> SolrEndpoints:
+    """Start the cluster, or return the one already running (whatever its ports).
+
+    `control_port` 0 picks a free loopback port for the node control channel.
+    """
     running = status()
     if running is not None:
         return running
-    _check_ports(zk_port, ports)
+    if control_port == 0:
+        control_port = _free_port_besides([zk_port, *ports])
+    _check_ports(zk_port, ports, control_port)
     build = install()
     java, _ = java_tools()
-    endpoints = SolrEndpoints.for_ports(zk_port, ports)
+    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port)
     data_dir = _fresh_data_dir()
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-port", str(zk_port),
         "--ports", ",".join(str(port) for port in ports),
         "--dir", str(data_dir),
+        "--control-port", str(control_port),
     ]  # fmt: skip
     _progress(f"starting SolrCloud: ZooKeeper on {zk_port}, nodes on {list(ports)}")
     started = time.monotonic()
@@ -142,6 +189,64 @@ def status() -> SolrEndpoints | None:
     if running is None:
         return None
     return SolrEndpoints.from_json(running.endpoints)
+
+
+def stop_node(index: int) -> None:
+    """Stop Solr node `index` (`node_urls[index]`); returns once it left ZooKeeper's live_nodes.
+
+    ZooKeeper and the other node keep running; the node's cores stay on disk for `start_node`.
+    """
+    started = time.monotonic()
+    answer = _control(f"stop {index}", timeout=NODE_STOP_TIMEOUT_S)
+    _progress(f"node {index} stopped in {time.monotonic() - started:.1f}s ({answer})")
+
+
+def start_node(index: int) -> None:
+    """Start stopped node `index` again on its port; returns once it is live in ZooKeeper.
+
+    Its replicas come back too, but may still be recovering: wait for them to be active.
+    """
+    started = time.monotonic()
+    answer = _control(f"start {index}", timeout=NODE_START_TIMEOUT_S)
+    _progress(f"node {index} started in {time.monotonic() - started:.1f}s ({answer})")
+
+
+def node_states() -> dict[int, str]:
+    """Each node's state as the launcher sees it: {0: "running", 1: "stopped"}."""
+    answer = _control("status", timeout=10.0)
+    states: dict[int, str] = {}
+    for field in answer.split():
+        index, _, state = field.partition("=")
+        states[int(index)] = state
+    return states
+
+
+def _control(command: str, timeout: float) -> str:
+    """Send one command to the launcher's control port; its `ok` answer without the `ok`."""
+    endpoints = status()
+    if endpoints is None:
+        raise errors.LocalStackError("the local SolrCloud is not running")
+    if endpoints.control_port is None:
+        raise errors.LocalStackError(
+            "the running SolrCloud has no control port (started by an older clickagg): "
+            "restart it with `clickagg local down` and `clickagg local up --solr`"
+        )
+    address = ("127.0.0.1", endpoints.control_port)
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            sock.sendall(f"{command}\n".encode())
+            with sock.makefile("r", encoding="utf-8", newline="\n") as reader:
+                answer = reader.readline().strip()
+    except OSError as exc:  # includes TimeoutError
+        raise errors.LocalStackError(
+            f"Solr control '{command}' on 127.0.0.1:{endpoints.control_port} failed: {exc!r}"
+        ) from exc
+    verdict, _, detail = answer.partition(" ")
+    if verdict == "ok":
+        return detail
+    if verdict == "error":
+        raise errors.LocalStackError(f"Solr control '{command}' failed: {detail}")
+    raise errors.LocalStackError(f"Solr control '{command}': unexpected answer {answer!r}")
 
 
 def java_tools() -> tuple[str, str]:
@@ -182,12 +287,19 @@ def _run_maven(mvn: str, build_dir: Path, classpath_file: Path) -> None:
         )
 
 
-def _check_ports(zk_port: int, ports: Sequence[int]) -> None:
-    wanted = [zk_port, *ports]
+def _check_ports(zk_port: int, ports: Sequence[int], control_port: int) -> None:
+    wanted = [zk_port, *ports, control_port]
     if len(set(wanted)) != len(wanted):
-        raise errors.LocalStackError(f"ZooKeeper and Solr ports must all differ: {wanted}")
+        raise errors.LocalStackError(f"ZooKeeper, Solr and control ports must all differ: {wanted}")
     named = {"ZooKeeper": zk_port} | {f"Solr node {i}": p for i, p in enumerate(ports, 1)}
-    process.ensure_ports_free(named)
+    process.ensure_ports_free(named | {"Solr control": control_port})
+
+
+def _free_port_besides(taken: Sequence[int]) -> int:
+    while True:
+        port = process.free_port()
+        if port not in taken:
+            return port
 
 
 def _fresh_data_dir() -> Path:

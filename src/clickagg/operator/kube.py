@@ -9,6 +9,7 @@ manifest twice changes nothing, and fields other managers own are left alone.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, cast
@@ -50,12 +51,14 @@ def apply(manifest: Mapping[str, Any]) -> dict[str, Any]:
     group, version = str(manifest["apiVersion"]).split("/")
     kind = _kind_of(str(manifest["kind"]))
     metadata = manifest["metadata"]
-    stored = _custom_objects().patch_namespaced_custom_object(
+    response: Any = _custom_objects().patch_namespaced_custom_object(
         group, version, metadata["namespace"], kind.plural, metadata["name"], dict(manifest),
         field_manager=children.MANAGER, force=True, _content_type=_APPLY,
         _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        # The generated client drops the body of a 201 (an apply that created the object).
+        _preload_content=False,
     )  # fmt: skip
-    return cast(dict[str, Any], stored)
+    return cast(dict[str, Any], json.loads(response.data))
 
 
 def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[dict[str, Any]]:

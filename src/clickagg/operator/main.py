@@ -71,6 +71,13 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     logger.info("clickagg operator configured (standalone, finalizer %s)", FINALIZER)
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # In a pod the ServiceAccount, elsewhere $KUBECONFIG as it is at login time (the
+    # kubernetes package's own loader fixes the kubeconfig path when it is imported).
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.resume(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
 @kopf.on.create(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
 @kopf.on.update(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)

@@ -1,10 +1,19 @@
 package io.clickagg.local;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
@@ -24,7 +33,15 @@ import org.apache.solr.util.SolrTestNonSecureRandomProvider;
  * ({@code clickagg.local.solr}) starts it, waits for the {@value #READY_MARKER} line on stdout and
  * stops it with SIGTERM, which the shutdown hook turns into a clean stop of nodes and ZooKeeper.
  *
- * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir}
+ * <p>With {@code --control-port P} (0 picks a free one) it also listens on 127.0.0.1:P for one-line
+ * text commands, each answered by one line starting with {@code ok} or {@code error}: {@code stop
+ * <i>} stops node i (its index in {@code --ports}) and waits until it has left ZooKeeper's
+ * live_nodes; {@code start <i>} starts it again on the same port and solr home, so its cores come
+ * back, and waits until it is live again; {@code status} answers {@code ok 0=running 1=stopped}.
+ * Fault tests use it to stop one node while ZooKeeper and the other node keep running.
+ *
+ * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
+ * [--control-port 0]}
  */
 public final class SolrCloudLauncher {
 
@@ -32,14 +49,17 @@ public final class SolrCloudLauncher {
   private static final String HOST = "127.0.0.1";
   private static final String CONTEXT = "/solr";
   private static final int NODE_LIVE_TIMEOUT_SECONDS = 120;
+  // A control client that connects but sends nothing is dropped after this.
+  private static final int CONTROL_READ_TIMEOUT_MS = 60_000;
 
-  /** The command line, parsed. */
-  record Options(int zkPort, List<Integer> ports, Path dir) {
+  /** The command line, parsed; {@code controlPort} is -1 when there is no control channel. */
+  record Options(int zkPort, List<Integer> ports, Path dir, int controlPort) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
       List<Integer> ports = null;
       Path dir = null;
+      int controlPort = -1;
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
           throw new IllegalArgumentException("missing value after " + args[i]);
@@ -49,13 +69,17 @@ public final class SolrCloudLauncher {
           case "--zk-port" -> zkPort = Integer.parseInt(value);
           case "--ports" -> ports = Stream.of(value.split(",")).map(Integer::parseInt).toList();
           case "--dir" -> dir = Path.of(value).toAbsolutePath();
+          case "--control-port" -> controlPort = Integer.parseInt(value);
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
       }
       if (zkPort == null || ports == null || ports.isEmpty() || dir == null) {
         throw new IllegalArgumentException("--zk-port, --ports and --dir are all required");
       }
-      return new Options(zkPort, List.copyOf(ports), dir);
+      if (controlPort < -1 || controlPort > 65535) {
+        throw new IllegalArgumentException("--control-port must be 0..65535");
+      }
+      return new Options(zkPort, List.copyOf(ports), dir, controlPort);
     }
   }
 
@@ -63,7 +87,13 @@ public final class SolrCloudLauncher {
   // Set while starting, so the shutdown hook stops whatever got started even mid-start.
   private volatile ZkTestServer zk;
   private volatile MiniSolrCloudCluster cluster;
+  // In --ports order: the control channel's node index is the index here.
   private final List<JettySolrRunner> nodes = new ArrayList<>();
+  // Bound before the cluster starts, so a taken control port fails at once.
+  private ServerSocket control;
+  private volatile boolean stopping;
+  // One stop/start at a time: they change which nodes run.
+  private final Object nodeLock = new Object();
 
   private SolrCloudLauncher(Options options) {
     this.options = options;
@@ -75,7 +105,8 @@ public final class SolrCloudLauncher {
       options = Options.parse(args);
     } catch (IllegalArgumentException e) {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
-      System.err.println("usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR");
+      System.err.println(
+          "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--control-port P]");
       System.exit(2);
       return;
     }
@@ -90,6 +121,7 @@ public final class SolrCloudLauncher {
       e.printStackTrace(System.out);
       System.exit(1);
     }
+    launcher.serveControlChannel();
     System.out.println(launcher.readyLine());
     System.out.flush();
     // Jetty and ZooKeeper run on their own threads; main only waits for SIGTERM.
@@ -117,6 +149,9 @@ public final class SolrCloudLauncher {
 
   private void start() throws Exception {
     ensureEmptyDir(options.dir());
+    if (options.controlPort() >= 0) {
+      control = new ServerSocket(options.controlPort(), 8, InetAddress.getLoopbackAddress());
+    }
     zk = new ZkTestServer(options.dir().resolve("zookeeper"), options.zkPort());
     zk.run(false);
     // Zero nodes: the builder would give every node the same port; each is added below.
@@ -167,20 +202,197 @@ public final class SolrCloudLauncher {
 
   private String readyLine() {
     String urls =
-        options.ports().stream()
-            .map(port -> "http://" + HOST + ":" + port + CONTEXT)
-            .collect(Collectors.joining(","));
-    return READY_MARKER + " zk=" + HOST + ":" + options.zkPort() + " nodes=" + urls;
+        options.ports().stream().map(SolrCloudLauncher::nodeUrl).collect(Collectors.joining(","));
+    String line = READY_MARKER + " zk=" + HOST + ":" + options.zkPort() + " nodes=" + urls;
+    if (control != null) {
+      line += " control=" + HOST + ":" + control.getLocalPort();
+    }
+    return line;
+  }
+
+  private static String nodeUrl(int port) {
+    return "http://" + HOST + ":" + port + CONTEXT;
+  }
+
+  /** Accepts control connections on a daemon thread; each connection gets its own thread. */
+  private void serveControlChannel() {
+    if (control == null) {
+      return;
+    }
+    Thread acceptor =
+        new Thread(
+            () -> {
+              while (!control.isClosed()) {
+                try {
+                  Socket client = control.accept();
+                  Thread handler = new Thread(() -> serve(client), "clickagg-solr-control-client");
+                  handler.setDaemon(true);
+                  handler.start();
+                } catch (IOException e) {
+                  if (!control.isClosed()) {
+                    System.out.println("clickagg-solr: control channel accept failed: " + e);
+                  }
+                }
+              }
+            },
+            "clickagg-solr-control");
+    acceptor.setDaemon(true);
+    acceptor.start();
+  }
+
+  /** Answers each line the client sends with one line, until it closes the connection. */
+  private void serve(Socket client) {
+    try (client;
+        BufferedReader in =
+            new BufferedReader(
+                new InputStreamReader(client.getInputStream(), StandardCharsets.UTF_8));
+        PrintWriter out =
+            new PrintWriter(client.getOutputStream(), true, StandardCharsets.UTF_8)) {
+      client.setSoTimeout(CONTROL_READ_TIMEOUT_MS);
+      String line;
+      while ((line = in.readLine()) != null) {
+        if (line.isBlank()) {
+          continue;
+        }
+        String answer = oneLine(execute(line.trim()));
+        System.out.println("clickagg-solr: control '" + line.trim() + "' -> " + answer);
+        System.out.flush();
+        out.println(answer);
+      }
+    } catch (SocketException e) {
+      // The client went away (or timed out); nothing to answer.
+    } catch (IOException e) {
+      System.out.println("clickagg-solr: control connection failed: " + e);
+    }
+  }
+
+  private static String oneLine(String answer) {
+    return answer.replaceAll("[\\r\\n]+", " ");
+  }
+
+  private String execute(String command) {
+    String[] words = command.split("\\s+");
+    try {
+      return switch (words[0]) {
+        case "status" -> words.length == 1 ? "ok " + nodeStates() : usage(command);
+        case "stop" -> words.length == 2 ? stopNode(nodeIndex(words[1])) : usage(command);
+        case "start" -> words.length == 2 ? startNode(nodeIndex(words[1])) : usage(command);
+        default -> usage(command);
+      };
+    } catch (IllegalArgumentException e) {
+      return "error " + e.getMessage();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "error interrupted";
+    } catch (Exception e) {
+      return "error " + command + " failed: " + e;
+    }
+  }
+
+  private static String usage(String command) {
+    return "error unknown command '" + command + "' (expected: status | stop <i> | start <i>)";
+  }
+
+  private int nodeIndex(String word) {
+    int index;
+    try {
+      index = Integer.parseInt(word);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("node index '" + word + "' is not a number");
+    }
+    if (index < 0 || index >= nodes.size()) {
+      throw new IllegalArgumentException(
+          "no node " + index + " (nodes are 0.." + (nodes.size() - 1) + ")");
+    }
+    return index;
+  }
+
+  private String nodeStates() {
+    List<String> states = new ArrayList<>();
+    for (int i = 0; i < nodes.size(); i++) {
+      states.add(i + "=" + (nodes.get(i).isRunning() ? "running" : "stopped"));
+    }
+    return String.join(" ", states);
+  }
+
+  /** Stops node i and waits until ZooKeeper no longer lists it as live. */
+  private String stopNode(int index) throws Exception {
+    synchronized (nodeLock) {
+      checkNotStopping();
+      JettySolrRunner node = nodes.get(index);
+      if (!node.isRunning()) {
+        throw new IllegalArgumentException("node " + index + " is already stopped");
+      }
+      long started = System.nanoTime();
+      // The node name comes from its CoreContainer, which is gone once stopped.
+      String nodeName = node.getNodeName();
+      // Also takes it out of the cluster's list, so shutdown() does not stop it twice.
+      cluster.stopJettySolrRunner(node);
+      cluster
+          .getZkStateReader()
+          .waitForLiveNodes(
+              NODE_LIVE_TIMEOUT_SECONDS,
+              TimeUnit.SECONDS,
+              (before, live) -> live == null || !live.contains(nodeName));
+      String url = nodeUrl(options.ports().get(index));
+      return "ok stopped " + index + " " + url + " " + millis(started);
+    }
+  }
+
+  /** Starts node i again on its port and solr home, and waits until it is live in ZooKeeper. */
+  private String startNode(int index) throws Exception {
+    synchronized (nodeLock) {
+      checkNotStopping();
+      JettySolrRunner node = nodes.get(index);
+      if (node.isRunning()) {
+        throw new IllegalArgumentException("node " + index + " is already running");
+      }
+      long started = System.nanoTime();
+      // reusePort: the port the node had before; it is the fixed --ports one anyway.
+      cluster.startJettySolrRunner(node, true);
+      cluster.waitForNode(node, NODE_LIVE_TIMEOUT_SECONDS);
+      String url = nodeUrl(options.ports().get(index));
+      return "ok started " + index + " " + url + " " + millis(started);
+    }
+  }
+
+  private void checkNotStopping() {
+    if (stopping) {
+      throw new IllegalArgumentException("the cluster is shutting down");
+    }
+  }
+
+  private static String millis(long startedNanos) {
+    return TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedNanos) + "ms";
   }
 
   /** Stops the nodes, then ZooKeeper; each step runs even if an earlier one failed. */
   private void stop() {
+    stopping = true;
+    ServerSocket controlSocket = control;
+    if (controlSocket != null) {
+      try {
+        controlSocket.close();
+      } catch (IOException e) {
+        // Closing only stops new commands; the nodes stop below either way.
+      }
+    }
     MiniSolrCloudCluster started = cluster;
     if (started != null) {
       try {
         started.shutdown();
       } catch (Exception e) {
         System.out.println("clickagg-solr: error stopping the Solr nodes: " + e);
+      }
+      // A node a control 'start' was bringing back is not in the cluster's list yet.
+      for (JettySolrRunner node : List.copyOf(nodes)) {
+        if (!node.isStopped()) {
+          try {
+            node.stop();
+          } catch (Exception e) {
+            System.out.println("clickagg-solr: error stopping a Solr node: " + e);
+          }
+        }
       }
     }
     ZkTestServer zookeeper = zk;
