@@ -35,6 +35,17 @@ def aggregation_for(landing: Path, solr_url: str, name: str, **spec: Any) -> mod
     return validation.validate(document)
 
 
+def with_solr(aggregation: model.Aggregation, target: Any) -> model.Aggregation:
+    """The same aggregation with other Solr settings (e.g. more replicas)."""
+    document = {
+        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
+        "metadata": {"name": aggregation.name},
+        "spec": {**aggregation.spec.model_dump(by_alias=True, exclude_none=True),
+                 "solr": target.model_dump(by_alias=True, exclude_none=True)},
+    }  # fmt: skip
+    return validation.validate(document)
+
+
 def write_spec(aggregation: model.Aggregation, path: Path) -> Path:
     body = aggregation.spec.model_dump(by_alias=True, exclude_none=True)
     path.write_text(yaml.safe_dump({

@@ -71,8 +71,9 @@ def test_status_finds_the_running_control_plane(
 
 
 def test_rbac_denies_a_user_without_bindings(api: k8s_client.ApiClient) -> None:
-    assert not k8s_fixtures.access_allowed(api, "clickagg-test-nobody", "list", "pods",
-                                           namespace="default")
+    assert not k8s_fixtures.access_allowed(
+        api, "clickagg-test-nobody", "list", "pods", namespace="default"
+    )
 
 
 def test_rbac_is_enforced_on_real_requests(kubeconfig: Path) -> None:
@@ -89,23 +90,32 @@ def test_rbac_grants_what_a_role_binding_allows(api: k8s_client.ApiClient) -> No
     name = "configmap-reader"
     role = k8s_client.V1Role(
         metadata=k8s_client.V1ObjectMeta(name=name),
-        rules=[k8s_client.V1PolicyRule(api_groups=[""], resources=["configmaps"],
-                                       verbs=["get", "list"])],
+        rules=[
+            k8s_client.V1PolicyRule(
+                api_groups=[""], resources=["configmaps"], verbs=["get", "list"]
+            )
+        ],
     )
     binding = k8s_client.V1RoleBinding(
         metadata=k8s_client.V1ObjectMeta(name=name),
-        role_ref=k8s_client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role",
-                                      name=name),
-        subjects=[k8s_client.RbacV1Subject(api_group="rbac.authorization.k8s.io", kind="User",
-                                           name="clickagg-test-reader")],
+        role_ref=k8s_client.V1RoleRef(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=name
+        ),
+        subjects=[
+            k8s_client.RbacV1Subject(
+                api_group="rbac.authorization.k8s.io", kind="User", name="clickagg-test-reader"
+            )
+        ],
     )
     rbac.create_namespaced_role("default", role)
     rbac.create_namespaced_role_binding("default", binding)
     try:
-        assert k8s_fixtures.access_allowed(api, "clickagg-test-reader", "list", "configmaps",
-                                           namespace="default")
-        assert not k8s_fixtures.access_allowed(api, "clickagg-test-reader", "delete",
-                                               "configmaps", namespace="default")
+        assert k8s_fixtures.access_allowed(
+            api, "clickagg-test-reader", "list", "configmaps", namespace="default"
+        )
+        assert not k8s_fixtures.access_allowed(
+            api, "clickagg-test-reader", "delete", "configmaps", namespace="default"
+        )
     finally:
         rbac.delete_namespaced_role_binding(name, "default")
         rbac.delete_namespaced_role(name, "default")
@@ -151,7 +161,8 @@ def test_a_spark_application_missing_a_required_field_is_rejected(
 def test_apply_crds_replaces_an_existing_crd(kubeconfig: Path) -> None:
     # Applying a file again must update in place, not fail with AlreadyExists.
     (spark_crd,) = [
-        path for path in k8s_fixtures.peer_crd_files()
+        path
+        for path in k8s_fixtures.peer_crd_files()
         if path.name.endswith("_sparkapplications.yaml")
     ]
     assert local_kube.apply_crds(kubeconfig, [spark_crd]) == [f"sparkapplications.{SPARK_GROUP}"]

@@ -34,13 +34,21 @@ def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
 
 
 def render(
-    helm: k8s_fixtures.HelmRunner, *values: str, namespace: str = "clickagg",
+    helm: k8s_fixtures.HelmRunner,
+    *values: str,
+    namespace: str = "clickagg",
     release: str = "clickagg",
 ) -> list[dict[str, Any]]:
     """`helm template` output as a list of objects."""
     result = helm(
-        "template", release, CHART, "--namespace", namespace,
-        "--kube-version", KUBE_VERSION, *values,
+        "template",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+        *values,
     )
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -66,8 +74,17 @@ def test_helm_reports_the_pinned_version(helm: k8s_fixtures.HelmRunner) -> None:
 
 def test_chart_lints_cleanly(helm: k8s_fixtures.HelmRunner) -> None:
     helm("lint", "--strict", CHART, "--kube-version", KUBE_VERSION)
-    helm("lint", "--strict", CHART, "--kube-version", KUBE_VERSION,
-         "--set", "operator.namespaces={shop,ads}", "--set", "operator.logFormat=json")
+    helm(
+        "lint",
+        "--strict",
+        CHART,
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "operator.namespaces={shop,ads}",
+        "--set",
+        "operator.logFormat=json",
+    )
 
 
 def test_all_namespaces_renders_a_cluster_role(helm: k8s_fixtures.HelmRunner) -> None:
@@ -118,14 +135,19 @@ def test_long_release_names_are_cut_to_63_characters(helm: k8s_fixtures.HelmRunn
 
 @pytest.mark.parametrize(
     "bad_value",
-    ["operator.logFormat=xml", "operator.replicas=3", "image.pullPolicy=Sometimes",
-     "operator.unknownKey=1"],
+    [
+        "operator.logFormat=xml",
+        "operator.replicas=3",
+        "image.pullPolicy=Sometimes",
+        "operator.unknownKey=1",
+    ],
 )
 def test_the_values_schema_rejects_bad_values(
     helm: k8s_fixtures.HelmRunner, bad_value: str
 ) -> None:
-    result = helm("template", CHART, "--kube-version", KUBE_VERSION, "--set", bad_value,
-                  check=False)
+    result = helm(
+        "template", CHART, "--kube-version", KUBE_VERSION, "--set", bad_value, check=False
+    )
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
 
@@ -150,7 +172,9 @@ def server_side_dry_run(api: k8s_client.ApiClient, docs: list[dict[str, Any]]) -
     ids=["all-namespaces", "namespace-list"],
 )
 def test_the_api_server_accepts_every_rendered_manifest(
-    helm: k8s_fixtures.HelmRunner, kubeconfig: Path, api: k8s_client.ApiClient,
+    helm: k8s_fixtures.HelmRunner,
+    kubeconfig: Path,
+    api: k8s_client.ApiClient,
     values: list[str],
 ) -> None:
     for namespace in ["dry-run", *WATCHED]:
@@ -189,8 +213,9 @@ def test_helm_install_creates_the_operator_objects(
 
     allowed = k8s_fixtures.access_allowed
     operator = f"system:serviceaccount:{namespace}:demo-clickagg-operator"
-    assert allowed(api, operator, "patch", "aggregations", group="clickagg.io",
-                   subresource="status")
+    assert allowed(
+        api, operator, "patch", "aggregations", group="clickagg.io", subresource="status"
+    )
     assert allowed(api, operator, "create", "sparkapplications", group="sparkoperator.k8s.io")
     assert allowed(api, operator, "get", "secrets")
     assert not allowed(api, operator, "list", "secrets")

@@ -90,7 +90,6 @@ def running_operator(namespace: str) -> Iterator[kopf_testing.KopfRunner]:
     args = ["run", "--standalone", "--namespace", namespace, "-m", "clickagg.operator.main"]
     with kopf_testing.KopfRunner(args, timeout=60) as runner:
         yield runner
-    print("OUTPUT>>>", runner.output[-3000:])
     assert runner.exit_code == 0, runner.output
     assert "Traceback" not in runner.output, runner.output
 
@@ -275,8 +274,6 @@ def test_create_makes_collections_children_and_status(
     assert condition(obj, "RollupsCurrent")["status"] == "Unknown"
     assert "lag" not in status
     assert "clickagg.io/cleanup" in obj["metadata"]["finalizers"]
-    print("OBJ>>>", yaml.safe_dump(get(objects, namespace)))
-    print("APP>>>", yaml.safe_dump(app))
 
 
 def test_invalid_spec_is_reported_and_creates_nothing(
@@ -447,3 +444,27 @@ def test_delete_removes_children_and_retains_collections(
         eventually(gone, "the Aggregation is deleted once its finalizer ran")
     assert child_names(objects, namespace) == []
     assert set(COLLECTIONS) <= set(solr_client.list_collections())  # deletionPolicy Retain
+
+
+def test_delete_policy_delete_drops_the_collections(
+    objects: k8s_client.CustomObjectsApi,
+    namespace: str,
+    solr_client: solr_adapter.SolrClient,
+) -> None:
+    obj = shop_kpis(namespace)
+    prefix = f"{PREFIX}d"
+    obj["spec"]["solr"]["collectionPrefix"] = prefix
+    # One level, so one collection to create: it also gets the retention-only job.
+    obj["spec"]["levels"] = [{"granularity": "15m", "retention": "30d"}]
+    obj["spec"]["deletionPolicy"] = "Delete"
+    expected = [STREAM, children.rollup_name(NAME, "15m")]
+    with running_operator(namespace):
+        create(objects, obj)
+        eventually(lambda: child_names(objects, namespace) == expected, f"children {expected}")
+        assert f"{prefix}-15m" in solr_client.list_collections()
+        objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
+        eventually(
+            lambda: f"{prefix}-15m" not in solr_client.list_collections(),
+            "the collection is dropped",
+        )
+        eventually(lambda: child_names(objects, namespace) == [], "the children are deleted")

@@ -35,7 +35,7 @@ _STAGING_REPLACE = re.compile(r"^\s*(?:replace\s+)?(k8s\.io/[\w.-]+)\s*=>\s*\./s
 
 
 def ensure_kube_apiserver() -> Path:
-    """The cached kube-apiserver binary, built on first use (~20 min on 2 cores)."""
+    """The cached kube-apiserver binary, built on first use (~7 min cold on 2 idle cores)."""
     binary = _binary("kube-apiserver", KUBERNETES_VERSION, "kube-apiserver")
     if not binary.exists():
         _build_kube_apiserver(binary)
@@ -43,7 +43,7 @@ def ensure_kube_apiserver() -> Path:
 
 
 def ensure_etcd() -> Path:
-    """The cached etcd binary, built on first use (~2 min)."""
+    """The cached etcd binary, built on first use (~1 min)."""
     binary = _binary("etcd", ETCD_VERSION, "etcd")
     if not binary.exists():
         _build_etcd(binary)
@@ -51,7 +51,7 @@ def ensure_etcd() -> Path:
 
 
 def ensure_helm() -> Path:
-    """The cached helm binary, built on first use (~3 min)."""
+    """The cached helm binary, built on first use (~2 min)."""
     binary = _binary("helm", HELM_VERSION, "helm")
     if not binary.exists():
         _build_helm(binary)
@@ -80,7 +80,7 @@ def _progress(message: str) -> None:
 
 
 def _go_env() -> dict[str, str]:
-    # -mod=mod lets the wrapper modules fill in go.sum; trimpath keeps paths out of binaries.
+    # -mod=mod lets the wrapper modules fill in their go.sum on the first build.
     flags = os.environ.get("GOFLAGS", "")
     return {**os.environ, "GOFLAGS": f"{flags} -mod=mod -buildvcs=false".strip()}
 
@@ -159,8 +159,15 @@ def _build(binary: Path, package: str, ldflags: list[str], wrapper: Path, label:
     started = time.monotonic()
     try:
         _run_go(
-            ["build", "-trimpath", "-ldflags", " ".join(["-s", "-w", *ldflags]),
-             "-o", str(partial), package],
+            [
+                "build",
+                "-trimpath",
+                "-ldflags",
+                " ".join(["-s", "-w", *ldflags]),
+                "-o",
+                str(partial),
+                package,
+            ],
             cwd=wrapper,
             heartbeat=label,
         )
@@ -181,7 +188,7 @@ def _remove_abandoned_partials(binary: Path) -> None:
 
 def _build_kube_apiserver(binary: Path) -> None:
     _go()  # fail with the install hint before announcing a build
-    _progress(f"building kube-apiserver {KUBERNETES_VERSION} (first run only, ~5-20 min)")
+    _progress(f"building kube-apiserver {KUBERNETES_VERSION} (first run only, ~7-20 min)")
     wrapper = _wrapper_dir(binary)
     info = _module_info(KUBERNETES_MODULE, KUBERNETES_VERSION, wrapper)
     go_mod = Path(info["GoMod"]).read_text()
@@ -208,19 +215,25 @@ def _build_kube_apiserver(binary: Path) -> None:
         # The release's tag time, so the binary is reproducible yet reports a real date.
         f"-X {version_pkg}.buildDate={info.get('Time', '1970-01-01T00:00:00Z')}",
     ]
-    _build(binary, f"{KUBERNETES_MODULE}/cmd/kube-apiserver", ldflags, wrapper,
-           f"kube-apiserver {KUBERNETES_VERSION}")
+    _build(
+        binary,
+        f"{KUBERNETES_MODULE}/cmd/kube-apiserver",
+        ldflags,
+        wrapper,
+        f"kube-apiserver {KUBERNETES_VERSION}",
+    )
 
 
 def _build_etcd(binary: Path) -> None:
     _go()  # fail with the install hint before announcing a build
-    _progress(f"building etcd {ETCD_VERSION} (first run only, ~2 min)")
+    _progress(f"building etcd {ETCD_VERSION} (first run only, ~1 min)")
     wrapper = _wrapper_dir(binary)
     go_mod = _module_go_mod(ETCD_SERVER_MODULE, ETCD_VERSION, wrapper)
     # etcd's go.mod replaces its sibling modules with ../ paths; a wrapper module is the
     # main module instead, so those replaces are ignored and the tagged siblings are used.
-    _write_wrapper(wrapper, _go_directive(go_mod), f"require {ETCD_SERVER_MODULE} {ETCD_VERSION}",
-                   [])
+    _write_wrapper(
+        wrapper, _go_directive(go_mod), f"require {ETCD_SERVER_MODULE} {ETCD_VERSION}", []
+    )
     # The module proxy serves no commit id; the tag names the source just as precisely.
     ldflags = [f"-X go.etcd.io/etcd/api/v3/version.GitSHA={ETCD_VERSION}"]
     _build(binary, ETCD_SERVER_MODULE, ldflags, wrapper, f"etcd {ETCD_VERSION}")
@@ -228,12 +241,13 @@ def _build_etcd(binary: Path) -> None:
 
 def _build_helm(binary: Path) -> None:
     _go()  # fail with the install hint before announcing a build
-    _progress(f"building helm {HELM_VERSION} (first run only, ~3 min)")
+    _progress(f"building helm {HELM_VERSION} (first run only, ~2 min)")
     wrapper = _wrapper_dir(binary)
     go_mod = _module_go_mod(HELM_MODULE, HELM_VERSION, wrapper)
     _write_wrapper(wrapper, _go_directive(go_mod), f"require {HELM_MODULE} {HELM_VERSION}", [])
-    _build(binary, f"{HELM_MODULE}/cmd/helm", _helm_ldflags(go_mod), wrapper,
-           f"helm {HELM_VERSION}")
+    _build(
+        binary, f"{HELM_MODULE}/cmd/helm", _helm_ldflags(go_mod), wrapper, f"helm {HELM_VERSION}"
+    )
 
 
 def _helm_ldflags(helm_go_mod: str) -> list[str]:

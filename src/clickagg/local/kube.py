@@ -371,8 +371,9 @@ def _serving_certificate(
         [x509.DNSName(n) for n in dns_names]
         + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     )
-    return _leaf(key, ca_cert, ca_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH,
-                 san)
+    return _leaf(
+        key, ca_cert, ca_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san
+    )
 
 
 def _admin_certificate(
@@ -539,8 +540,9 @@ def _wait_established(crds: Any, name: str, timeout: float) -> None:
     raise errors.KubeError(f"CRD {name} was not Established after {timeout:.0f}s")
 
 
-def _wait_servable(custom_objects: k8s_client.CustomObjectsApi, doc: dict[str, Any],
-                   timeout: float) -> None:
+def _wait_servable(
+    custom_objects: k8s_client.CustomObjectsApi, doc: dict[str, Any], timeout: float
+) -> None:
     """Wait until the new resource can be listed.
 
     Established comes before the watch cache is ready: for a moment a LIST answers

@@ -12,6 +12,10 @@ Children of Aggregation `<name>`:
   finest level) also applies the finest level's retention, after it has read those buckets.
   An Aggregation with only one level gets `<name>-rollup-<finest>`, which has nothing to
   roll up and only applies retention (none when that level is kept forever).
+
+A spec change changes `--spec-json`, so the Spark Operator kills and resubmits the stream,
+which resumes from its checkpoints under `--data-root`; edited rollups apply from their
+next run.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
     try:
         _custom_objects().patch_namespaced_custom_object(
             spec.API_GROUP, spec.API_VERSION, namespace, spec.PLURAL, name, body,
-            _content_type=_MERGE, _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            field_manager=children.MANAGER, _content_type=_MERGE,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
         )  # fmt: skip
     except ApiException as exc:
         if exc.status == 404:

@@ -1,0 +1,155 @@
+"""Faults for real: kill -9 the streaming driver mid-run, then compare with the oracle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import oracle
+import pytest
+import streaming
+
+from clickagg.adapters import landing, solr_collections, stream
+from clickagg.adapters import solr as solr_adapter
+from clickagg.domain import sessions
+
+pytestmark = pytest.mark.e2e
+
+START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
+
+
+def committed_batches(paths: stream.JobPaths) -> int:
+    commits = Path(paths.checkpoint("aggregate")) / "commits"
+    return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def run_to_end(spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str) -> None:
+    source = stream.source_of(aggregation)
+    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
+    stream.aggregate(spark, aggregation, paths, solr_url, 1, available_now=True).awaitTermination()
+
+
+def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path
+) -> None:
+    landing_dir = tmp_path / "landing"
+    aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "kill-run")
+    spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
+    paths = stream.JobPaths(str(tmp_path / "data"))
+    with solr_adapter.SolrClient(solr.base_url) as client:
+        solr_collections.ensure_level_collections(client, aggregation)
+    lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=11)
+    half = len(lines) // 2
+    landing.write_files(lines[:half], landing_dir, rolling=streaming.ROLLING, prefix="a")
+
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "clickagg", "stream", str(spec), "--solr-url", solr.base_url,
+         "--data", paths.root, "--trigger-seconds", "1"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: committed_batches(paths) >= 2, 240, "two committed batches")
+        landing.write_files(lines[half:], landing_dir, rolling=streaming.ROLLING, prefix="b")
+        seen = committed_batches(paths)
+        wait_for(lambda: committed_batches(paths) > seen, 120, "a batch of the second half")
+        time.sleep(1.5)  # land inside a later batch
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver JVM and its Python workers
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL
+
+    run_to_end(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
+    (landing_dir / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
+    run_to_end(spark, aggregation, paths, solr.base_url)
+    run_to_end(spark, aggregation, paths, solr.base_url)
+
+    expected = oracle.compute(
+        [item.line for item in lines],
+        finest_granularity_s=900,
+        session_timeout_s=1800,
+        dimensions=streaming.oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+    actual = streaming.solr_cells(solr_client, aggregation, sentinel_ms - streaming.HOUR_MS)
+    problems = streaming.differences(
+        expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05
+    )
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
+
+
+def test_a_solr_node_stopped_mid_run_loses_nothing(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path
+) -> None:
+    from clickagg.local import solr as local_solr
+
+    landing_dir = tmp_path / "landing"
+    aggregation = streaming.aggregation_for(
+        landing_dir, solr.base_url, "node-down-run",
+    )
+    replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
+    aggregation = streaming.with_solr(aggregation, replicated)
+    paths = stream.JobPaths(str(tmp_path / "data"))
+    with solr_adapter.SolrClient(solr.base_url) as client:
+        solr_collections.ensure_level_collections(client, aggregation)
+    lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=13)
+    third = len(lines) // 3
+    landing.write_files(lines[:third], landing_dir, rolling=streaming.ROLLING, prefix="a")
+
+    source = stream.source_of(aggregation)
+    queries = [
+        stream.ingest(spark, aggregation, paths, source, 1),
+        stream.aggregate(spark, aggregation, paths, solr.base_url, 1),
+    ]
+    try:
+        wait_for(lambda: committed_batches(paths) >= 2, 240, "two committed batches")
+        local_solr.stop_node(1)
+        try:
+            landing.write_files(lines[third:2 * third], landing_dir, rolling=streaming.ROLLING,
+                                prefix="b")  # fmt: skip
+            seen = committed_batches(paths)
+            wait_for(lambda: committed_batches(paths) >= seen + 2, 240, "batches with a node down")
+        finally:
+            local_solr.start_node(1)
+        landing.write_files(lines[2 * third:], landing_dir, rolling=streaming.ROLLING, prefix="c")
+        seen = committed_batches(paths)
+        wait_for(lambda: committed_batches(paths) > seen, 240, "a batch after the restart")
+    finally:
+        for query in queries:
+            query.stop()
+    for query in queries:
+        assert query.exception() is None, query.exception()
+
+    run_to_end(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
+    (landing_dir / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
+    run_to_end(spark, aggregation, paths, solr.base_url)
+    run_to_end(spark, aggregation, paths, solr.base_url)
+
+    expected = oracle.compute(
+        [item.line for item in lines],
+        finest_granularity_s=900,
+        session_timeout_s=1800,
+        dimensions=streaming.oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+    actual = streaming.solr_cells(solr_client, aggregation, sentinel_ms - streaming.HOUR_MS)
+    problems = streaming.differences(
+        expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05
+    )
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
