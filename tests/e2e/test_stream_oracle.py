@@ -14,7 +14,7 @@ import pytest
 
 import oracle
 import streaming
-from clickagg.adapters import landing, solr_collections, stream
+from clickagg.adapters import landing, metrics, solr_collections, stream
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import sessions, traffic
 
@@ -23,10 +23,19 @@ pytestmark = pytest.mark.e2e
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
 
 
-def run_stream(spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str) -> None:
+def run_stream(
+    spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str,
+    job_metrics: metrics.StreamMetrics | None = None,
+) -> None:  # fmt: skip
+    def record(_: int, report: Any) -> None:
+        if job_metrics is not None:
+            job_metrics.record_solr_write(report)
+
     source = stream.source_of(aggregation)
     stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
-    stream.aggregate(spark, aggregation, paths, solr_url, 1, available_now=True).awaitTermination()
+    stream.aggregate(
+        spark, aggregation, paths, solr_url, 1, available_now=True, on_batch=record
+    ).awaitTermination()
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +47,17 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     with solr_adapter.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     paths = stream.JobPaths(str(work / "data"))
-    run_stream(spark, aggregation, paths, solr.base_url)
+    job_metrics = metrics.StreamMetrics(aggregation.name)
+    listener = metrics.ProgressListener(job_metrics)
+    spark.streams.addListener(listener)
+    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     (work / "landing" / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
-    run_stream(spark, aggregation, paths, solr.base_url)
-    run_stream(spark, aggregation, paths, solr.base_url)  # lets the closing timers fire
+    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
+    # A run after the sentinel lets the closing timers fire.
+    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
+    time.sleep(2)  # progress events reach listeners asynchronously
+    spark.streams.removeListener(listener)
     expected = oracle.compute(
         [item.line for item in lines],
         finest_granularity_s=900,
@@ -52,7 +67,8 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         now_ms=int(time.time() * 1000),
     )
     return {"aggregation": aggregation, "lines": lines, "expected": expected, "paths": paths,
-            "solr_url": solr.base_url, "before_ms": sentinel_ms - streaming.HOUR_MS}
+            "solr_url": solr.base_url, "before_ms": sentinel_ms - streaming.HOUR_MS,
+            "metrics": job_metrics}
 
 
 def test_every_cell_equals_the_oracle(streamed: dict[str, Any], solr_client: Any) -> None:
@@ -112,3 +128,16 @@ def test_replay_gives_what_streaming_gave_and_twice_changes_nothing(
         )
         assert not problems, "\n".join(problems[:15])
     assert streaming.bot_events(solr_client, aggregation) == streamed["expected"].bot_events
+
+
+def test_metrics_count_what_happened(streamed: dict[str, Any]) -> None:
+    job_metrics = streamed["metrics"]
+    text = job_metrics.render()
+    assert job_metrics.value("clickagg_dead_letters_total") == streamed["expected"].dead_letters
+    bot_lines = sum(1 for item in streamed["lines"] if item.bot and item.kind != "duplicate")
+    assert job_metrics.value("clickagg_bot_events_total") >= bot_lines > 0
+    ingested = job_metrics.value("clickagg_input_rows_total", query="ingest")
+    assert ingested == len(streamed["lines"]) + 1  # and the sentinel
+    for name in ("clickagg_batch_duration_seconds", "clickagg_watermark_lag_seconds",
+                 "clickagg_solr_write_seconds_count", "clickagg_processed_rows_per_second"):
+        assert f"# TYPE {name}" in text, name

@@ -91,7 +91,7 @@ def test_job_arguments_follow_the_job_contract(shop: model.Aggregation) -> None:
     options = dict(zip(arguments[::2], arguments[1::2], strict=True))
     assert list(options) == ["--spec-json", "--solr-url", "--data-root"]
     assert options["--solr-url"] == "http://analytics-solrcloud-common.default:80/solr"
-    assert options["--data-root"] == "/data/clickagg/archive"  # spec.rawArchive.uri
+    assert options["--data-root"] == "/data/default/shop-kpis"
     # The job re-validates the object it is given and gets the same Aggregation back.
     assert validation.validate(json.loads(options["--spec-json"])) == shop
 
@@ -139,10 +139,9 @@ def test_a_plain_solr_url_gets_no_affinity_and_is_passed_through() -> None:
     assert children.cluster_solr_url(aggregation) == "http://solr:8983/solr"
 
 
-def test_data_root_defaults_per_aggregation_unless_the_archive_uri_is_given() -> None:
+def test_data_root_is_per_aggregation_even_with_an_archive_uri() -> None:
     obj = reference_object()
-    assert children.data_root(aggregation_of(obj), "/data") == "/data/clickagg/archive"
-    del obj["spec"]["rawArchive"]["uri"]
+    obj["spec"]["rawArchive"]["uri"] = "s3a://archive/shop"
     assert children.data_root(aggregation_of(obj), "/data/") == "/data/default/shop-kpis"
 
 

@@ -21,7 +21,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from clickagg.adapters import archive, cell_store, sessionize, solr
+from clickagg.adapters import archive, cell_store, metrics, sessionize, solr
 from clickagg.domain import model, sessions
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobPaths:
-    """Where one Aggregation's job keeps its archive and checkpoints."""
+    """Where one Aggregation's job keeps its checkpoints and, by default, its archive."""
 
     root: str
+    archive_uri: str | None = None  # spec.rawArchive.uri, when the user chose one
+
+    @classmethod
+    def of(cls, root: str, aggregation: model.Aggregation) -> JobPaths:
+        return cls(root.rstrip("/"), aggregation.spec.raw_archive.uri)
 
     @property
     def archive(self) -> str:
-        return f"{self.root}/archive"
+        return (self.archive_uri or f"{self.root}/archive").rstrip("/")
 
     def checkpoint(self, query: str) -> str:
         return f"{self.root}/checkpoints/{query}"
@@ -94,6 +99,10 @@ def ingest(
     settings = archive.ParseSettings()
     parsed = read_lines(spark, source).mapInArrow(
         lambda batches: archive.parse_batches(batches, settings), archive_schema()
+    ).observe(
+        metrics.INGEST_COUNTS,
+        F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
+        F.count(F.when(F.col("bot"), 1)).alias("bots"),
     )
     writer = (
         parsed.writeStream.queryName(f"{aggregation.name}-ingest")

@@ -47,18 +47,24 @@ def stream(
         bool, typer.Option(help="Process what has arrived, then stop.")
     ] = False,
     trigger_seconds: Annotated[float | None, typer.Option(help="Micro-batch interval.")] = None,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
 ) -> None:
     """Run the streaming job in local mode: events → raw archive → live aggregates in Solr."""
     from clickagg.adapters import specfile
     from clickagg.jobs import stream as stream_job
 
-    name = specfile.load(spec).name
+    aggregation = specfile.load(spec)
     argv = ["--spec", str(spec), "--solr-url", local_solr_url(solr_url),
-            "--data-root", data_root(data, name), "--master", "local[2]"]  # fmt: skip
+            "--data-root", data_root(data, aggregation.name), "--master", "local[2]"]  # fmt: skip
+    if aggregation.spec.source.kafka is not None:
+        from clickagg.local import kafka
+
+        argv += ["--jars", ",".join(kafka.spark_connector_jars())]
     if available_now:
         argv.append("--available-now")
     if trigger_seconds:
         argv += ["--trigger-seconds", str(trigger_seconds)]
+    argv += ["--metrics-port", str(metrics_port)]
     stream_job.main(argv)
 
 
@@ -84,9 +90,9 @@ def replay(
 
     aggregation = specfile.load(spec)
     session = spark.local_session(f"{aggregation.name}-replay")
+    paths = stream_job.JobPaths.of(data_root(data, aggregation.name), aggregation)
     report = replay_job.replay(
-        session, aggregation, stream_job.JobPaths(data_root(data, aggregation.name)),
-        local_solr_url(solr_url), _instant(start), _instant(end),
+        session, aggregation, paths, local_solr_url(solr_url), _instant(start), _instant(end),
         history_ms=sessions.VISITOR_MEMORY_MS,
     )  # fmt: skip
     console.print(f"replayed {report.events} events into {report.documents} documents")

@@ -85,14 +85,20 @@ def render_crd() -> str:
 @app.command()
 def demo(
     spec_file: Annotated[Path, typer.Option("--spec", help="Aggregation to run.")] = REFERENCE_SPEC,
+    visitors: Annotated[int, typer.Option(help="Visitors in the generated day.")] = 20_000,
+    duration: Annotated[str, typer.Option(help="Span of generated traffic.")] = "1d",
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     keep: Annotated[bool, typer.Option(help="Leave Solr running afterwards.")] = False,
 ) -> None:
-    """Start a local SolrCloud, validate the reference spec, create collections, show the plan."""
+    """Generate a day of shop traffic, stream it into a local SolrCloud, show the KPIs."""
     from clickagg.cli import demo_cmd
+    from clickagg.domain import durations
 
     started = time.monotonic()
+    span_ms = int(durations.parse(duration).approx_seconds * 1000)
+    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep)
     try:
-        demo_cmd.run(console, spec_file, keep=keep)
+        demo_cmd.run(console, spec_file, options)
     except specfile.SpecFileError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clickagg.adapters import solr, solr_collections, spark, specfile, stream
+from clickagg.adapters import metrics, solr, solr_collections, spark, specfile, stream
 from clickagg.domain import model, validation
 
 log = logging.getLogger("clickagg.jobs.stream")
@@ -35,6 +35,9 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="process what is there, then stop (tests, catch-up)",
     )
     parser.add_argument("--master", help="Spark master when not run by spark-submit")
+    parser.add_argument("--jars", default="", help="extra jars for a --master session")
+    parser.add_argument("--metrics-port", type=int, default=9108,
+                        help="serve Prometheus /metrics on this port (0: off)")
     return parser.parse_args(argv)
 
 
@@ -58,7 +61,11 @@ def run(args: argparse.Namespace) -> None:
     session = (
         spark.local_session(aggregation.name) if args.master else spark.session(aggregation.name)
     )
-    paths = stream.JobPaths(args.data_root.rstrip("/"))
+    paths = stream.JobPaths.of(args.data_root, aggregation)
+    job_metrics = metrics.StreamMetrics(aggregation.name)
+    session.streams.addListener(metrics.ProgressListener(job_metrics))
+    if args.metrics_port:
+        metrics.serve(job_metrics, args.metrics_port)
     source = stream.source_of(aggregation)
     ingest = stream.ingest(
         session, aggregation, paths, source, trigger, available_now=args.available_now
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> None:
     if args.available_now:
         ingest.awaitTermination()  # the aggregate query reads what ingest archived
     aggregate = stream.aggregate(
-        session, aggregation, paths, args.solr_url, trigger, available_now=args.available_now
+        session, aggregation, paths, args.solr_url, trigger, available_now=args.available_now,
+        on_batch=lambda _, report: job_metrics.record_solr_write(report),
     )
     log.info("%s: streaming from %s into %s every %.0fs", aggregation.name, source.kind,
              aggregation.finest.collection, trigger)  # fmt: skip

@@ -10,8 +10,6 @@ resolves them once into the cache, and the broker runs as its own main class
 from __future__ import annotations
 
 import base64
-import hashlib
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +23,7 @@ from confluent_kafka import admin as kafka_admin
 from confluent_kafka import cimpl
 
 from clickagg import errors
-from clickagg.local import cache, process
+from clickagg.local import cache, maven, process
 
 KAFKA_VERSION = "4.4.0"
 DEFAULT_PORT = 9092
@@ -34,10 +32,8 @@ NODE_ID = 1
 
 _NAME = "kafka"
 _LAUNCHER = Path(__file__).resolve().with_name("kafka_launcher")
-_POM = _LAUNCHER / "pom.xml"
+_SPARK_CONNECTOR = Path(__file__).resolve().with_name("spark_kafka")
 _LOG4J = _LAUNCHER / "log4j2.xml"
-_JAVA_HINT = "install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jdk-headless`)"
-_MVN_HINT = "install Apache Maven 3.8 or newer (e.g. `apt-get install maven`)"
 # C1 only: on 2 cores the C2 compiler competes with startup, which halves to ~3 s without it,
 # and a local broker never carries enough load to profit from C2.
 _JVM_OPTS = ["-Xmx512m", "-Xms128m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
@@ -58,44 +54,13 @@ class KafkaEndpoints:
 
 def install() -> str:
     """The broker's Java classpath, resolved by Maven on first use and cached after that."""
-    tool = cache.tool_dir(_NAME, f"{KAFKA_VERSION}-{_pom_hash()}")
-    cached = tool / "classpath.txt"
-    if cached.exists() and _jars_present(cached.read_text()):
-        return cached.read_text().strip()
-    process.require_tool("java", _JAVA_HINT)
-    mvn = process.require_tool("mvn", _MVN_HINT)
-    started = time.monotonic()
-    _progress(f"resolving Kafka {KAFKA_VERSION} jars with Maven (first run only)")
-    shutil.copyfile(_POM, tool / "pom.xml")
-    partial = tool / "classpath.txt.partial"
-    _run_maven(mvn, tool, partial)
-    # Rename at the end, so an interrupted resolve never leaves a half classpath behind.
-    partial.replace(cached)
-    _progress(f"Kafka jars resolved in {time.monotonic() - started:.1f}s")
-    return cached.read_text().strip()
+    spark_connector_jars()
+    return maven.build(_NAME, _LAUNCHER).classpath()
 
 
-def _pom_hash() -> str:
-    return hashlib.sha256(_POM.read_bytes()).hexdigest()[:12]
-
-
-def _jars_present(classpath: str) -> bool:
-    """False when the Maven repository was cleaned since the classpath was written."""
-    entries = [entry for entry in classpath.strip().split(":") if entry]
-    return bool(entries) and all(Path(entry).exists() for entry in entries)
-
-
-def _run_maven(mvn: str, tool: Path, output: Path) -> None:
-    argv = [
-        mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(tool / "pom.xml"),
-        "dependency:build-classpath", f"-Dmdep.outputFile={output}",
-    ]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tool)
-    if result.returncode != 0 or not output.exists():
-        raise errors.LocalStackError(
-            f"Maven could not resolve the Kafka jars (exit {result.returncode}):\n"
-            + _tail(result.stdout + result.stderr)
-        )
+def spark_connector_jars() -> list[str]:
+    """The jars of Spark's Kafka source, for `spark.jars` of a local SparkSession."""
+    return [str(jar) for jar in maven.build("spark-kafka", _SPARK_CONNECTOR).jars]
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -113,7 +78,7 @@ def up(
         return running
     process.ensure_ports_free({"kafka broker": port, "kafka controller": controller_port})
     classpath = install()
-    java = process.require_tool("java", _JAVA_HINT)
+    java = process.require_tool("java", maven.JDK_HINT)
     run = cache.run_dir(_NAME)
     config = write_server_properties(run, port, controller_port)
     cluster_id = _ensure_formatted(java, classpath, config, run / "data")

@@ -12,12 +12,10 @@ node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep ru
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clickagg import errors
-from clickagg.local import cache, process
+from clickagg.local import cache, maven, process
 
 SOLR_VERSION = "9.10.1"
 PROCESS_NAME = "solr"
@@ -43,18 +41,7 @@ DEFAULT_JVM_OPTIONS = ("-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 # The launcher waits up to 120 s for a node to (re)join live_nodes; these cover that and more.
 NODE_STOP_TIMEOUT_S = 90.0
 NODE_START_TIMEOUT_S = 180.0
-JDK_HINT = "install a JDK 17 and Maven (Debian: apt-get install openjdk-17-jdk-headless maven)"
-
-
-@dataclass(frozen=True)
-class LauncherBuild:
-    """The compiled launcher: its classes and the file listing its dependency jars."""
-
-    classes_dir: Path
-    classpath_file: Path
-
-    def classpath(self) -> str:
-        return f"{self.classes_dir}{os.pathsep}{self.classpath_file.read_text().strip()}"
+JDK_HINT = maven.JDK_HINT
 
 
 @dataclass(frozen=True)
@@ -120,22 +107,10 @@ class SolrEndpoints:
         )
 
 
-def install() -> LauncherBuild:
+def install() -> maven.Build:
     """Compile the launcher into the cache (first run only: Maven resolves ~100 MB of jars)."""
-    build_dir = cache.tool_dir("solr-launcher", f"{SOLR_VERSION}-{_sources_hash()}")
-    build = LauncherBuild(build_dir / "target" / "classes", build_dir / "classpath.txt")
-    done_marker = build_dir / ".built"
-    if done_marker.exists():
-        return build
     java_tools()
-    mvn = process.require_tool("mvn", JDK_HINT)
-    _progress(f"building the Solr {SOLR_VERSION} launcher in {build_dir} (first run only)")
-    started = time.monotonic()
-    _copy_sources(build_dir)
-    _run_maven(mvn, build_dir, build.classpath_file)
-    done_marker.touch()
-    _progress(f"launcher built in {time.monotonic() - started:.0f}s")
-    return build
+    return maven.build(f"solr-launcher-{SOLR_VERSION}", LAUNCHER_SOURCES, compile_sources=True)
 
 
 def up(
@@ -252,39 +227,6 @@ def _control(command: str, timeout: float) -> str:
 def java_tools() -> tuple[str, str]:
     """The paths of java and javac, or ToolchainMissing."""
     return process.require_tool("java", JDK_HINT), process.require_tool("javac", JDK_HINT)
-
-
-def _sources_hash() -> str:
-    """A digest of every launcher source file, so an edit gives a new build directory."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in LAUNCHER_SOURCES.rglob("*") if p.is_file()):
-        if "target" in path.relative_to(LAUNCHER_SOURCES).parts:
-            continue
-        digest.update(path.relative_to(LAUNCHER_SOURCES).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _copy_sources(build_dir: Path) -> None:
-    # Building in the cache keeps Maven's target/ out of the repo.
-    shutil.copy2(LAUNCHER_SOURCES / "pom.xml", build_dir / "pom.xml")
-    shutil.rmtree(build_dir / "src", ignore_errors=True)
-    shutil.copytree(LAUNCHER_SOURCES / "src", build_dir / "src")
-
-
-def _run_maven(mvn: str, build_dir: Path, classpath_file: Path) -> None:
-    argv = [
-        mvn, "-q", "-B", "-f", str(build_dir / "pom.xml"),
-        "compile", "dependency:build-classpath", f"-Dmdep.outputFile={classpath_file}",
-    ]  # fmt: skip
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()[-40:]
-        raise errors.LocalStackError(
-            f"building the Solr launcher failed (mvn exit {result.returncode}):\n"
-            + "\n".join(output)
-        )
 
 
 def _check_ports(zk_port: int, ports: Sequence[int], control_port: int) -> None:

@@ -113,10 +113,8 @@ def cluster_solr_url(aggregation: model.Aggregation) -> str:
 
 
 def data_root(aggregation: model.Aggregation, default_root: str) -> str:
-    """spec.rawArchive.uri when given, else `<default_root>/<namespace>/<name>`."""
-    uri = aggregation.spec.raw_archive.uri
-    if uri:
-        return uri.rstrip("/")
+    """`<default_root>/<namespace>/<name>`: the job's checkpoints, and its archive unless
+    spec.rawArchive.uri names another place (the job reads that from the spec itself)."""
     return f"{default_root.rstrip('/')}/{aggregation.namespace}/{aggregation.name}"
 
 

@@ -1,0 +1,939 @@
+"""How fast is the streaming job, and how fresh are its cells? (issue 3 §5)
+
+The targets are ≥ 50,000 events/s sustained into Solr with a p95 freshness ≤ 10 s. Tests
+prove the job is right; only a run over real engines at volume says whether it is fast
+enough, where the time goes, and how far it is from a plain batch engine. So this script:
+
+1. starts its own SolrCloud (free ports, its own CLICKAGG_RUN_DIR in a temp dir) and
+   creates the collections of examples/shop-kpis.yaml, adapted (temp landing dir, one replica,
+   no dimension cap);
+2. generates N events of realistic traffic (with faults) into files in a staging dir,
+   timed apart. The last line of every file is a *probe*: a page view of a fresh visitor
+   with its own campaign value, so its `campaign` cell appears in Solr exactly when the
+   file's lines have gone through both queries;
+3. runs the job's `ingest` and `aggregate` queries in one local[2] SparkSession on a
+   processing-time trigger, moves the files into the landing dir at a set rate (or all at
+   once), and measures throughput (from StreamingQueryProgress), per-batch durations,
+   freshness (probe visible in Solr − file landed), peak RSS and CPU of the driver JVM, the
+   Python workers and the Solr JVM (from /proc);
+4. computes the same cells with the DuckDB test oracle (tests/oracle.py) as the reference,
+   checks both agree on the event total, and prints a markdown report that it also appends
+   to docs/benchmarks.md with the date and commit.
+
+Run: PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python \
+         benchmarks/stream_throughput.py [--quick] [--events N] [--rate R | --burst]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the DuckDB oracle lives with the tests
+
+import oracle  # noqa: E402
+from clickagg.adapters import landing, solr, solr_collections, spark, stream  # noqa: E402
+from clickagg.domain import model, traffic, validation  # noqa: E402
+from clickagg.local import process  # noqa: E402
+from clickagg.local import solr as local_solr  # noqa: E402
+
+SPEC = ROOT / "examples" / "shop-kpis.yaml"
+DOCS = ROOT / "docs" / "benchmarks.md"
+NAME = "bench-stream"
+TARGET_EVENTS_PER_S = 50_000
+TARGET_P95_FRESHNESS_S = 10.0
+HOUR_MS = 3_600_000
+#: Slightly more visitors than the measured ~12 lines per visitor need; the stream is cut at N.
+LINES_PER_VISITOR = 10
+PROBE_PREFIX = "bench-probe-"
+PROBE_POLL_S = 0.25
+SAMPLE_EVERY_S = 0.5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+# ------------------------------------------------------------------------------ options
+
+
+@dataclass(frozen=True)
+class Options:
+    events: int
+    rate: float | None  # events/s released into the landing dir; None: all at once
+    trigger_seconds: float
+    lines_per_file: int
+    max_files_per_trigger: int
+    warmup_files: int
+    span_hours: float
+    seed: int
+    timeout_s: float
+    quick: bool
+    record: bool
+    progress_json: Path | None
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, help="traffic lines (default 1,000,000)")
+    parser.add_argument("--quick", action="store_true", help="100,000 events, small files")
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--rate",
+        type=float,
+        default=TARGET_EVENTS_PER_S,
+        help="events/s moved into the landing dir (default: the target)",
+    )
+    pace.add_argument(
+        "--burst", action="store_true", help="move every file at once: the maximum-throughput run"
+    )
+    parser.add_argument(
+        "--trigger-seconds",
+        type=float,
+        default=2.0,
+        help="processing-time trigger; 0 takes the spec's triggerInterval",
+    )
+    parser.add_argument("--lines-per-file", type=int, help="default 5000 (2500 with --quick)")
+    parser.add_argument(
+        "--max-files-per-trigger",
+        type=int,
+        default=1000,
+        help="spec.source.files.maxFilesPerTrigger (the spec default: 1000)",
+    )
+    parser.add_argument(
+        "--warmup-files", type=int, default=2, help="files released and waited for before measuring"
+    )
+    parser.add_argument(
+        "--span-hours", type=float, default=2.0, help="event-time span of the generated traffic"
+    )
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for the last probe"
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
+    parser.add_argument("--progress-json", type=Path, help="dump every query progress here")
+    args = parser.parse_args(argv)
+    return Options(
+        events=args.events or (100_000 if args.quick else 1_000_000),
+        rate=None if args.burst else args.rate,
+        trigger_seconds=args.trigger_seconds,
+        lines_per_file=args.lines_per_file or (2500 if args.quick else 5000),
+        max_files_per_trigger=args.max_files_per_trigger,
+        warmup_files=args.warmup_files,
+        span_hours=args.span_hours,
+        seed=args.seed,
+        timeout_s=args.timeout,
+        quick=args.quick,
+        record=not args.no_record,
+        progress_json=args.progress_json,
+    )
+
+
+# ------------------------------------------------------------------------------ set-up
+
+
+@contextlib.contextmanager
+def solr_cloud(run_dir: Path) -> Iterator[local_solr.SolrEndpoints]:
+    """A 2-node SolrCloud of our own: free ports, its own run dir, stopped on exit."""
+    os.environ["CLICKAGG_RUN_DIR"] = str(run_dir)
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = process.free_port()
+        if port not in ports:
+            ports.append(port)
+    endpoints = local_solr.up(zk_port=ports[0], ports=ports[1:])
+    try:
+        yield endpoints
+    finally:
+        local_solr.down()
+
+
+def aggregation_for(work: Path, solr_url: str, options: Options) -> model.Aggregation:
+    """examples/shop-kpis.yaml reading our landing dir and writing to our Solr."""
+    document = yaml.safe_load(SPEC.read_text())
+    spec = document["spec"]
+    document["metadata"]["name"] = NAME
+    spec["source"] = {
+        "type": "files",
+        "files": {
+            "path": str(work / "landing"),
+            "maxFilesPerTrigger": options.max_files_per_trigger,
+        },
+    }
+    spec["solr"] = {"url": solr_url, "shards": 2, "replicationFactor": 1}
+    for dimension in spec["dimensions"]:
+        dimension["maxCardinality"] = 100_000  # nothing folds into __other__
+    spec["limits"] = {"maxDocumentsPerDay": 10**15}
+    spec["rawArchive"]["uri"] = str(work / "data" / "archive")
+    return validation.validate(document)
+
+
+# ------------------------------------------------------------------------------ traffic
+
+
+@dataclass
+class Generated:
+    files: list[Path]
+    traffic_lines: int
+    kinds: Counter[str]
+    seconds: float
+
+    @property
+    def lines(self) -> int:
+        return self.traffic_lines + len(self.files)  # one probe per file
+
+
+def probe_id(index: int) -> str:
+    return f"{PROBE_PREFIX}{index:06d}"
+
+
+def probe(index: int, ts_ms: int) -> traffic.Emitted:
+    """A fresh visitor's page view with its own campaign: one new `campaign` cell."""
+    name = probe_id(index)
+    line = json.dumps(
+        {
+            "event_id": name,
+            "ts": ts_ms,
+            "visitor_id": name,
+            "type": "page_view",
+            "page": "/",
+            "campaign": name,
+            "channel": "email",
+            "device_class": "desktop",
+            "browser_family": "chrome",
+            "country": "DE",
+        },
+        separators=(",", ":"),
+    ).encode()
+    return traffic.Emitted(line, ts_ms, traffic.VALID, visitor_id=name)
+
+
+def with_probes(
+    lines: Iterable[traffic.Emitted], lines_per_file: int, kinds: Counter[str]
+) -> Iterator[traffic.Emitted]:
+    """The lines with a probe as the last line of every file (files roll by line count).
+
+    A probe's time is the newest arrival so far, never behind the watermark.
+    """
+    in_file = probes = last_ms = 0
+    for item in lines:
+        kinds[item.kind] += 1
+        last_ms = max(last_ms, item.arrival_ms)
+        yield item
+        in_file += 1
+        if in_file == lines_per_file - 1:
+            yield probe(probes, last_ms)
+            probes += 1
+            in_file = 0
+    if in_file:
+        yield probe(probes, last_ms)
+
+
+def generate(staging: Path, options: Options) -> Generated:
+    """N lines of faulty traffic into files in `staging`, in arrival order."""
+    started = time.perf_counter()
+    end_ms = (int(time.time() * 1000) // HOUR_MS - 1) * HOUR_MS
+    span_ms = int(options.span_hours * HOUR_MS)
+    profile = traffic.TrafficProfile(visitors=math.ceil(options.events / LINES_PER_VISITOR))
+    emitted = traffic.generate(profile, traffic.Faults(), end_ms - span_ms, span_ms, options.seed)
+    kinds: Counter[str] = Counter()
+    delivered = landing.write_files(
+        with_probes(itertools.islice(emitted, options.events), options.lines_per_file, kinds),
+        staging,
+        rolling=landing.Rolling(lines_per_file=options.lines_per_file, arrival_ms_per_file=None),
+        fsync=False,
+    )
+    return Generated(list(delivered.files), kinds.total(), kinds, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------ run-time probes
+
+
+class Releaser(threading.Thread):
+    """Moves staged files into the landing dir on a schedule; remembers when each landed."""
+
+    def __init__(self, files: Sequence[Path], landing_dir: Path, offsets: Sequence[float]):
+        super().__init__(name="releaser", daemon=True)
+        self.files, self.landing_dir, self.offsets = files, landing_dir, offsets
+        self.landed_at: list[float] = []
+        self.started_at = 0.0
+
+    def run(self) -> None:
+        self.started_at = time.time()
+        for path, offset in zip(self.files, self.offsets, strict=True):
+            delay = self.started_at + offset - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            os.utime(path)  # Spark orders new files by modification time
+            path.rename(self.landing_dir / path.name)
+            self.landed_at.append(time.time())
+
+
+def release_offsets(files: Sequence[Path], lines_per_file: int, rate: float | None) -> list[float]:
+    """When each file lands, relative to the start: once all its lines have 'arrived'."""
+    if rate is None:
+        return [0.0] * len(files)
+    return [(i + 1) * lines_per_file / rate for i in range(len(files))]
+
+
+class ProbeWatcher(threading.Thread):
+    """Polls Solr for probe cells; remembers when each first became visible to search."""
+
+    def __init__(self, solr_url: str, collection: str, expected: int) -> None:
+        super().__init__(name="probe-watcher", daemon=True)
+        self.solr_url, self.collection, self.expected = solr_url, collection, expected
+        self.seen: dict[str, float] = {}
+        self.stop_event = threading.Event()
+        self.errors = 0
+
+    def run(self) -> None:
+        params = {
+            "q": f"{{!prefix f=d_campaign}}{PROBE_PREFIX}",
+            "fq": "cuboid:campaign",
+            "fl": "d_campaign",
+            "rows": self.expected + 10,
+        }
+        with solr.SolrClient(self.solr_url) as client:
+            while not self.stop_event.wait(PROBE_POLL_S):
+                try:
+                    docs = client.query(self.collection, params)["response"]["docs"]
+                except Exception:  # a busy Solr answers late or fails: poll again
+                    self.errors += 1
+                    continue
+                now = time.time()
+                for doc in docs:
+                    self.seen.setdefault(str(doc["d_campaign"]), now)
+
+    def wait_for(self, names: Iterable[str], timeout_s: float) -> bool:
+        wanted = set(names)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if wanted <= self.seen.keys():
+                return True
+            time.sleep(PROBE_POLL_S)
+        return False
+
+
+@dataclass
+class ProcStat:
+    pid: int
+    ppid: int
+    comm: str
+    rss_bytes: int
+    cpu_ticks: int
+
+
+def read_procs() -> dict[int, ProcStat]:
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        rest = text[text.rindex(")") + 2 :].split()
+        # fields after comm: state ppid ... utime(12) stime(13) ... rss(22), 0-based
+        procs[int(entry.name)] = ProcStat(
+            int(entry.name),
+            int(rest[1]),
+            comm,
+            int(rest[21]) * PAGE_BYTES,
+            int(rest[11]) + int(rest[12]),
+        )
+    return procs
+
+
+def descendants(procs: dict[int, ProcStat], root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in procs.values():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+GROUPS = ("driver JVM", "Python workers", "Solr JVM", "benchmark process")
+
+
+class ResourceSampler(threading.Thread):
+    """Samples RSS and CPU time of the job's processes and Solr's from /proc."""
+
+    def __init__(self, solr_pid: int) -> None:
+        super().__init__(name="resource-sampler", daemon=True)
+        self.solr_pid = solr_pid
+        self.peak_rss = dict.fromkeys((*GROUPS, "total"), 0)
+        self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (group, newest ticks)
+        self.stop_event = threading.Event()
+
+    def groups(self, procs: dict[int, ProcStat]) -> dict[int, str]:
+        me = os.getpid()
+        solr_pids = {self.solr_pid} | descendants(procs, self.solr_pid)
+        grouped = {pid: "Solr JVM" for pid in solr_pids if pid in procs}
+        grouped[me] = "benchmark process"
+        for pid in descendants(procs, me) - solr_pids:
+            comm = procs[pid].comm
+            if comm == "java":
+                grouped[pid] = "driver JVM"
+            elif comm.startswith("python"):
+                grouped[pid] = "Python workers"
+        return grouped
+
+    def sample(self) -> None:
+        procs = read_procs()
+        rss = dict.fromkeys(GROUPS, 0)
+        for pid, group in self.groups(procs).items():
+            rss[group] += procs[pid].rss_bytes
+            self.cpu_ticks[pid] = (group, procs[pid].cpu_ticks)
+        for group, value in rss.items():
+            self.peak_rss[group] = max(self.peak_rss[group], value)
+        job = sum(v for g, v in rss.items() if g != "benchmark process")
+        self.peak_rss["total"] = max(self.peak_rss["total"], job)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(SAMPLE_EVERY_S):
+            self.sample()
+
+    def cpu_seconds(self, since: dict[int, tuple[str, int]]) -> dict[str, float]:
+        """CPU seconds per group since the `since` snapshot of cpu_ticks."""
+        spent = dict.fromkeys(GROUPS, 0.0)
+        for pid, (group, ticks) in self.cpu_ticks.items():
+            spent[group] += (ticks - since.get(pid, (group, 0))[1]) / CLOCK_TICKS
+        return spent
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class SolrWrite:
+    batch_id: int
+    written: int
+    skipped: int
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    measured_from: float
+    landed_at: list[float]
+    seen: dict[str, float]
+    progress: dict[str, list[dict[str, Any]]]
+    solr_writes: list[SolrWrite]
+    peak_rss: dict[str, int]
+    cpu_seconds: dict[str, float]
+    complete: bool
+    warmup_seconds: float
+    probe_errors: int
+
+
+def start_queries(
+    session: Any,
+    aggregation: model.Aggregation,
+    work: Path,
+    solr_url: str,
+    trigger_s: float,
+    writes: list[SolrWrite],
+) -> list[Any]:
+    """The job's two queries, started as jobs/stream.py starts them."""
+    paths = stream.JobPaths(str(work / "data"))
+    source = stream.source_of(aggregation)
+    ingest = stream.ingest(session, aggregation, paths, source, trigger_s)
+
+    def on_batch(batch_id: int, report: Any) -> None:
+        writes.append(SolrWrite(batch_id, report.written, report.skipped, report.seconds))
+
+    aggregate = stream.aggregate(
+        session, aggregation, paths, solr_url, trigger_s, on_batch=on_batch
+    )
+    return [ingest, aggregate]
+
+
+def run_stream(
+    session: Any,
+    aggregation: model.Aggregation,
+    work: Path,
+    solr_url: str,
+    generated: Generated,
+    options: Options,
+) -> RunResult:
+    trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
+    landing_dir = work / "landing"
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    writes: list[SolrWrite] = []
+    watcher = ProbeWatcher(solr_url, aggregation.finest.collection, len(generated.files))
+    solr_status = process.status(local_solr.PROCESS_NAME)
+    sampler = ResourceSampler(solr_status.pid if solr_status else -1)
+    queries = start_queries(session, aggregation, work, solr_url, trigger_s, writes)
+    watcher.start()
+    sampler.start()
+    try:
+        warm, rest = (
+            generated.files[: options.warmup_files],
+            generated.files[options.warmup_files :],
+        )
+        warm_started = time.time()
+        Releaser(warm, landing_dir, [0.0] * len(warm)).run()
+        warm_ok = watcher.wait_for((probe_id(i) for i in range(len(warm))), options.timeout_s)
+        warmup_seconds = time.time() - warm_started
+        _check_queries(queries)
+        sampler.sample()
+        cpu_before = dict(sampler.cpu_ticks)
+        releaser = Releaser(
+            rest, landing_dir, release_offsets(rest, options.lines_per_file, options.rate)
+        )
+        releaser.start()
+        wanted = [probe_id(i) for i in range(len(warm), len(generated.files))]
+        complete = warm_ok and _wait_all(watcher, wanted, queries, options.timeout_s)
+        time.sleep(trigger_s)  # let the progress of the last batches be reported
+        sampler.sample()
+    finally:
+        watcher.stop_event.set()
+        sampler.stop_event.set()
+        progress = {q.name: [json.loads(p.json) for p in q.recentProgress] for q in queries}
+        for query in queries:
+            query.stop()
+    return RunResult(
+        measured_from=releaser.started_at,
+        landed_at=releaser.landed_at,
+        seen=dict(watcher.seen),
+        progress=progress,
+        solr_writes=writes,
+        peak_rss=dict(sampler.peak_rss),
+        cpu_seconds=sampler.cpu_seconds(cpu_before),
+        complete=complete,
+        warmup_seconds=warmup_seconds,
+        probe_errors=watcher.errors,
+    )
+
+
+def _wait_all(
+    watcher: ProbeWatcher, wanted: list[str], queries: list[Any], timeout_s: float
+) -> bool:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        _check_queries(queries)
+        if watcher.wait_for(wanted, 5.0):
+            return True
+    return False
+
+
+def _check_queries(queries: list[Any]) -> None:
+    for query in queries:
+        if not query.isActive:
+            raise RuntimeError(f"query {query.name} stopped: {query.exception()}")
+
+
+# ------------------------------------------------------------------------------ the reference
+
+
+@dataclass
+class Reference:
+    seconds: float
+    lines: int
+    cells: int
+    total_events: float
+
+
+def reference(files: Sequence[Path], aggregation: model.Aggregation) -> Reference:
+    """The same cells by the DuckDB oracle, timed (line checks in Python + SQL)."""
+    lines = [line for path in files for line in path.read_bytes().split(b"\n") if line]
+    started = time.perf_counter()
+    result = oracle.compute(
+        lines,
+        finest_granularity_s=int(aggregation.finest.granularity.approx_seconds),
+        session_timeout_s=int(aggregation.session_timeout.approx_seconds),
+        dimensions={d.name: (d.field, d.scope) for d in aggregation.dimensions},
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+    seconds = time.perf_counter() - started
+    totals = sum(v["events"] for (cuboid, _, _), v in result.cells.items() if cuboid == "totals")
+    return Reference(seconds, len(lines), len(result.cells), totals)
+
+
+def solr_totals(solr_url: str, aggregation: model.Aggregation) -> tuple[float, int]:
+    """Counted events over every totals cell, and how many cell documents there are."""
+    collection = aggregation.finest.collection
+    with solr.SolrClient(solr_url) as client:
+        client.commit(collection)
+        facets = client.json_facet(collection, "cuboid:totals", {"events": "sum(m_events)"})
+        found = client.query(collection, {"q": "*:* -cuboid:__bots__", "rows": 0})
+    return float(facets.get("events", 0.0)), int(found["response"]["numFound"])
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+@dataclass
+class QueryFigures:
+    name: str
+    batches: int
+    rows: int
+    busy_s: float
+    wall_s: float
+    durations_s: list[float]
+    phases_ms: Counter[str] = field(default_factory=Counter)
+    state_rows: list[int] = field(default_factory=list)
+
+    @property
+    def rows_per_busy_s(self) -> float:
+        return self.rows / self.busy_s if self.busy_s else 0.0
+
+    @property
+    def rows_per_wall_s(self) -> float:
+        return self.rows / self.wall_s if self.wall_s else 0.0
+
+
+def batch_start(progress: dict[str, Any]) -> float:
+    stamp = progress["timestamp"].replace("Z", "+00:00")
+    return dt.datetime.fromisoformat(stamp).timestamp()
+
+
+def query_figures(name: str, progress: list[dict[str, Any]], since: float) -> QueryFigures:
+    """Batches with input that started after the measured release began."""
+    batches = [p for p in progress if p["numInputRows"] > 0 and batch_start(p) >= since - 0.5]
+    figures = QueryFigures(name.removeprefix(f"{NAME}-"), len(batches), 0, 0.0, 0.0, [])
+    for p in batches:
+        figures.rows += p["numInputRows"]
+        figures.busy_s += p["batchDuration"] / 1000
+        figures.durations_s.append(p["batchDuration"] / 1000)
+        figures.phases_ms.update(p["durationMs"])
+    if batches:
+        last = batches[-1]
+        figures.wall_s = batch_start(last) + last["batchDuration"] / 1000 - since
+        figures.state_rows = [op["numRowsTotal"] for op in last.get("stateOperators", [])]
+    return figures
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def freshness(run: RunResult, warmup_files: int) -> list[float]:
+    """Seconds from a file landing to its probe cell being searchable, per measured file."""
+    return [
+        run.seen[probe_id(warmup_files + i)] - landed
+        for i, landed in enumerate(run.landed_at)
+        if probe_id(warmup_files + i) in run.seen
+    ]
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{memory_kb / 2**20:.0f} GiB",
+        "python": platform.python_version(),
+        "java": (java.stderr.splitlines() or ["?"])[0],
+    }
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = " (with uncommitted changes in the tree)" if git("status", "--porcelain") else ""
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+@dataclass
+class Report:
+    options: Options
+    generated: Generated
+    run: RunResult
+    reference: Reference
+    solr_events: float
+    solr_cells: int
+    trigger_s: float
+    load_before: str
+    load_after: str
+
+    def measured_lines(self) -> int:
+        warm_files = min(self.options.warmup_files, len(self.generated.files))
+        return self.generated.lines - warm_files * self.options.lines_per_file
+
+    def end_to_end(self) -> tuple[float, float]:
+        """Measured lines / seconds from the first measured landing to the last probe seen."""
+        last_seen = max(self.run.seen.values(), default=self.run.measured_from)
+        seconds = last_seen - self.run.measured_from
+        return (self.measured_lines() / seconds if seconds > 0 else 0.0), seconds
+
+    def markdown(self) -> str:
+        o, g, run = self.options, self.generated, self.run
+        ingest, aggregate = (
+            query_figures(name, progress, run.measured_from)
+            for name, progress in run.progress.items()
+        )
+        rate, seconds = self.end_to_end()
+        fresh = freshness(run, o.warmup_files)
+        p95 = percentile(fresh, 0.95)
+        duck_rate = self.reference.lines / self.reference.seconds
+        pace = "all files at once (burst)" if o.rate is None else f"{o.rate:,.0f} events/s"
+        writes = [w for w in run.solr_writes if w.written or w.skipped]
+        solr_s = sum(w.seconds for w in writes)
+        lines = [
+            f"Mode: {'quick' if o.quick else 'full'}; {g.lines:,} lines ({g.traffic_lines:,} "
+            f"traffic + {len(g.files)} probes) in {len(g.files)} files of {o.lines_per_file:,}; "
+            f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
+            f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
+            f"traffic mix {dict(g.kinds.most_common())}.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| generate + write files (not in throughput) | {g.seconds:.1f} s "
+            f"({g.lines / g.seconds:,.0f} lines/s) |",
+            f"| warm-up ({o.warmup_files} files, first batches, Python workers) | "
+            f"{run.warmup_seconds:.1f} s |",
+            f"| **sustained end-to-end into Solr** (measured lines / first landing → last probe "
+            f"visible) | **{rate:,.0f} events/s** ({self.measured_lines():,} lines in "
+            f"{seconds:.1f} s) |",
+            *(self._query_rows(q) for q in (ingest, aggregate)),
+            f"| freshness p50 / p95 / max (file landed → probe cell searchable, "
+            f"{len(fresh)} probes) | {percentile(fresh, 0.5):.1f} / **{p95:.1f}** / "
+            f"{max(fresh, default=math.nan):.1f} s |",
+            f"| Solr writes (aggregate, in foreachBatch) | {sum(w.written for w in writes):,} "
+            f"documents in {len(writes)} batches, {solr_s:.1f} s "
+            f"({_share(solr_s * 1000, aggregate.phases_ms['addBatch'])} of addBatch) |",
+            f"| peak RSS: driver JVM / Python workers / Solr JVM / sum | "
+            f"{' / '.join(mib(run.peak_rss[g]) for g in GROUPS[:3])} / "
+            f"**{mib(run.peak_rss['total'])}** |",
+            f"| peak RSS of this benchmark's own Python (the job's driver Python + probes) | "
+            f"{mib(run.peak_rss['benchmark process'])} |",
+            f"| CPU seconds while measured: driver JVM / Python workers / Solr JVM / bench | "
+            f"{' / '.join(f'{run.cpu_seconds[g]:.0f}' for g in GROUPS)} |",
+            f"| state rows after the run (dedup, sessions) | "
+            f"{', '.join(f'{n:,}' for n in aggregate.state_rows)} |",
+            f"| DuckDB oracle, same lines, batch (Python line checks + SQL) | "
+            f"{self.reference.seconds:.1f} s ({duck_rate:,.0f} events/s) |",
+            f"| **ratio clickagg / DuckDB** (events/s) | **{rate / duck_rate:.2f}** |",
+            f"| check: counted events in Solr totals vs oracle | {self.solr_events:,.0f} vs "
+            f"{self.reference.total_events:,.0f} "
+            f"({'equal' if self.solr_events == self.reference.total_events else 'DIFFER'}); "
+            f"{self.solr_cells:,} cell documents vs {self.reference.cells:,} oracle cells |",
+            f"| load average (1/5/15 min) before → after | {self.load_before} → "
+            f"{self.load_after} |",
+            "",
+            *self._phase_table(ingest, aggregate),
+            "",
+            f"Targets: ≥ {TARGET_EVENTS_PER_S:,} events/s sustained "
+            f"{verdict(rate >= TARGET_EVENTS_PER_S)} ({rate:,.0f}); p95 freshness ≤ "
+            f"{TARGET_P95_FRESHNESS_S:g} s {verdict(p95 <= TARGET_P95_FRESHNESS_S)} "
+            f"({p95:.1f} s)."
+            + ("" if run.complete else " **Incomplete: not every probe became visible in time.**"),
+        ]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _query_rows(q: QueryFigures) -> str:
+        return (
+            f"| `{q.name}` query: {q.batches} batches, {q.rows:,} input rows | "
+            f"{q.rows_per_wall_s:,.0f} rows/s of wall time, {q.rows_per_busy_s:,.0f} rows/s "
+            f"busy; batch p50 / p95 / max {percentile(q.durations_s, 0.5):.1f} / "
+            f"{percentile(q.durations_s, 0.95):.1f} / {max(q.durations_s, default=0):.1f} s |"
+        )
+
+    @staticmethod
+    def _phase_table(*queries: QueryFigures) -> list[str]:
+        phases = (
+            "addBatch",
+            "latestOffset",
+            "queryPlanning",
+            "walCommit",
+            "commitOffsets",
+            "getBatch",
+        )
+        rows = [
+            "| durationMs (sum over measured batches) | " + " | ".join(phases) + " |",
+            "|---|" + "---|" * len(phases),
+        ]
+        for q in queries:
+            total = q.phases_ms["triggerExecution"]
+            cells = [
+                f"{q.phases_ms[p] / 1000:.1f} s ({_share(q.phases_ms[p], total)})" for p in phases
+            ]
+            rows.append(
+                f"| `{q.name}` (triggerExecution {total / 1000:.1f} s) | "
+                + " | ".join(cells)
+                + " |"
+            )
+        return rows
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f} %" if whole else "–"
+
+
+DOCS_INTRO = """# Benchmarks
+
+## Streaming throughput and freshness
+
+`benchmarks/stream_throughput.py` measures the streaming job end to end on real engines:
+its own 2-node SolrCloud 9.10.1 (free ports, one replica per shard), the job's `ingest` and
+`aggregate` queries in one in-process local[2] SparkSession on a processing-time trigger, and
+generated shop traffic with faults (duplicates, late and out-of-order lines, bots, broken
+lines) over the 16 cuboids of `examples/shop-kpis.yaml`.
+
+What it measures:
+
+- **sustained events/s into Solr**: the lines released after the warm-up, divided by the
+  time from the first of them landing to the last of them being searchable in Solr; and
+  per query, input rows per second of wall time and of busy (batch) time, from
+  `StreamingQueryProgress`;
+- **per-batch durations** and their `durationMs` phases (`addBatch` is the work itself);
+- **freshness**: the last line of every file is a probe event (a new visitor with its own
+  campaign); freshness is the time from the file appearing in the landing dir to the probe's
+  `campaign` cell answering a Solr query (soft commit every second included);
+- **peak RSS and CPU** of the driver JVM, the Python workers and the Solr JVM, from /proc;
+- **the reference**: the same lines through the DuckDB oracle of `tests/oracle.py` (line
+  checks in Python, then SQL), as a batch; the ratio is clickagg's events/s over DuckDB's.
+  The run also checks that Solr's counted events equal the oracle's.
+
+Targets: ≥ 50,000 events/s sustained with p95 freshness ≤ 10 s.
+
+Run it (a few minutes with `--quick`; `--burst` releases every file at once for the
+maximum throughput, `--rate` paces the release, `--no-record` skips this file):
+
+```sh
+VENV=$(make -s print-venv)
+PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python \\
+    benchmarks/stream_throughput.py --quick
+```
+
+The machine is a shared, noisy 2-core VM; each run records its load average, and figures
+from runs with other work on the box are lower bounds.
+"""
+
+
+def record(report_text: str, title: str, info: dict[str, str]) -> None:
+    if not DOCS.exists():
+        DOCS.write_text(DOCS_INTRO)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine_line = "; ".join(f"{k} {v}" for k, v in info.items())
+    section = (
+        f"\n### {stamp}: {title}\n\nCommit {git_commit()}. Machine: {machine_line}.\n\n"
+        f"{report_text}\n"
+    )
+    with DOCS.open("a") as out:
+        out.write(section)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_options(sys.argv[1:] if argv is None else argv)
+    work = Path(tempfile.mkdtemp(prefix="clickagg-bench-"))
+    load_before = load_average()
+    try:
+        report = benchmark(work, options, load_before)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = report.markdown()
+    print(text)
+    if options.record:
+        pace = "burst" if options.rate is None else f"paced at {options.rate:,.0f} events/s"
+        title = f"{'quick, ' if options.quick else ''}{report.generated.lines:,} events, {pace}"
+        record(text, title, machine())
+        print(f"\nappended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
+
+
+def benchmark(work: Path, options: Options, load_before: str) -> Report:
+    with solr_cloud(work / "run") as endpoints:
+        aggregation = aggregation_for(work, endpoints.base_url, options)
+        with solr.SolrClient(endpoints.base_url) as client:
+            solr_collections.ensure_level_collections(client, aggregation)
+        _say(f"generating {options.events:,} events")
+        generated = generate(work / "staging", options)
+        _say(
+            f"{generated.lines:,} lines in {len(generated.files)} files, "
+            f"{generated.seconds:.1f} s; starting Spark"
+        )
+        session = spark.local_session(
+            NAME, conf={"spark.sql.streaming.numRecentProgressUpdates": "100000"}
+        )
+        try:
+            trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
+            run = run_stream(session, aggregation, work, endpoints.base_url, generated, options)
+            load_after = load_average()
+        finally:
+            session.stop()
+        solr_events, solr_cells = solr_totals(endpoints.base_url, aggregation)
+    if options.progress_json is not None:
+        options.progress_json.write_text(
+            json.dumps(
+                {"progress": run.progress, "solr_writes": [w.__dict__ for w in run.solr_writes]}
+            )
+        )
+    _say("streaming done; the DuckDB reference over the same lines")
+    landed = [_landed(work / "landing", path) for path in generated.files]
+    ref = reference(landed, aggregation)
+    return Report(
+        options, generated, run, ref, solr_events, solr_cells, trigger_s, load_before, load_after
+    )
+
+
+def _landed(landing_dir: Path, staged: Path) -> Path:
+    moved = landing_dir / staged.name
+    return moved if moved.exists() else staged
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
