@@ -514,9 +514,8 @@ def run_stream(
     finally:
         watcher.stop_event.set()
         sampler.stop_event.set()
+        stop_when_idle(queries, timeout_s=10.0)
         progress = {q.name: [json.loads(p.json) for p in q.recentProgress] for q in queries}
-        for query in queries:
-            query.stop()
     return RunResult(
         measured_from=releaser.started_at,
         landed_at=releaser.landed_at,
@@ -529,6 +528,16 @@ def run_stream(
         warmup_seconds=warmup_seconds,
         probe_errors=watcher.errors,
     )
+
+
+def stop_when_idle(queries: list[Any], timeout_s: float) -> None:
+    """Stop each query between batches if one ends soon: stopped inside foreachBatch, the
+    aggregate query logs a java.lang.StackOverflowError (harmless, but alarming)."""
+    deadline = time.time() + timeout_s
+    for query in queries:
+        while query.isActive and query.status["isTriggerActive"] and time.time() < deadline:
+            time.sleep(0.05)
+        query.stop()
 
 
 def _wait_all(
@@ -592,13 +601,19 @@ def solr_totals(solr_url: str, aggregation: model.Aggregation) -> tuple[float, i
 @dataclass
 class QueryFigures:
     name: str
-    batches: int
-    rows: int
-    busy_s: float
-    wall_s: float
-    durations_s: list[float]
+    batches: int = 0
+    rows: int = 0
+    busy_s: float = 0.0
+    wall_s: float = 0.0
+    durations_s: list[float] = field(default_factory=list)
+    #: batches run without input (watermark and timers advance): count and seconds
+    no_data_batches: int = 0
+    no_data_s: float = 0.0
+    #: durationMs summed over every executed batch, with or without input
     phases_ms: Counter[str] = field(default_factory=Counter)
-    state_rows: list[int] = field(default_factory=list)
+    state_rows: dict[str, int] = field(default_factory=dict)
+    #: per state operator: task time updating state and committing it, summed over tasks
+    state_ms: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def rows_per_busy_s(self) -> float:
@@ -615,18 +630,34 @@ def batch_start(progress: dict[str, Any]) -> float:
 
 
 def query_figures(name: str, progress: list[dict[str, Any]], since: float) -> QueryFigures:
-    """Batches with input that started after the measured release began."""
-    batches = [p for p in progress if p["numInputRows"] > 0 and batch_start(p) >= since - 0.5]
-    figures = QueryFigures(name.removeprefix(f"{NAME}-"), len(batches), 0, 0.0, 0.0, [])
-    for p in batches:
-        figures.rows += p["numInputRows"]
-        figures.busy_s += p["batchDuration"] / 1000
-        figures.durations_s.append(p["batchDuration"] / 1000)
+    """The batches a query ran after the measured release began.
+
+    A progress without `addBatch` is an idle trigger's report, not a batch.
+    """
+    ran = [p for p in progress if "addBatch" in p["durationMs"] and batch_start(p) >= since - 0.5]
+    figures = QueryFigures(name.removeprefix(f"{NAME}-"))
+    for p in ran:
+        seconds = p["batchDuration"] / 1000
         figures.phases_ms.update(p["durationMs"])
-    if batches:
-        last = batches[-1]
-        figures.wall_s = batch_start(last) + last["batchDuration"] / 1000 - since
-        figures.state_rows = [op["numRowsTotal"] for op in last.get("stateOperators", [])]
+        for op in p.get("stateOperators", []):
+            spent = figures.state_ms.setdefault(op["operatorName"], Counter())
+            spent.update(
+                updates=op["allUpdatesTimeMs"],
+                removals=op["allRemovalsTimeMs"],
+                commit=op["commitTimeMs"],
+            )
+        if p["numInputRows"] == 0:
+            figures.no_data_batches += 1
+            figures.no_data_s += seconds
+            continue
+        figures.batches += 1
+        figures.rows += p["numInputRows"]
+        figures.busy_s += seconds
+        figures.durations_s.append(seconds)
+        figures.wall_s = batch_start(p) + seconds - since
+    if ran:
+        operators = ran[-1].get("stateOperators", [])
+        figures.state_rows = {op["operatorName"]: op["numRowsTotal"] for op in operators}
     return figures
 
 
@@ -755,8 +786,8 @@ class Report:
             f"{mib(run.peak_rss['benchmark process'])} |",
             f"| CPU seconds while measured: driver JVM / Python workers / Solr JVM / bench | "
             f"{' / '.join(f'{run.cpu_seconds[g]:.0f}' for g in GROUPS)} |",
-            f"| state rows after the run (dedup, sessions) | "
-            f"{', '.join(f'{n:,}' for n in aggregate.state_rows)} |",
+            f"| `aggregate` state operators: task time updates / removals / commit "
+            f"(summed over tasks), rows kept at the end | {self._state_text(aggregate)} |",
             f"| DuckDB oracle, same lines, batch (Python line checks + SQL) | "
             f"{self.reference.seconds:.1f} s ({duck_rate:,.0f} events/s) |",
             f"| **ratio clickagg / DuckDB** (events/s) | **{rate / duck_rate:.2f}** |",
@@ -783,7 +814,16 @@ class Report:
             f"| `{q.name}` query: {q.batches} batches, {q.rows:,} input rows | "
             f"{q.rows_per_wall_s:,.0f} rows/s of wall time, {q.rows_per_busy_s:,.0f} rows/s "
             f"busy; batch p50 / p95 / max {percentile(q.durations_s, 0.5):.1f} / "
-            f"{percentile(q.durations_s, 0.95):.1f} / {max(q.durations_s, default=0):.1f} s |"
+            f"{percentile(q.durations_s, 0.95):.1f} / {max(q.durations_s, default=0):.1f} s; "
+            f"{q.no_data_batches} batches without input, {q.no_data_s:.1f} s |"
+        )
+
+    @staticmethod
+    def _state_text(q: QueryFigures) -> str:
+        return "; ".join(
+            f"{name}: {ms['updates'] / 1000:.1f} / {ms['removals'] / 1000:.1f} / "
+            f"{ms['commit'] / 1000:.1f} s, {q.state_rows.get(name, 0):,} rows"
+            for name, ms in q.state_ms.items()
         )
 
     @staticmethod

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import oracle
 import pytest
-import streaming
 
+import oracle
+import streaming
 from clickagg.adapters import landing, solr_collections, stream
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import sessions, traffic

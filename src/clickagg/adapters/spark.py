@@ -25,6 +25,8 @@ LOCAL_CONF: Mapping[str, str] = {
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
+    # pyspark's own worker concatenates empty frames and pandas warns on every batch.
+    "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
 }
 
 
@@ -49,6 +51,7 @@ CLUSTER_CONF: Mapping[str, str] = {
         "spark.sql.session.timeZone",
         "spark.sql.execution.arrow.pyspark.enabled",
         "spark.sql.streaming.stateStore.providerClass",
+        "spark.executorEnv.PYTHONWARNINGS",
     )
 }
 

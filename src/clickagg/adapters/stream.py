@@ -11,8 +11,10 @@ archive rather than the source means replay and streaming see the very same rows
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -83,7 +85,11 @@ def read_lines(spark: SparkSession, source: Source) -> DataFrame:
     if source.kind == "kafka":
         return spark.readStream.format("kafka").options(**source.options).load().select("value")
     options = {k: v for k, v in source.options.items() if k != "path"}
-    lines = spark.readStream.format("text").options(**options).load(source.options["path"])
+    path = source.options["path"]
+    if "://" not in path or path.startswith("file://"):
+        # Spark refuses a missing directory; an empty landing directory is a normal start.
+        Path(path.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    lines = spark.readStream.format("text").options(**options).load(path)
     return lines.select(F.col("value").cast("binary").alias("value"))
 
 
@@ -173,7 +179,9 @@ class CellWriter:
 
     def __call__(self, facts: DataFrame, batch_id: int) -> None:
         level = self.aggregation.finest
+        started = time.monotonic()
         deltas, bots = cell_deltas(facts, self.aggregation)
+        summed_seconds = time.monotonic() - started
         with solr.SolrClient(self.solr_url) as client:
             report = cell_store.write_deltas(
                 client, level, deltas, stream_id=self.stream_id, batch_id=batch_id
@@ -183,14 +191,11 @@ class CellWriter:
                     client, level, bots, stream_id=self.stream_id, batch_id=batch_id
                 )
         log.info(
-            "%s batch %d: %d cells written, %d already there, %d bot buckets, %.2fs",
-            self.aggregation.name,
-            batch_id,
-            report.written,
-            report.skipped,
-            len(bots),
-            report.seconds,
-        )
+            "%s batch %d: sessionized and summed in %.2fs; %d cells written, %d already "
+            "there, %d bot buckets, in %.2fs",
+            self.aggregation.name, batch_id, summed_seconds, report.written, report.skipped,
+            len(bots), report.seconds,
+        )  # fmt: skip
         if self.on_batch is not None:
             self.on_batch(batch_id, report)
 
@@ -215,8 +220,9 @@ def cell_deltas(
             )
         )
     ).alias("cell")
+    amounts = [F.col("amounts")[i].alias(name) for i, name in enumerate(sessions.FIELDS)]
     summed = (
-        counted.select(per_cuboid, "bucket_ms", "visitor", *sessions.FIELDS)
+        counted.select(per_cuboid, "bucket_ms", "visitor", *amounts)
         .groupBy("cell.cuboid", "cell.values", "bucket_ms")
         .agg(
             *(F.sum(name).alias(name) for name in sessions.FIELDS),
@@ -237,7 +243,7 @@ def cell_deltas(
         int(row["bucket_ms"]): int(row["n"])
         for row in facts.where(F.col("bot"))
         .groupBy("bucket_ms")
-        .agg(F.sum("events").alias("n"))
+        .agg(F.sum(F.col("amounts")[sessions.FIELDS.index("events")]).alias("n"))
         .collect()
     }
     return deltas, bots
