@@ -1,0 +1,251 @@
+"""The whole Kubernetes path, locally: Aggregation → operator → SparkApplication → KPIs.
+
+examples/shop-kpis.yaml (own namespace, own collection prefix, one replica, landing in a
+temp dir, deletionPolicy Delete) is applied with the Python client to the real local
+kube-apiserver. The real operator (kopf's KopfRunner) creates the level collections in the
+real SolrCloud (through CLICKAGG_SOLR_URL_OVERRIDE: the spec's solrCloudRef names an
+in-cluster Service) and the children; `SparkOperatorRunner` plays the Spark Operator and
+runs the stream application with spark-submit on local[2]; generated traffic written into
+the landing dir must show up in the totals cuboid exactly as the DuckDB oracle counts it;
+the runner's RUNNING turns the Aggregation Ready; `kubectl get agg`'s table has its
+columns; deleting the Aggregation removes the children, stops the job and drops the
+collections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pytest
+import yaml
+from kopf import testing as kopf_testing
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+import oracle
+import streaming
+from clickagg.adapters import landing
+from clickagg.adapters import solr as solr_adapter
+from clickagg.domain import cells, spec, validation
+from clickagg.local import kube as local_kube
+from clickagg.local import solr as local_solr
+from clickagg.operator import children, reconcile
+from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+T = TypeVar("T")
+
+NAME = "shop-kpis"
+STREAM = children.stream_name(NAME)
+ROLLUPS = sorted(children.rollup_name(NAME, level) for level in ("1h", "1d"))
+AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
+OPERATOR = "clickagg.operator.main"
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+VISITORS, HOURS, SEED = 300, 1, 11
+#: The event-level fields of the totals cuboid: settled as soon as an event is counted.
+EVENT_FIELDS = ("events", "page_views", "product_views", "add_to_carts", "orders", "clicks")
+KPI_TIMEOUT_SECONDS = 180.0
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"not after {timeout:.0f}s: {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
+    with local_kube.api_client(kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(kubeconfig: Path) -> str:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    local_kube.create_namespace(kubeconfig, name)
+    return name
+
+
+def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
+    obj = dict(yaml.safe_load((streaming.ROOT / "examples" / "shop-kpis.yaml").read_text()))
+    obj["metadata"]["namespace"] = namespace
+    obj["spec"]["source"]["files"]["path"] = str(landing_dir)
+    obj["spec"]["solr"]["collectionPrefix"] = prefix
+    obj["spec"]["solr"]["replicationFactor"] = 1  # two local nodes; fewer cores to open
+    obj["spec"]["spark"]["triggerInterval"] = "2s"
+    obj["spec"]["deletionPolicy"] = "Delete"  # the test leaves no collections behind
+    return obj
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    found = [c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == kind]
+    return found[0] if found else {}
+
+
+def expected_totals(lines: list[Any], aggregation: Any, now_ms: int) -> dict[int, dict[str, float]]:
+    """The oracle's totals cuboid, bucket by bucket, event-level fields only."""
+    result = oracle.compute(
+        [item.line for item in lines],
+        finest_granularity_s=900,
+        session_timeout_s=1800,
+        dimensions=streaming.oracle_dimensions(aggregation),
+        cuboids=[()],
+        now_ms=now_ms,
+    )
+    return {
+        bucket: {name: state[name] for name in EVENT_FIELDS}
+        for (cuboid, bucket, _), state in result.cells.items()
+        if cuboid == oracle.cuboid_name(())
+    }
+
+
+def solr_totals(client: solr_adapter.SolrClient, collection: str) -> dict[int, dict[str, float]]:
+    client.commit(collection)
+    page = client.query(collection, {"q": "cuboid:totals", "fl": "*", "rows": 1000})
+    return {
+        _epoch_ms(document["bucket"]): cells.state_of(document, EVENT_FIELDS)
+        for document in page["response"]["docs"]
+    }
+
+
+def _epoch_ms(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def ready_object(obj: dict[str, Any]) -> dict[str, Any] | None:
+    return obj if condition(obj, "Ready").get("status") == "True" else None
+
+
+def table_of(api: k8s_client.ApiClient, namespace: str) -> dict[str, Any]:
+    """What `kubectl get agg` asks for: the list as a server-side Table."""
+    path = f"/apis/{spec.API_GROUP}/{spec.API_VERSION}/namespaces/{namespace}/{spec.PLURAL}"
+    response = api.call_api("GET", api.configuration.host + path, header_params={"Accept": TABLE})
+    assert response.status == 200, response.read()
+    return cast(dict[str, Any], json.loads(response.read()))
+
+
+def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
+    api: k8s_client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    solr: local_solr.SolrEndpoints,
+    solr_client: solr_adapter.SolrClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    objects = k8s_client.CustomObjectsApi(api)
+    prefix = f"k8s{uuid.uuid4().hex[:8]}"
+    collections = [f"{prefix}-{level}" for level in ("15m", "1h", "1d")]
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    obj = shop_kpis(namespace, landing_dir, prefix)
+    aggregation = validation.validate(obj)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
+    monkeypatch.setenv(reconcile.DATA_ROOT_ENV, str(tmp_path / "cluster-data"))
+
+    def owned() -> list[str]:
+        return sorted(
+            item["metadata"]["name"]
+            for kind in children.KINDS
+            for item in objects.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural,
+                label_selector=f"{children.AGGREGATION_LABEL}={NAME}",
+            )["items"]
+        )  # fmt: skip
+
+    def aggregation_object() -> dict[str, Any]:
+        found = objects.get_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
+        return cast(dict[str, Any], found)
+
+    started = time.monotonic()
+    operator_args = ["run", "--standalone", "--namespace", namespace, "-m", OPERATOR]
+    runner = SparkOperatorRunner(kubeconfig, namespace, tmp_path / "spark", solr_url=solr.base_url)
+    try:
+        with kopf_testing.KopfRunner(operator_args, timeout=60) as operator, runner:
+            # (1) apply; (2) the operator makes the collections and the children.
+            objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, obj)
+            eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
+            assert set(collections) <= set(solr_client.list_collections())
+            valid = condition(aggregation_object(), "Valid")
+            assert valid["status"] == "True", valid
+
+            # (3) the runner runs the stream; (4) its RUNNING makes the Aggregation Ready.
+            job = runner.wait_for(STREAM, RUNNING, timeout=60)
+            assert "--master" in job.argv and "local[2]" in job.argv
+            assert str(tmp_path / "spark" / "data") in " ".join(job.argv)
+            ready = eventually(lambda: ready_object(aggregation_object()), "Ready=True")
+            assert condition(ready, "StreamingRunning")["reason"] == "Running"
+
+            # Generated traffic lands; the totals cuboid must count what the oracle counts.
+            now_ms = int(time.time() * 1000)
+            start_ms = (now_ms // streaming.HOUR_MS - 3) * streaming.HOUR_MS
+            lines = streaming.traffic_lines(start_ms, hours=HOURS, visitors=VISITORS, seed=SEED)
+            landing.write_files(lines, landing_dir, rolling=streaming.ROLLING)
+            expected = expected_totals(lines, aggregation, now_ms)
+            assert sum(v["page_views"] for v in expected.values()) > 500
+            landed = time.monotonic()
+            last: dict[int, dict[str, float]] = {}
+
+            def counted() -> bool:
+                nonlocal last
+                assert runner.jobs()[STREAM].returncode is None, runner.jobs()[STREAM].log
+                last = solr_totals(solr_client, aggregation.finest.collection)
+                return last == expected
+
+            try:
+                eventually(counted, "Solr's totals equal the oracle's", KPI_TIMEOUT_SECONDS)
+            except BaseException:
+                log = runner.jobs()[STREAM].log.read_text(errors="replace")[-5000:]
+                print(f"Solr {last}\noracle {expected}\njob log:\n{log}")
+                raise
+            kpi_seconds = time.monotonic() - landed
+
+            # (5) `kubectl get agg`: the server-side table with the CRD's printer columns.
+            table = table_of(api, namespace)
+            columns = [column["name"] for column in table["columnDefinitions"]]
+            assert {"Levels", "Ready", "Lag"} <= set(columns), columns
+            (row,) = table["rows"]
+            printed = dict(zip(columns, row["cells"], strict=True))
+            assert printed["Name"] == NAME
+            assert printed["Levels"] == "15m,1h,1d"
+            assert printed["Ready"] == "True"
+
+            # (6) delete: children gone, the job stopped, the collections dropped.
+            objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
+
+            def deleted() -> bool:
+                try:
+                    aggregation_object()
+                except ApiException as exc:
+                    return bool(exc.status == 404)
+                return False
+
+            eventually(deleted, "the Aggregation is gone once its finalizer ran")
+            assert owned() == []
+            eventually(lambda: STREAM not in runner.jobs(), "the runner dropped the job")
+            eventually(lambda: not group_alive(job.pid), "the job's processes ended", 30)
+            assert not set(collections) & set(solr_client.list_collections())
+    finally:
+        for name in collections:  # only when the test failed before the finalizer ran
+            if name in solr_client.list_collections():
+                solr_client.delete_collection(name)
+    assert operator.exit_code == 0, operator.output
+    assert "Traceback" not in operator.output, operator.output
+    assert runner.errors == []
+    print(
+        f"k8s path: {time.monotonic() - started:.1f}s in all, KPIs in Solr "
+        f"{kpi_seconds:.1f}s after the {len(lines)} lines landed"
+    )

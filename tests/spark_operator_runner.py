@@ -1,0 +1,377 @@
+"""The Kubeflow Spark Operator's part, played locally for tests: SparkApplications run.
+
+The local control plane has no kubelet, so no driver pod ever starts. This runner watches
+the SparkApplications of one namespace (a list every 0.5 s: one request, no watch to
+stall) and does for each what the Spark Operator does in a cluster, with a local process
+in place of the driver pod:
+
+- a new application is submitted with the pyspark wheel's own `spark-submit --master
+  local[2]`, its `mainApplicationFile` (`local:///opt/clickagg/jobs/x.py`, the path in the
+  job image, maps to the repo's `jobs/x.py`), its `sparkConf`, its driver memory and its
+  `arguments` (`--data-root` moved below the runner's work dir, `--solr-url` pointed at the
+  local SolrCloud, `--metrics-port 0` added), PYTHONPATH=src. spark-submit is chosen over
+  `python jobs/x.py --master` because it is what the Spark Operator runs: the job takes its
+  `spark.session()` path, with the master and conf given from outside;
+- its state is written through the status subresource, as the Spark Operator writes it:
+  SUBMITTED when the process starts, RUNNING once it is still alive at the next look,
+  COMPLETED when it exits 0, FAILED with `errorMessage` (the log's tail) otherwise;
+- a changed spec (a new `metadata.generation`) kills the job and submits it again, as the
+  Spark Operator does;
+- a deleted application's job is killed (its whole process group: spark-submit's JVM, the
+  Python driver and the Python workers).
+
+Not played: restartPolicy (a failed or completed job stays so), ScheduledSparkApplications
+(no cron), executors (local mode runs everything in the driver). `stop()` kills every job
+and writes no status: the applications may be gone by then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+from clickagg.local import kube as local_kube
+from clickagg.operator import children
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_ROOT = "local:///opt/clickagg/"
+POLL_SECONDS = 0.5
+KILL_GRACE_SECONDS = 10.0
+ERROR_TAIL_LINES = 15
+ERROR_MAX_CHARS = 2000
+
+SUBMITTED, RUNNING, COMPLETED, FAILED = "SUBMITTED", "RUNNING", "COMPLETED", "FAILED"
+#: Local-mode settings the cluster would not need: few partitions, loopback, no UI.
+LOCAL_CONF: Mapping[str, str] = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+@dataclass
+class Job:
+    """One submission of one SparkApplication."""
+
+    name: str
+    uid: str
+    generation: int
+    attempt: int
+    argv: list[str]
+    log: Path
+    process: subprocess.Popen[bytes]
+    state: str = SUBMITTED
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a test may look at: a snapshot of one job."""
+
+    name: str
+    pid: int
+    state: str
+    attempt: int
+    returncode: int | None
+    log: Path
+    argv: tuple[str, ...]
+
+
+class SparkOperatorRunner:
+    """Runs the SparkApplications of `namespace` as local spark-submit processes.
+
+    Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        work_dir: Path,
+        *,
+        solr_url: str | None = None,
+        master: str = "local[2]",
+        poll_seconds: float = POLL_SECONDS,
+        python: str = sys.executable,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.work_dir = work_dir
+        self.solr_url = solr_url
+        self.master = master
+        self.poll_seconds = poll_seconds
+        self.python = python
+        self.errors: list[str] = []  # API errors the loop survived, for a failing test
+        self._jobs: dict[str, Job] = {}  # by application uid
+        self._attempts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._api: k8s_client.ApiClient | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> SparkOperatorRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._api = local_kube.api_client(self.kubeconfig)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"spark-operator-runner-{self.namespace}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching, then kill every job's process group and wait for it."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            _kill(job.process)
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    # ------------------------------------------------------------------ for tests
+
+    def jobs(self) -> dict[str, JobView]:
+        """The current job of every application still known, by application name."""
+        with self._lock:
+            return {job.name: _view(job) for job in self._jobs.values()}
+
+    def wait_for(self, name: str, state: str, timeout: float = 60.0) -> JobView:
+        """Wait until the job of application `name` has reached `state`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view = self.jobs().get(name)
+            if view is not None and view.state == state:
+                return view
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.namespace}/{name} not {state} after {timeout:.0f}s: "
+                           f"{self.jobs().get(name)}")  # fmt: skip
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._sync()
+            except ApiException as exc:  # the API server is restarting, or a 409; retry
+                self.errors.append(f"{exc.status} {exc.reason}")
+            self._stopping.wait(self.poll_seconds)
+
+    def _sync(self) -> None:
+        seen: set[str] = set()
+        for app in self._applications():
+            metadata = app["metadata"]
+            uid, generation = str(metadata["uid"]), int(metadata.get("generation") or 1)
+            seen.add(uid)
+            if metadata.get("deletionTimestamp"):
+                continue  # deleted below once it is gone from the list
+            job = self._jobs.get(uid)
+            if job is not None and job.generation != generation:
+                # The Spark Operator kills and resubmits an application whose spec changed.
+                _kill(job.process)
+                job = None
+            if job is None:
+                self._submit(app)
+            else:
+                self._follow(job)
+        for uid in [uid for uid in self._jobs if uid not in seen]:
+            with self._lock:
+                job = self._jobs.pop(uid)
+            _kill(job.process)  # the application was deleted: so is its driver
+
+    def _applications(self) -> list[dict[str, Any]]:
+        kind = children.SPARK_APPLICATION
+        found = self._objects().list_namespaced_custom_object(
+            kind.group, kind.version, self.namespace, kind.plural, _request_timeout=10
+        )
+        return list(cast(dict[str, Any], found).get("items", []))
+
+    def _submit(self, app: Mapping[str, Any]) -> None:
+        metadata, spec = app["metadata"], app["spec"]
+        name, uid = str(metadata["name"]), str(metadata["uid"])
+        attempt = self._attempts.get(uid, 0) + 1
+        self._attempts[uid] = attempt
+        log = self.work_dir / "logs" / f"{name}-{attempt}.log"
+        argv = self._command(spec)
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=self._environment(), cwd=REPO, start_new_session=True,
+            )  # fmt: skip
+        job = Job(name, uid, int(metadata.get("generation") or 1), attempt, argv, log, process)
+        with self._lock:
+            self._jobs[uid] = job
+        self._write_state(job, SUBMITTED, extra={
+            "submissionAttempts": attempt,
+            "lastSubmissionAttemptTime": _now(),
+            "submissionID": f"{uid[:8]}-{attempt}",
+            "sparkApplicationId": f"local-{process.pid}",
+        })  # fmt: skip
+
+    def _follow(self, job: Job) -> None:
+        returncode = job.process.poll()
+        if returncode is None:
+            if job.state == SUBMITTED:
+                self._write_state(job, RUNNING, extra={"executionAttempts": job.attempt})
+            return
+        if job.state in (COMPLETED, FAILED):
+            return
+        if returncode == 0:
+            self._write_state(job, COMPLETED, extra={"terminationTime": _now()})
+        else:
+            message = f"driver exited with code {returncode}: {_tail(job.log)}"
+            self._write_state(job, FAILED, error=message, extra={"terminationTime": _now()})
+
+    def _write_state(
+        self, job: Job, state: str, *, error: str | None = None, extra: Mapping[str, Any]
+    ) -> None:
+        application_state: dict[str, Any] = {"state": state}
+        if error is not None:
+            application_state["errorMessage"] = error
+        body = {
+            "status": {
+                "applicationState": application_state,
+                "driverInfo": {"podName": f"{job.name}-driver"},  # the schema requires it
+                **extra,
+            }
+        }
+        kind = children.SPARK_APPLICATION
+        try:
+            self._objects().patch_namespaced_custom_object_status(
+                kind.group, kind.version, self.namespace, kind.plural, job.name, body,
+                _request_timeout=10,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: the next pass kills the job
+                raise
+        with self._lock:
+            job.state = state
+
+    # ------------------------------------------------------------------ the command
+
+    def _command(self, spec: Mapping[str, Any]) -> list[str]:
+        main_file = _local_file(str(spec["mainApplicationFile"]))
+        conf = {**LOCAL_CONF, **(spec.get("sparkConf") or {})}
+        memory = (spec.get("driver") or {}).get("memory")
+        if memory:
+            conf["spark.driver.memory"] = str(memory)
+        argv = [str(_spark_submit()), "--master", self.master]
+        for key, value in conf.items():
+            argv += ["--conf", f"{key}={value}"]
+        return [*argv, str(main_file), *self._arguments(spec.get("arguments") or [])]
+
+    def _arguments(self, arguments: Sequence[str]) -> list[str]:
+        rewritten = list(arguments)
+        for index, argument in enumerate(rewritten[:-1]):
+            value = rewritten[index + 1]
+            if argument == "--data-root":
+                rewritten[index + 1] = str(self.work_dir / "data" / value.lstrip("/"))
+            elif argument == "--solr-url" and self.solr_url is not None:
+                rewritten[index + 1] = self.solr_url
+        if "--metrics-port" not in rewritten:
+            rewritten += ["--metrics-port", "0"]  # many jobs on one host: no fixed port
+        return rewritten
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        source = str(REPO / "src")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+        env["PYSPARK_PYTHON"] = self.python
+        env["PYSPARK_DRIVER_PYTHON"] = self.python
+        return env
+
+    def _objects(self) -> k8s_client.CustomObjectsApi:
+        if self._api is None:
+            raise RuntimeError("the runner is not started")
+        return k8s_client.CustomObjectsApi(self._api)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _local_file(main_file: str) -> Path:
+    """The repo file that the job image holds at `local:///opt/clickagg/<path>`."""
+    if not main_file.startswith(IMAGE_ROOT):
+        raise ValueError(f"{main_file} is not a file of the clickagg job image")
+    return REPO / main_file.removeprefix(IMAGE_ROOT)
+
+
+def _spark_submit() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "bin" / "spark-submit"
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """TERM the job's process group (it leads its own session), KILL what lingers."""
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=KILL_GRACE_SECONDS)
+    # The leader is gone; Python workers the JVM forked may still be on their way out.
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def group_alive(pid: int) -> bool:
+    """Whether any process of the job's process group (led by `pid`) still exists."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    wanted = [line for line in lines if line.strip()][-ERROR_TAIL_LINES:]
+    return "\n".join(wanted)[-ERROR_MAX_CHARS:]
+
+
+def _view(job: Job) -> JobView:
+    return JobView(
+        job.name, job.process.pid, job.state, job.attempt, job.process.poll(), job.log,
+        tuple(job.argv),
+    )  # fmt: skip
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
