@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ LINES_PER_VISITOR = 10
 PROBE_PREFIX = "bench-probe-"
 PROBE_POLL_S = 0.25
 SAMPLE_EVERY_S = 0.5
+CORES = os.cpu_count() or 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -498,7 +500,8 @@ def run_stream(
         )
         warm_started = time.time()
         Releaser(warm, landing_dir, [0.0] * len(warm)).run()
-        warm_ok = watcher.wait_for((probe_id(i) for i in range(len(warm))), options.timeout_s)
+        warm_names = [probe_id(i) for i in range(len(warm))]
+        warm_ok = _wait_all(watcher, warm_names, queries, options.timeout_s)
         warmup_seconds = time.time() - warm_started
         _check_queries(queries)
         sampler.sample()
@@ -709,7 +712,9 @@ def git_commit() -> str:
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    dirty = " (with uncommitted changes in the tree)" if git("status", "--porcelain") else ""
+    # Only what the job runs counts: src/ and the spec, not this script or its results.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "examples")
+    dirty = " (with uncommitted changes in src/ or examples/)" if changed else ""
     return git("rev-parse", "--short", "HEAD") + dirty
 
 
@@ -742,6 +747,10 @@ class Report:
         last_seen = max(self.run.seen.values(), default=self.run.measured_from)
         seconds = last_seen - self.run.measured_from
         return (self.measured_lines() / seconds if seconds > 0 else 0.0), seconds
+
+    def per_cpu_second(self) -> float:
+        job = sum(self.run.cpu_seconds[g] for g in GROUPS[:3])
+        return self.measured_lines() / job if job else 0.0
 
     def markdown(self) -> str:
         o, g, run = self.options, self.generated, self.run
@@ -786,6 +795,9 @@ class Report:
             f"{mib(run.peak_rss['benchmark process'])} |",
             f"| CPU seconds while measured: driver JVM / Python workers / Solr JVM / bench | "
             f"{' / '.join(f'{run.cpu_seconds[g]:.0f}' for g in GROUPS)} |",
+            f"| **events per CPU-second** of the job (driver JVM + workers + Solr; less "
+            f"sensitive to other load than events/s) | **{self.per_cpu_second():,.0f}** "
+            f"(≥ {TARGET_EVENTS_PER_S / CORES:,.0f} needed for the target on {CORES} cores) |",
             f"| `aggregate` state operators: task time updates / removals / commit "
             f"(summed over tasks), rows kept at the end | {self._state_text(aggregate)} |",
             f"| DuckDB oracle, same lines, batch (Python line checks + SQL) | "
@@ -857,9 +869,10 @@ def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "–"
 
 
-DOCS_INTRO = """# Benchmarks
+SECTION = "## Streaming throughput and freshness"
+DOCS_INTRO = f"""# Benchmarks
 
-## Streaming throughput and freshness
+{SECTION}
 
 `benchmarks/stream_throughput.py` measures the streaming job end to end on real engines:
 its own 2-node SolrCloud 9.10.1 (free ports, one replica per shard), the job's `ingest` and
@@ -898,17 +911,19 @@ from runs with other work on the box are lower bounds.
 """
 
 
-def record(report_text: str, title: str, info: dict[str, str]) -> None:
-    if not DOCS.exists():
-        DOCS.write_text(DOCS_INTRO)
+def record(report_text: str, title: str, commit: str, info: dict[str, str]) -> None:
+    """Add the run at the end of this benchmark's section of docs/benchmarks.md."""
+    text = DOCS.read_text() if DOCS.exists() else DOCS_INTRO
+    if SECTION not in text:
+        text = text.rstrip("\n") + "\n\n" + DOCS_INTRO.split("\n", 2)[2]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine_line = "; ".join(f"{k} {v}" for k, v in info.items())
-    section = (
-        f"\n### {stamp}: {title}\n\nCommit {git_commit()}. Machine: {machine_line}.\n\n"
-        f"{report_text}\n"
-    )
-    with DOCS.open("a") as out:
-        out.write(section)
+    run = f"### {stamp}: {title}\n\nCommit {commit}. Machine: {machine_line}.\n\n{report_text}\n\n"
+    start = text.index(SECTION) + len(SECTION)
+    following = text.find("\n## ", start)  # the next benchmark's section, if any
+    end = len(text) if following < 0 else following + 1
+    before = text[:end].rstrip("\n") + "\n\n"
+    DOCS.write_text(before + run + text[end:].lstrip("\n") if following >= 0 else before + run)
 
 
 # ------------------------------------------------------------------------------ main
@@ -916,6 +931,9 @@ def record(report_text: str, title: str, info: dict[str, str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(sys.argv[1:] if argv is None else argv)
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so Solr and Spark are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    commit = git_commit()  # the code the run loads, even if the tree changes meanwhile
     work = Path(tempfile.mkdtemp(prefix="clickagg-bench-"))
     load_before = load_average()
     try:
@@ -927,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.record:
         pace = "burst" if options.rate is None else f"paced at {options.rate:,.0f} events/s"
         title = f"{'quick, ' if options.quick else ''}{report.generated.lines:,} events, {pace}"
-        record(text, title, machine())
+        record(text, title, commit, machine())
         print(f"\nappended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 

@@ -233,6 +233,7 @@ class SparkOperatorRunner:
             self._jobs[uid] = job
         self._write_state(job, SUBMITTED, extra={
             "submissionAttempts": attempt,
+            "terminationTime": None,
             "lastSubmissionAttemptTime": _now(),
             "submissionID": f"{uid[:8]}-{attempt}",
             "sparkApplicationId": f"local-{process.pid}",
@@ -255,9 +256,8 @@ class SparkOperatorRunner:
     def _write_state(
         self, job: Job, state: str, *, error: str | None = None, extra: Mapping[str, Any]
     ) -> None:
-        application_state: dict[str, Any] = {"state": state}
-        if error is not None:
-            application_state["errorMessage"] = error
+        # A merge patch: None drops what an earlier attempt left (its error, its end).
+        application_state: dict[str, Any] = {"state": state, "errorMessage": error}
         body = {
             "status": {
                 "applicationState": application_state,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clickagg.adapters import cell_store, landing, solr
+from clickagg.adapters import cell_store, landing, solr, stream
 from clickagg.domain import cells, model, sessions, traffic, validation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +141,47 @@ def differences(
         if abs(exact - got.get("unique_visitors", 0)) > max(1.0, sketch_tolerance * exact):
             problems.append(f"{key} unique_visitors: {exact} vs {got.get('unique_visitors')}")
     return problems
+
+
+def run_to_end(
+    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
+    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+) -> None:  # fmt: skip
+    """Both queries with availableNow: everything that has arrived, then stop."""
+    source = stream.source_of(aggregation)
+    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
+    stream.aggregate(
+        spark, aggregation, paths, solr_url, 1, available_now=True, on_batch=on_batch
+    ).awaitTermination()
+
+
+def close_every_visit(
+    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
+    deliver: Callable[[bytes], None], sentinel_ms: int,
+    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+) -> None:  # fmt: skip
+    """Deliver the sentinel, then run twice: once to move the watermark past every visit,
+    once more so the closing timers fire."""
+    deliver(sentinel(sentinel_ms))
+    for _ in range(2):
+        run_to_end(spark, aggregation, paths, solr_url, on_batch)
+
+
+def oracle_problems(
+    client: solr.SolrClient, aggregation: model.Aggregation, lines: Sequence[bytes],
+    before_ms: int,
+) -> list[str]:  # fmt: skip
+    """Where Solr's finest level differs from the oracle over the same lines."""
+    import oracle
+
+    expected = oracle.compute(
+        lines,
+        finest_granularity_s=int(aggregation.finest.granularity.approx_seconds),
+        session_timeout_s=int(aggregation.session_timeout.approx_seconds),
+        dimensions=oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+    actual = solr_cells(client, aggregation, before_ms)
+    assert len(actual) > 100, "too few cells for a meaningful comparison"
+    return differences(expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05)

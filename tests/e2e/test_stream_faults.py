@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-import oracle
 import streaming
 from clickagg.adapters import landing, solr_collections, stream
 from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import sessions
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +32,6 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.5)
-
-
-def run_to_end(spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str) -> None:
-    source = stream.source_of(aggregation)
-    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
-    stream.aggregate(spark, aggregation, paths, solr_url, 1, available_now=True).awaitTermination()
 
 
 def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
@@ -71,25 +63,7 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
         driver.wait()
     assert driver.returncode == -signal.SIGKILL
 
-    run_to_end(spark, aggregation, paths, solr.base_url)
-    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
-    (landing_dir / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
-    run_to_end(spark, aggregation, paths, solr.base_url)
-    run_to_end(spark, aggregation, paths, solr.base_url)
-
-    expected = oracle.compute(
-        [item.line for item in lines],
-        finest_granularity_s=900,
-        session_timeout_s=1800,
-        dimensions=streaming.oracle_dimensions(aggregation),
-        cuboids=[c.dimensions for c in aggregation.cuboids],
-        now_ms=int(time.time() * 1000),
-    )
-    actual = streaming.solr_cells(solr_client, aggregation, sentinel_ms - streaming.HOUR_MS)
-    problems = streaming.differences(
-        expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05
-    )
-    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
+    assert_equals_oracle(spark, solr, solr_client, aggregation, paths, landing_dir, lines)
 
 
 def test_a_solr_node_stopped_mid_run_loses_nothing(
@@ -134,22 +108,22 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     for query in queries:
         assert query.exception() is None, query.exception()
 
-    run_to_end(spark, aggregation, paths, solr.base_url)
-    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
-    (landing_dir / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
-    run_to_end(spark, aggregation, paths, solr.base_url)
-    run_to_end(spark, aggregation, paths, solr.base_url)
+    assert_equals_oracle(spark, solr, solr_client, aggregation, paths, landing_dir, lines)
 
-    expected = oracle.compute(
-        [item.line for item in lines],
-        finest_granularity_s=900,
-        session_timeout_s=1800,
-        dimensions=streaming.oracle_dimensions(aggregation),
-        cuboids=[c.dimensions for c in aggregation.cuboids],
-        now_ms=int(time.time() * 1000),
-    )
-    actual = streaming.solr_cells(solr_client, aggregation, sentinel_ms - streaming.HOUR_MS)
-    problems = streaming.differences(
-        expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05
+
+def assert_equals_oracle(
+    spark: Any, solr: Any, solr_client: Any, aggregation: Any, paths: stream.JobPaths,
+    landing_dir: Path, lines: list[Any],
+) -> None:  # fmt: skip
+    """Finish what the faulted run left, close every visit, compare with the oracle."""
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
+    streaming.close_every_visit(
+        spark, aggregation, paths, solr.base_url,
+        lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        sentinel_ms,
+    )  # fmt: skip
+    problems = streaming.oracle_problems(
+        solr_client, aggregation, [i.line for i in lines], sentinel_ms - streaming.HOUR_MS
     )
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])

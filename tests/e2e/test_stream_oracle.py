@@ -23,21 +23,6 @@ pytestmark = pytest.mark.e2e
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
 
 
-def run_stream(
-    spark: Any, aggregation: Any, paths: stream.JobPaths, solr_url: str,
-    job_metrics: metrics.StreamMetrics | None = None,
-) -> None:  # fmt: skip
-    def record(_: int, report: Any) -> None:
-        if job_metrics is not None:
-            job_metrics.record_solr_write(report)
-
-    source = stream.source_of(aggregation)
-    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
-    stream.aggregate(
-        spark, aggregation, paths, solr_url, 1, available_now=True, on_batch=record
-    ).awaitTermination()
-
-
 @pytest.fixture(scope="module")
 def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("oracle-run")
@@ -50,12 +35,17 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     job_metrics = metrics.StreamMetrics(aggregation.name)
     listener = metrics.ProgressListener(job_metrics)
     spark.streams.addListener(listener)
-    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
+
+    def record(_: int, report: Any) -> None:
+        job_metrics.record_solr_write(report)
+
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url, record)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
-    (work / "landing" / "zz-sentinel.jsonl").write_bytes(streaming.sentinel(sentinel_ms) + b"\n")
-    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
-    # A run after the sentinel lets the closing timers fire.
-    run_stream(spark, aggregation, paths, solr.base_url, job_metrics)
+    streaming.close_every_visit(
+        spark, aggregation, paths, solr.base_url,
+        lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        sentinel_ms, record,
+    )  # fmt: skip
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
     expected = oracle.compute(

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from examples import BAD, GOOD, bad_example
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
 from clickagg.domain import spec
 from clickagg.local import kube as local_kube
+from examples import BAD, GOOD, bad_example
 
 pytestmark = pytest.mark.k8s
 

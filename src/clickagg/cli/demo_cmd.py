@@ -87,6 +87,7 @@ def _stream(
     lines = list(traffic.generate(profile, traffic.Faults(), start_ms, options.duration_ms,
                                   options.seed))  # fmt: skip
     session = spark_adapter.local_session(f"{aggregation.name}-demo")
+    session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job_metrics = metrics.StreamMetrics(aggregation.name)
     session.streams.addListener(metrics.ProgressListener(job_metrics))
     paths = stream.JobPaths(str(work / "data"))
@@ -125,7 +126,9 @@ def _watch(
     with solr_client.SolrClient(solr_url) as client, Live(console=console) as live:
         while True:
             done_in = job_metrics.value("clickagg_input_rows_total", query="ingest")
-            done_agg = job_metrics.value("clickagg_input_rows_total", query="aggregate")
+            dead = job_metrics.value("clickagg_dead_letters_total")
+            # The aggregate query reads valid events only: dead letters count as done.
+            done_agg = job_metrics.value("clickagg_input_rows_total", query="aggregate") + dead
             progress.update(ingested, completed=done_in)
             progress.update(aggregated, completed=done_agg)
             live.update(Group(progress, _live_table(client, aggregation, start_ms, end_ms)))

@@ -85,7 +85,7 @@ def render_crd() -> str:
 @app.command()
 def demo(
     spec_file: Annotated[Path, typer.Option("--spec", help="Aggregation to run.")] = REFERENCE_SPEC,
-    visitors: Annotated[int, typer.Option(help="Visitors in the generated day.")] = 20_000,
+    visitors: Annotated[int, typer.Option(help="Visitors in the generated day.")] = 5_000,
     duration: Annotated[str, typer.Option(help="Span of generated traffic.")] = "1d",
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     keep: Annotated[bool, typer.Option(help="Leave Solr running afterwards.")] = False,

@@ -1,0 +1,552 @@
+"""How fast does the operator give an Aggregation its children, and how much memory does it
+take? (issue 4 §6)
+
+Targets: p95 ≤ 2 s from creating an Aggregation to all its children existing, and a peak
+RSS of the operator process ≤ 150 MB. This script:
+
+1. starts its own real stack in a temp CLICKAGG_RUN_DIR, on free ports: etcd +
+   kube-apiserver with the Spark Operator's, the Solr Operator's and clickagg's CRDs, and a
+   2-node SolrCloud with the configset;
+2. baselines, with no operator:
+   - the bare API server: the very manifests the operator would build for N Aggregations
+     (2N children: a SparkApplication and a ScheduledSparkApplication each), server-side
+     applied one after the other with the Python client;
+   - Solr alone: N one-shard collections created with as many threads as kopf runs sync
+     handlers in (its default executor: min(32, cores + 4));
+3. runs the operator as `kopf run --standalone` in a subprocess (so its RSS and CPU can be
+   read from /proc: VmRSS sampled every 0.2 s, VmHWM at the end) and
+   - creates N small Aggregations at once (one level each: one real one-shard collection
+     and two children each), then
+   - M more paced at R per second (the latency of one Aggregation when nothing queues),
+   measuring per Aggregation the time from its create call to the watch on
+   SparkApplications and ScheduledSparkApplications having seen both its children;
+4. prints a markdown report and appends it to docs/benchmarks.md under
+   "## Operator latency and memory" (append only: the file has other sections).
+
+Run: PYTHONPATH=src $VENV/bin/python benchmarks/operator_latency.py [-n 100] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import requests
+from kubernetes import client as k8s_client
+from kubernetes import watch as k8s_watch
+
+from clickagg.adapters import solr
+from clickagg.domain import spec, validation
+from clickagg.local import kube as local_kube
+from clickagg.local import process
+from clickagg.local import solr as local_solr
+from clickagg.operator import children, reconcile
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Operator latency and memory"
+SHARED = Path(os.environ.get("CLICKAGG_SHARED") or ROOT.parent / "shared")
+PEER_CRDS = SHARED / "crds" / "peers"
+CHART_CRDS = ROOT / "charts" / "clickagg" / "crds"
+
+TARGET_P95_S = 2.0
+TARGET_RSS_MB = 150.0
+KOPF_THREADS = min(32, (os.cpu_count() or 1) + 4)
+RSS_SAMPLE_S = 0.2
+WAIT_S = 600.0
+AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Options:
+    count: int
+    paced_count: int
+    rate: float
+    record: bool
+    operator_log: Path | None
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--count", type=int, default=100, help="Aggregations at once")
+    parser.add_argument("--paced-count", type=int, default=30, help="Aggregations paced")
+    parser.add_argument("--rate", type=float, default=2.0, help="paced Aggregations per second")
+    parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
+    parser.add_argument("--operator-log", type=Path, help="keep the operator's log here")
+    args = parser.parse_args(argv)
+    return Options(args.count, args.paced_count, args.rate, not args.no_record, args.operator_log)
+
+
+# ---------------------------------------------------------------------- the Aggregations
+
+
+def small_aggregation(namespace: str, name: str, prefix: str) -> dict[str, Any]:
+    """A valid Aggregation with one level: one one-shard collection and two children."""
+    return {
+        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+        "kind": spec.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "source": {"type": "files", "files": {"path": f"/data/landing/{name}"}},
+            "solr": {
+                "solrCloudRef": {"name": "analytics"},
+                "collectionPrefix": f"{prefix}-{name}",
+                "shards": 1,
+                "replicationFactor": 1,
+            },
+            "dimensions": [{"name": "channel", "maxCardinality": 20}],
+            "cuboids": [{"dimensions": []}, {"dimensions": ["channel"]}],
+            "kpis": ["page_views", "events", "visits"],
+            "levels": [{"granularity": "15m", "retention": "30d"}],
+        },
+    }
+
+
+def expected_children(name: str) -> set[str]:
+    return {children.stream_name(name), children.rollup_name(name, "15m")}
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+class ChildWatch:
+    """Watches both Spark kinds in a namespace; the first time each name was seen."""
+
+    def __init__(self, api: k8s_client.ApiClient, namespace: str) -> None:
+        self.seen: dict[str, float] = {}
+        self._objects = k8s_client.CustomObjectsApi(api)
+        self._namespace = namespace
+        self._watches: list[k8s_watch.Watch] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ChildWatch:
+        for kind in children.KINDS:
+            listed = self._objects.list_namespaced_custom_object(
+                kind.group, kind.version, self._namespace, kind.plural
+            )
+            version = cast(dict[str, Any], listed)["metadata"]["resourceVersion"]
+            watch = k8s_watch.Watch()
+            thread = threading.Thread(target=self._follow, args=(watch, kind, version), daemon=True)
+            self._watches.append(watch)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for watch in self._watches:
+            watch.stop()
+
+    def _follow(self, watch: k8s_watch.Watch, kind: children.Kind, version: str) -> None:
+        stream = watch.stream(
+            self._objects.list_namespaced_custom_object,
+            kind.group, kind.version, self._namespace, kind.plural,
+            resource_version=version, timeout_seconds=int(WAIT_S),
+        )  # fmt: skip
+        # The connection breaks when the stack stops under a still-open watch: that ends it.
+        with contextlib.suppress(Exception):
+            for event in stream:
+                if event["type"] == "ADDED":
+                    name = event["object"]["metadata"]["name"]
+                    with self._lock:
+                        self.seen.setdefault(name, time.monotonic())
+
+    def wait_all(self, names: Sequence[str], timeout: float = WAIT_S) -> None:
+        wanted = set().union(*(expected_children(name) for name in names))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if wanted <= self.seen.keys():
+                    return
+            time.sleep(0.05)
+        missing = sorted(wanted - self.seen.keys())
+        raise TimeoutError(f"{len(missing)} children missing after {timeout:.0f}s: {missing[:5]}")
+
+    def latencies(self, created: dict[str, float]) -> list[float]:
+        """Per Aggregation: its create call → the later of its two children seen."""
+        with self._lock:
+            return sorted(
+                max(self.seen[child] for child in expected_children(name)) - started
+                for name, started in created.items()
+            )
+
+
+@dataclass
+class RssSampler:
+    """Samples a process's VmRSS; VmHWM (the kernel's own peak) is read at the end."""
+
+    pid: int
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_S):
+            with contextlib.suppress(OSError):
+                self.samples.append(status_kib(self.pid, "VmRSS") * 1024)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, timeout: float = 120.0) -> float:
+    """Wait until the process has used < 0.1 CPU seconds over 2 s; the seconds waited."""
+    started = time.monotonic()
+    window: list[float] = [cpu_seconds(pid)]
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        window = [*window, cpu_seconds(pid)][-5:]
+        if len(window) == 5 and window[-1] - window[0] < 0.1:
+            break
+    return time.monotonic() - started
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    rank = max(1, int(-(-share * len(values) // 1)))
+    return values[rank - 1]
+
+
+@dataclass(frozen=True)
+class Figures:
+    total_s: float
+    p50_s: float
+    p95_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, total_s: float, latencies: Sequence[float]) -> Figures:
+        ordered = sorted(latencies)
+        return cls(total_s, statistics.median(ordered), percentile(ordered, 0.95), ordered[-1])
+
+    def text(self) -> str:
+        return (
+            f"{self.p50_s:.2f} / **{self.p95_s:.2f}** / {self.max_s:.2f} s "
+            f"(all done after {self.total_s:.1f} s)"
+        )
+
+
+# ---------------------------------------------------------------------- the stack
+
+
+@dataclass(frozen=True)
+class Stack:
+    kubeconfig: Path
+    solr_url: str
+
+
+@contextlib.contextmanager
+def local_stack(work: Path) -> Iterator[Stack]:
+    os.environ["CLICKAGG_RUN_DIR"] = str(work / "run")
+    ports: list[int] = []
+    while len(ports) < 5:
+        port = process.free_port()
+        if port not in ports:
+            ports.append(port)
+    try:
+        kube = local_kube.up(etcd_port=ports[0], apiserver_port=ports[1])
+        crds = local_kube.crd_files([PEER_CRDS]) + local_kube.crd_files([CHART_CRDS])
+        local_kube.apply_crds(kube.kubeconfig, crds)
+        endpoints = local_solr.up(zk_port=ports[2], ports=ports[3:5])
+        with solr.SolrClient(endpoints.base_url) as client:
+            client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+        yield Stack(kube.kubeconfig, endpoints.base_url)
+    finally:
+        local_solr.down()
+        local_kube.down()
+
+
+@contextlib.contextmanager
+def operator_process(stack: Stack, namespaces: Sequence[str], log: Path) -> Iterator[int]:
+    """`kopf run` in its own process group; yields its pid once its liveness probe answers."""
+    port = process.free_port()
+    argv = [sys.executable, "-m", "kopf", "run", "--standalone", "-m", "clickagg.operator.main",
+            "--liveness", f"http://127.0.0.1:{port}/healthz"]  # fmt: skip
+    for namespace in namespaces:
+        argv += ["--namespace", namespace]
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(stack.kubeconfig),
+        "PYTHONPATH": str(ROOT / "src"),
+        reconcile.SOLR_URL_OVERRIDE_ENV: stack.solr_url,
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"kopf exited with {proc.returncode}; see {log}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kopf not live after 60 s; see {log}")
+            time.sleep(0.1)
+        yield proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# ---------------------------------------------------------------------- phases
+
+
+def baseline_api(api: k8s_client.ApiClient, namespace: str, count: int) -> Figures:
+    """The operator's own manifests for `count` Aggregations, applied with no operator."""
+    objects = k8s_client.CustomObjectsApi(api)
+    settings = children.JobSettings(reconcile.DEFAULT_SERVICE_ACCOUNT, reconcile.DEFAULT_DATA_ROOT)
+    manifests = []
+    for index in range(count):
+        name = f"base-{index:03d}"
+        aggregation = validation.validate(small_aggregation(namespace, name, "base"))
+        owner = children.Owner(name, namespace, f"00000000-0000-0000-0000-{index:012d}")
+        manifests.append((name, children.desired(aggregation, owner, settings)))
+    created: dict[str, float] = {}
+    with ChildWatch(api, namespace) as watch:
+        started = time.monotonic()
+        for name, wanted in manifests:
+            created[name] = time.monotonic()
+            for manifest in wanted:
+                kind = next(k for k in children.KINDS if k.kind == manifest["kind"])
+                objects.patch_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural,
+                    manifest["metadata"]["name"], manifest,
+                    field_manager=children.MANAGER, force=True,
+                    _content_type="application/apply-patch+yaml",
+                )  # fmt: skip
+        watch.wait_all(list(created))
+        total = time.monotonic() - started
+        return Figures.of(total, watch.latencies(created))
+
+
+def baseline_solr(solr_url: str, count: int) -> Figures:
+    """`count` one-shard collections, created by KOPF_THREADS threads, then deleted."""
+    names = [f"bench-solr-{index:03d}" for index in range(count)]
+    latencies: list[float] = []
+
+    def create(name: str) -> None:
+        with solr.SolrClient(solr_url) as client:
+            began = time.monotonic()
+            client.create_collection(name, solr.CONFIGSET_NAME, 1, 1)
+            latencies.append(time.monotonic() - began)
+
+    def delete(name: str) -> None:
+        with solr.SolrClient(solr_url) as client:
+            client.delete_collection(name)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(KOPF_THREADS) as pool:
+        list(pool.map(create, names))
+    total = time.monotonic() - started
+    with ThreadPoolExecutor(KOPF_THREADS) as pool:
+        list(pool.map(delete, names))
+    return Figures.of(total, latencies)
+
+
+def operator_phase(
+    api: k8s_client.ApiClient, namespace: str, count: int, rate: float | None
+) -> Figures:
+    """Create `count` Aggregations (at once, or `rate` per second); latency to children."""
+    objects = k8s_client.CustomObjectsApi(api)
+    bodies = [small_aggregation(namespace, f"agg-{index:03d}", namespace) for index in range(count)]
+    created: dict[str, float] = {}
+    with ChildWatch(api, namespace) as watch:
+        started = time.monotonic()
+        for index, body in enumerate(bodies):
+            if rate is not None:
+                pause = started + index / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            created[body["metadata"]["name"]] = time.monotonic()
+            objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, body)
+        watch.wait_all(list(created))
+        total = time.monotonic() - started
+        return Figures.of(total, watch.latencies(created))
+
+
+# ---------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"cpu {cpu}, {os.cpu_count()} cores; memory {memory_kb / 2**20:.0f} GiB; "
+        f"python {platform.python_version()}"
+    )
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    dirty = " (with uncommitted changes in src/)" if changed else ""
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def mb(byte_count: float) -> str:
+    return f"{byte_count / 1e6:,.0f} MB"
+
+
+def verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+INTRO = f"""
+{HEADING}
+
+`benchmarks/operator_latency.py` measures the operator on its own real stack (etcd +
+kube-apiserver 1.36 with the real Spark Operator and Solr Operator CRDs, a 2-node SolrCloud
+9.10.1), with the operator as a `kopf run --standalone` subprocess (so its memory is its
+own, read from /proc). Each Aggregation is small and valid, with one level: one real
+one-shard collection and two children (the stream SparkApplication and the retention-only
+ScheduledSparkApplication). Latency is per Aggregation, from its create call to a watch
+having seen both its children. N are created at once (queueing included), then M paced
+(one Aggregation's latency when nothing queues). Baselines from the same run: the bare API
+server applying the operator's own manifests for N Aggregations with no operator, and Solr
+alone creating N one-shard collections with as many threads as kopf's executor has.
+
+Targets: p95 ≤ 2 s from create to all children; operator peak RSS ≤ 150 MB.
+
+```sh
+PYTHONPATH=src $(make -s print-venv)/bin/python benchmarks/operator_latency.py [-n 100]
+```
+"""
+
+
+def record(section: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    addition = "" if HEADING in text else INTRO
+    with DOCS.open("a") as out:  # append only: other engineers write other sections
+        out.write(addition + section)
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_options(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    commit = git_commit()
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="clickagg-operator-bench-") as temp:
+        work = Path(temp)
+        with local_stack(work) as stack, local_kube.api_client(stack.kubeconfig) as api:
+            for namespace in ("bench-baseline", "bench-burst", "bench-paced"):
+                local_kube.create_namespace(stack.kubeconfig, namespace)
+            print(f"==> baseline: bare API server, {options.count} Aggregations' children")
+            bare = baseline_api(api, "bench-baseline", options.count)
+            print(f"==> baseline: Solr alone, {options.count} collections")
+            solr_only = baseline_solr(stack.solr_url, options.count)
+            log = work / "operator.log"
+            with operator_process(stack, ["bench-burst", "bench-paced"], log) as pid:
+                sampler = RssSampler(pid)
+                sampler.start()
+                rss_start = status_kib(pid, "VmRSS") * 1024
+                cpu_start = cpu_seconds(pid)
+                print(f"==> operator (pid {pid}): {options.count} Aggregations at once")
+                burst = operator_phase(api, "bench-burst", options.count, None)
+                settled = wait_idle(pid)  # the burst's follow-up passes (stream state)
+                print(f"==> operator: {options.paced_count} paced at {options.rate}/s")
+                paced = operator_phase(api, "bench-paced", options.paced_count, options.rate)
+                time.sleep(2)
+                sampler.stop()
+                peak = status_kib(pid, "VmHWM") * 1024
+                rss_end = status_kib(pid, "VmRSS") * 1024
+                cpu = cpu_seconds(pid) - cpu_start
+            tracebacks = log.read_text(errors="replace").count("Traceback")
+            if options.operator_log is not None:
+                options.operator_log.write_bytes(log.read_bytes())
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ratio_total = burst.total_s / bare.total_s
+    rows = [
+        (f"operator, {options.count} at once: create → children, p50 / p95 / max", burst.text()),
+        ("operator idle again after the burst (its follow-up passes)", f"{settled:.1f} s later"),
+        (f"operator, then {options.paced_count} paced at {options.rate:g}/s: p50 / p95 / max",
+         paced.text()),
+        (f"baseline: bare API server, the same {2 * options.count} children applied directly "
+         "(one client, sequential): per Aggregation p50 / p95 / max", bare.text()),
+        (f"baseline: Solr alone, {options.count} one-shard collections, {KOPF_THREADS} "
+         "threads: per collection p50 / p95 / max", solr_only.text()),
+        ("**ratio operator / bare API server**, time until all children exist",
+         f"**{ratio_total:.0f}×** ({burst.total_s:.1f} s / {bare.total_s:.2f} s)"),
+        ("operator RSS: after start / peak (VmHWM) / at the end",
+         f"{mb(rss_start)} / **{mb(peak)}** / {mb(rss_end)} "
+         f"({max(sampler.samples, default=0) / 2**20:.0f} MiB highest sample)"),
+        ("operator CPU seconds over both phases", f"{cpu:.1f} s"),
+        ("Tracebacks in the operator's log", str(tracebacks)),
+        ("load average (1/5/15 min) before → after", f"{load_before} → {load_average()}"),
+    ]  # fmt: skip
+    table = "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+    targets = (
+        f"Targets: p95 ≤ {TARGET_P95_S:g} s {verdict(burst.p95_s <= TARGET_P95_S)} at once "
+        f"({burst.p95_s:.2f} s), {verdict(paced.p95_s <= TARGET_P95_S)} paced "
+        f"({paced.p95_s:.2f} s); peak RSS ≤ {TARGET_RSS_MB:g} MB "
+        f"{verdict(peak / 1e6 <= TARGET_RSS_MB)} ({mb(peak)})."
+    )
+    section = (
+        f"\n### {stamp}: operator latency, {options.count} Aggregations at once, "
+        f"{options.paced_count} paced\n\nCommit {commit}. Machine: {machine()}.\n\n"
+        f"{table}\n{targets}\n"
+    )
+    print(section)
+    if options.record:
+        record(section)
+        print(f"appended to {DOCS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Many Aggregations at once: the real operator against the real API server and SolrCloud.
+
+COUNT small, valid Aggregations (one level each, so one real one-shard collection each, and
+distinct collection prefixes) are created as fast as the client can; every one must get
+exactly its two children (the stream SparkApplication and the retention-only
+ScheduledSparkApplication) with an ownerReference to it, and Valid=True, within
+DEADLINE_SECONDS. Measured on the 2-core VM (see the module's print): 100 fit with room to
+spare, so 100 it is; CLICKAGG_SCALE_COUNT runs another number.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kopf import testing as kopf_testing
+from kubernetes import client as k8s_client
+
+from clickagg.adapters import solr as solr_adapter
+from clickagg.domain import spec
+from clickagg.local import kube as local_kube
+from clickagg.local import solr as local_solr
+from clickagg.operator import children, reconcile
+
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600)]
+
+COUNT = int(os.environ.get("CLICKAGG_SCALE_COUNT", "100"))
+DEADLINE_SECONDS = 120.0
+AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
+OPERATOR = "clickagg.operator.main"
+
+
+@pytest.fixture
+def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
+    with local_kube.api_client(kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(kubeconfig: Path) -> str:
+    name = f"scale-{uuid.uuid4().hex[:8]}"
+    local_kube.create_namespace(kubeconfig, name)
+    return name
+
+
+def small_aggregation(namespace: str, index: int, prefix: str) -> dict[str, Any]:
+    """A valid Aggregation with one level: one one-shard collection, two children."""
+    return {
+        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+        "kind": spec.KIND,
+        "metadata": {"name": f"agg-{index:03d}", "namespace": namespace},
+        "spec": {
+            "source": {"type": "files", "files": {"path": f"/data/landing/{index:03d}"}},
+            "solr": {
+                "solrCloudRef": {"name": "analytics"},
+                "collectionPrefix": f"{prefix}-{index:03d}",
+                "shards": 1,
+                "replicationFactor": 1,
+            },
+            "dimensions": [{"name": "channel", "maxCardinality": 20}],
+            "cuboids": [{"dimensions": []}, {"dimensions": ["channel"]}],
+            "kpis": ["page_views", "events", "visits"],
+            "levels": [{"granularity": "15m", "retention": "30d"}],
+        },
+    }
+
+
+def children_by_owner(
+    objects: k8s_client.CustomObjectsApi, namespace: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Every Spark child in the namespace, by the uid its ownerReferences name."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for kind in children.KINDS:
+        listed = objects.list_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural
+        )
+        for item in cast(dict[str, Any], listed)["items"]:
+            for reference in item["metadata"].get("ownerReferences") or []:
+                found[reference["uid"]].append(item)
+    return found
+
+
+def valid_names(objects: k8s_client.CustomObjectsApi, namespace: str) -> set[str]:
+    listed = objects.list_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL)
+    return {
+        item["metadata"]["name"]
+        for item in cast(dict[str, Any], listed)["items"]
+        if any(
+            c["type"] == "Valid" and c["status"] == "True"
+            for c in (item.get("status") or {}).get("conditions", [])
+        )
+    }
+
+
+def test_many_aggregations_at_once_get_their_children_once(
+    api: k8s_client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    solr: local_solr.SolrEndpoints,
+    solr_client: solr_adapter.SolrClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    objects = k8s_client.CustomObjectsApi(api)
+    prefix = f"sc{uuid.uuid4().hex[:8]}"
+    wanted = [small_aggregation(namespace, index, prefix) for index in range(COUNT)]
+    collections = [f"{prefix}-{index:03d}-15m" for index in range(COUNT)]
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
+    operator_args = ["run", "--standalone", "--namespace", namespace, "-m", OPERATOR]
+    done_at: dict[str, float] = {}
+    uids: dict[str, str] = {}
+    try:
+        with kopf_testing.KopfRunner(operator_args, timeout=120) as operator:
+            started = time.monotonic()
+            created_at: dict[str, float] = {}
+            for obj in wanted:
+                name = obj["metadata"]["name"]
+                created_at[name] = time.monotonic()
+                stored = objects.create_namespaced_custom_object(
+                    *AGGREGATION_API, namespace, spec.PLURAL, obj
+                )
+                uids[name] = cast(dict[str, Any], stored)["metadata"]["uid"]
+            applied = time.monotonic() - started
+
+            deadline = started + DEADLINE_SECONDS
+            valid: set[str] = set()
+            while time.monotonic() < deadline:
+                owned = children_by_owner(objects, namespace)
+                now = time.monotonic()
+                for name, uid in uids.items():
+                    if name not in done_at and len(owned.get(uid, [])) == 2:
+                        done_at[name] = now
+                valid = valid_names(objects, namespace)
+                if len(done_at) == COUNT and len(valid) == COUNT:
+                    break
+                time.sleep(0.5)
+            all_done = time.monotonic() - started
+            assert len(done_at) == COUNT, f"{COUNT - len(done_at)} without their children"
+            assert valid == set(uids), f"not Valid: {sorted(set(uids) - valid)[:10]}"
+
+            time.sleep(2)  # later passes (the stream-state annotation, updates) add nothing
+            owned = children_by_owner(objects, namespace)
+            kinds = Counter(
+                item["kind"] for items in owned.values() for item in items
+            )  # fmt: skip
+            assert kinds == {"SparkApplication": COUNT, "ScheduledSparkApplication": COUNT}
+            for name, uid in uids.items():
+                mine = owned[uid]
+                assert sorted(item["metadata"]["name"] for item in mine) == [
+                    children.rollup_name(name, "15m"),
+                    children.stream_name(name),
+                ]
+                for item in mine:
+                    (reference,) = item["metadata"]["ownerReferences"]
+                    assert reference == {
+                        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+                        "kind": spec.KIND,
+                        "name": name,
+                        "uid": uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+            present = set(solr_client.list_collections())
+            assert set(collections) <= present
+
+            cleanup_started = time.monotonic()
+            for name in uids:
+                objects.delete_namespaced_custom_object(
+                    *AGGREGATION_API, namespace, spec.PLURAL, name
+                )
+            while time.monotonic() < cleanup_started + DEADLINE_SECONDS:
+                listed = objects.list_namespaced_custom_object(
+                    *AGGREGATION_API, namespace, spec.PLURAL
+                )
+                if not cast(dict[str, Any], listed)["items"]:
+                    break
+                time.sleep(0.5)
+            deleted = time.monotonic() - cleanup_started
+            assert children_by_owner(objects, namespace) == {}
+    finally:
+        _drop(solr, [c for c in collections if c in set(solr_client.list_collections())])
+    assert operator.exit_code == 0, operator.output
+    assert "Traceback" not in operator.output, operator.output[-5000:]
+    latencies = sorted(done_at[name] - created_at[name] for name in done_at)
+    print(
+        f"\n{COUNT} Aggregations: created in {applied:.1f}s; all children and Valid after "
+        f"{all_done:.1f}s; per Aggregation create→children p50 "
+        f"{statistics.median(latencies):.1f}s, p95 {latencies[int(0.95 * (COUNT - 1))]:.1f}s, "
+        f"max {latencies[-1]:.1f}s; deleted (finalizers) in {deleted:.1f}s"
+    )
+
+
+def _drop(solr: local_solr.SolrEndpoints, collections: list[str]) -> None:
+    """Delete the test's collections, a few at a time (the operator retains them)."""
+
+    def drop(name: str) -> None:
+        with solr_adapter.SolrClient(solr.base_url) as client:
+            client.delete_collection(name)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(drop, collections))
