@@ -121,7 +121,7 @@ class SparkOperatorRunner:
         self.master = master
         self.poll_seconds = poll_seconds
         self.python = python
-        self.errors: list[str] = []  # API errors the loop survived, for a failing test
+        self.errors: list[str] = []  # what the loop survived, for a failing test
         self._jobs: dict[str, Job] = {}  # by application uid
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -183,8 +183,10 @@ class SparkOperatorRunner:
         while not self._stopping.is_set():
             try:
                 self._sync()
-            except ApiException as exc:  # the API server is restarting, or a 409; retry
-                self.errors.append(f"{exc.status} {exc.reason}")
+            except Exception as exc:  # the API server restarting, a 409, a bad application
+                problem = repr(exc)
+                if not self.errors or self.errors[-1] != problem:
+                    self.errors.append(problem)  # a test shows them; the loop goes on
             self._stopping.wait(self.poll_seconds)
 
     def _sync(self) -> None:

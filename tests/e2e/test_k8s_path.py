@@ -222,7 +222,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             assert printed["Name"] == NAME
             assert printed["Ready"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.
-            assert str(printed["Levels"]).split(",")[0] == "15m"
+            assert printed["Levels"] == "15m,1h,1d"
             levels_cell = printed["Levels"]
 
             # (6) delete: children gone, the job stopped, the collections dropped.
@@ -253,12 +253,6 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="kube-apiserver prints only the first match of a printer column's jsonPath, so "
-    ".spec.levels[*].granularity shows '15m'; the column needs one string field instead",
-)
 def test_levels_column_lists_every_level(
     api: k8s_client.ApiClient,
     kubeconfig: Path,

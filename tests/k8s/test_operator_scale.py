@@ -4,8 +4,12 @@ COUNT small, valid Aggregations (one level each, so one real one-shard collectio
 distinct collection prefixes) are created as fast as the client can; every one must get
 exactly its two children (the stream SparkApplication and the retention-only
 ScheduledSparkApplication) with an ownerReference to it, and Valid=True, within
-DEADLINE_SECONDS. Measured on the 2-core VM (see the module's print): 100 fit with room to
-spare, so 100 it is; CLICKAGG_SCALE_COUNT runs another number.
+DEADLINE_SECONDS. Then they are deleted (the finalizers delete the children) and the test
+drops the collections itself (deletionPolicy Retain).
+
+Measured on the shared 2-core VM (load average ~10), all children and Valid after / whole
+test: 100 → 22 s / 45-60 s; 200 → 54 s / 125 s; 300 → 82 s / 190 s. So 100 by default, and
+200 is the most that fits about two minutes; CLICKAGG_SCALE_COUNT runs another number.
 """
 
 from __future__ import annotations

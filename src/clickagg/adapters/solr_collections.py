@@ -21,13 +21,15 @@ class Ensured:
 def ensure_level_collections(
     client: solr.SolrClient, aggregation: model.Aggregation
 ) -> list[Ensured]:
-    """Upload the configset and create each level's collection if it is missing."""
-    client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+    """Create each level's collection if it is missing (uploading the configset first)."""
     existing = set(client.list_collections())
+    missing = [level for level in aggregation.levels if level.collection not in existing]
+    if missing:
+        client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
     target = aggregation.spec.solr
     ensured = []
     for level in aggregation.levels:
-        created = level.collection not in existing
+        created = level in missing
         if created:
             client.create_collection(
                 level.collection, solr.CONFIGSET_NAME, target.shards, target.replication_factor

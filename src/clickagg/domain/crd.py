@@ -133,7 +133,7 @@ def _printer_columns() -> list[Schema]:
         {
             "name": "Levels",
             "type": "string",
-            "jsonPath": ".spec.levels[*].granularity",
+            "jsonPath": ".status.levelNames",
             "description": "Granularities, finest first.",
         },
         {

@@ -56,6 +56,11 @@ class AggregationStatus(spec.WireModel):
     levels: list[LevelStatus] = pydantic.Field(
         default_factory=list, description="Per level: collection, last rolled-up bucket, horizon."
     )
+    level_names: str | None = pydantic.Field(
+        default=None,
+        description="The levels, finest first, e.g. 15m,1h,1d (one string: a printer column "
+        "shows only the first match of a list).",
+    )
     lag: str | None = pydantic.Field(
         default=None, description="How far the finest level trails the newest event, e.g. 12s."
     )

@@ -363,6 +363,7 @@ def _status(
         observed_generation=run.generation,
         conditions=conditions.merge(run.previous.conditions, updates),
         levels=list(levels),
+        level_names=",".join(level.name for level in levels) or None,
     )
     # lag is left out (exclude_none), so the merge patch keeps what the stream job reported.
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")
