@@ -19,10 +19,10 @@ export PATH := $(VENV)/bin:$(PATH)
 print-venv: ## print the venv's path
 	@echo $(VENV)
 
-.PHONY: print-venv help venv tools demo test lint crd up down status
+.PHONY: print-venv help venv tools demo demo-k8s test lint crd up down status
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(VENV)/.installed:
 	@echo "==> python venv $(VENV) (first run only)"
@@ -39,6 +39,9 @@ tools: venv ## build or find the engines (Solr jars, kube-apiserver, etcd, helm)
 
 demo: venv ## run the main job on the local embedded stack
 	@$(PY) -m clickagg demo
+
+demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubelet needed)
+	@$(PY) -m pytest -p no:cacheprovider -s tests/e2e/test_k8s_path.py
 
 test: tools lint ## run every test (unit, solr, spark, k8s, e2e), serially
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
