@@ -307,7 +307,7 @@ class ProbeWatcher(threading.Thread):
         self.errors = 0
 
     def run(self) -> None:
-        params = {
+        params: dict[str, str | int] = {
             "q": f"{{!prefix f=d_campaign}}{PROBE_PREFIX}",
             "fq": "cuboid:campaign",
             "fl": "d_campaign",

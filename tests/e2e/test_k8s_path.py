@@ -18,9 +18,8 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -29,18 +28,16 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 import oracle
+import polling
 import streaming
 from clickagg.adapters import landing
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import cells, spec, validation
-from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
-
-T = TypeVar("T")
 
 NAME = "shop-kpis"
 STREAM = children.stream_name(NAME)
@@ -52,30 +49,6 @@ VISITORS, HOURS, SEED = 300, 1, 11
 #: The event-level fields of the totals cuboid: settled as soon as an event is counted.
 EVENT_FIELDS = ("events", "page_views", "product_views", "add_to_carts", "orders", "clicks")
 KPI_TIMEOUT_SECONDS = 180.0
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"not after {timeout:.0f}s: {what}")
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
-    with local_kube.api_client(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
-def namespace(kubeconfig: Path) -> str:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    local_kube.create_namespace(kubeconfig, name)
-    return name
 
 
 def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
@@ -177,7 +150,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
         with kopf_testing.KopfRunner(operator_args, timeout=60) as operator, runner:
             # (1) apply; (2) the operator makes the collections and the children.
             objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, obj)
-            eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
+            polling.eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
             assert set(collections) <= set(solr_client.list_collections())
             valid = condition(aggregation_object(), "Valid")
             assert valid["status"] == "True", valid
@@ -186,7 +159,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             job = runner.wait_for(STREAM, RUNNING, timeout=60)
             assert "--master" in job.argv and "local[2]" in job.argv
             assert str(tmp_path / "spark" / "data") in " ".join(job.argv)
-            ready = eventually(lambda: ready_object(aggregation_object()), "Ready=True")
+            ready = polling.eventually(lambda: ready_object(aggregation_object()), "Ready=True")
             assert condition(ready, "StreamingRunning")["reason"] == "Running"
 
             # Generated traffic lands; the totals cuboid must count what the oracle counts.
@@ -206,7 +179,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
                 return last == expected
 
             try:
-                eventually(counted, "Solr's totals equal the oracle's", KPI_TIMEOUT_SECONDS)
+                polling.eventually(counted, "Solr's totals equal the oracle's", KPI_TIMEOUT_SECONDS)
             except BaseException:
                 log = runner.jobs()[STREAM].log.read_text(errors="replace")[-5000:]
                 print(f"Solr {last}\noracle {expected}\njob log:\n{log}")
@@ -235,10 +208,10 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
                     return bool(exc.status == 404)
                 return False
 
-            eventually(deleted, "the Aggregation is gone once its finalizer ran")
+            polling.eventually(deleted, "the Aggregation is gone once its finalizer ran")
             assert owned() == []
-            eventually(lambda: STREAM not in runner.jobs(), "the runner dropped the job")
-            eventually(lambda: not group_alive(job.pid), "the job's processes ended", 30)
+            polling.eventually(lambda: STREAM not in runner.jobs(), "the runner dropped the job")
+            polling.eventually(lambda: not group_alive(job.pid), "the job's processes ended", 30)
             assert not set(collections) & set(solr_client.list_collections())
     finally:
         for name in collections:  # only when the test failed before the finalizer ran
@@ -280,10 +253,12 @@ def test_levels_column_lists_every_level(
                 )
                 return condition(cast(dict[str, Any], found), "Valid").get("status") == "True"
 
-            eventually(valid, "Valid=True")
+            polling.eventually(valid, "Valid=True")
             table = table_of(api, namespace)
             objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
-            eventually(lambda: table_of(api, namespace)["rows"] == [], "the Aggregation is gone")
+            polling.eventually(
+                lambda: table_of(api, namespace)["rows"] == [], "the Aggregation is gone"
+            )
     finally:
         for level in ("15m", "1h"):
             if f"{prefix}-{level}" in solr_client.list_collections():

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import polling
 import streaming
 from clickagg.adapters import landing, solr_collections, stream
 from clickagg.adapters import solr as solr_adapter
@@ -24,14 +25,6 @@ START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_M
 def committed_batches(paths: stream.JobPaths) -> int:
     commits = Path(paths.checkpoint("aggregate")) / "commits"
     return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
@@ -53,10 +46,12 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(lambda: committed_batches(paths) >= 2, 240, "two committed batches")
+        polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         landing.write_files(lines[half:], landing_dir, rolling=streaming.ROLLING, prefix="b")
         seen = committed_batches(paths)
-        wait_for(lambda: committed_batches(paths) > seen, 120, "a batch of the second half")
+        polling.eventually(
+            lambda: committed_batches(paths) > seen, "a batch of the second half", 120
+        )
         time.sleep(1.5)  # land inside a later batch
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver JVM and its Python workers
@@ -73,7 +68,9 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
 
     landing_dir = tmp_path / "landing"
     aggregation = streaming.aggregation_for(
-        landing_dir, solr.base_url, "node-down-run",
+        landing_dir,
+        solr.base_url,
+        "node-down-run",
     )
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
@@ -90,18 +87,22 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
         stream.aggregate(spark, aggregation, paths, solr.base_url, 1),
     ]
     try:
-        wait_for(lambda: committed_batches(paths) >= 2, 240, "two committed batches")
+        polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         local_solr.stop_node(1)
         try:
             landing.write_files(lines[third:2 * third], landing_dir, rolling=streaming.ROLLING,
                                 prefix="b")  # fmt: skip
             seen = committed_batches(paths)
-            wait_for(lambda: committed_batches(paths) >= seen + 2, 240, "batches with a node down")
+            polling.eventually(
+                lambda: committed_batches(paths) >= seen + 2, "batches with a node down", 240
+            )
         finally:
             local_solr.start_node(1)
-        landing.write_files(lines[2 * third:], landing_dir, rolling=streaming.ROLLING, prefix="c")
+        landing.write_files(lines[2 * third :], landing_dir, rolling=streaming.ROLLING, prefix="c")
         seen = committed_batches(paths)
-        wait_for(lambda: committed_batches(paths) > seen, 240, "a batch after the restart")
+        polling.eventually(
+            lambda: committed_batches(paths) > seen, "a batch after the restart", 240
+        )
     finally:
         for query in queries:
             query.stop()

@@ -6,7 +6,6 @@ fails with a clear message instead of as a puzzling operator bug.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,6 @@ from fixtures import k8s as k8s_fixtures
 pytestmark = pytest.mark.k8s
 
 SPARK_GROUP = "sparkoperator.k8s.io"
-
-
-@pytest.fixture
-def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
-    with local_kube.api_client(kubeconfig) as client:
-        yield client
 
 
 def spark_application(name: str, **spec_overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ real schemas (not a copy of them) decide whether the chart is valid for Kubernet
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.k8s
 CHART = str(k8s_fixtures.CHART)
 KUBE_VERSION = gotools.KUBERNETES_VERSION.removeprefix("v")
 WATCHED = ["shop", "ads"]
-
-
-@pytest.fixture
-def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
-    with local_kube.api_client(kubeconfig) as client:
-        yield client
 
 
 def render(

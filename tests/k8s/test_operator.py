@@ -22,9 +22,9 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+import polling
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec, validation
-from clickagg.local import kube as local_kube
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
@@ -56,21 +56,8 @@ def shared_collections(solr_client: solr_adapter.SolrClient) -> Iterator[list[st
 
 
 @pytest.fixture
-def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
-    with local_kube.api_client(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
 def objects(api: k8s_client.ApiClient) -> k8s_client.CustomObjectsApi:
     return k8s_client.CustomObjectsApi(api)
-
-
-@pytest.fixture
-def namespace(kubeconfig: Path) -> str:
-    name = f"op-{uuid.uuid4().hex[:8]}"
-    local_kube.create_namespace(kubeconfig, name)
-    return name
 
 
 @pytest.fixture(autouse=True)
@@ -98,15 +85,7 @@ def running_operator(namespace: str) -> Iterator[kopf_testing.KopfRunner]:
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"not after {timeout:.0f}s: {what}")
-        time.sleep(0.2)
+    return polling.eventually(check, what, timeout)
 
 
 def shop_kpis(namespace: str) -> dict[str, Any]:

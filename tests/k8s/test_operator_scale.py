@@ -19,7 +19,6 @@ import statistics
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +29,6 @@ from kubernetes import client as k8s_client
 
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec
-from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 
@@ -40,19 +38,6 @@ COUNT = int(os.environ.get("CLICKAGG_SCALE_COUNT", "100"))
 DEADLINE_SECONDS = 120.0
 AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
 OPERATOR = "clickagg.operator.main"
-
-
-@pytest.fixture
-def api(kubeconfig: Path) -> Iterator[k8s_client.ApiClient]:
-    with local_kube.api_client(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
-def namespace(kubeconfig: Path) -> str:
-    name = f"scale-{uuid.uuid4().hex[:8]}"
-    local_kube.create_namespace(kubeconfig, name)
-    return name
 
 
 def small_aggregation(namespace: str, index: int, prefix: str) -> dict[str, Any]:

@@ -180,7 +180,12 @@ class CellWriter:
     def __call__(self, facts: DataFrame, batch_id: int) -> None:
         level = self.aggregation.finest
         started = time.monotonic()
-        deltas, bots = cell_deltas(facts, self.aggregation)
+        # Two actions read the batch; without the cache each one re-runs the sessionizer.
+        facts.persist()
+        try:
+            deltas, bots = cell_deltas(facts, self.aggregation)
+        finally:
+            facts.unpersist()
         summed_seconds = time.monotonic() - started
         with solr.SolrClient(self.solr_url) as client:
             report = cell_store.write_deltas(
