@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import requests
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
@@ -97,25 +98,12 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 
 def small_aggregation(namespace: str, name: str, prefix: str) -> dict[str, Any]:
-    """A valid Aggregation with one level: one one-shard collection and two children."""
-    return {
-        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
-        "kind": spec.KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "source": {"type": "files", "files": {"path": f"/data/landing/{name}"}},
-            "solr": {
-                "solrCloudRef": {"name": "analytics"},
-                "collectionPrefix": f"{prefix}-{name}",
-                "shards": 1,
-                "replicationFactor": 1,
-            },
-            "dimensions": [{"name": "channel", "maxCardinality": 20}],
-            "cuboids": [{"dimensions": []}, {"dimensions": ["channel"]}],
-            "kpis": ["page_views", "events", "visits"],
-            "levels": [{"granularity": "15m", "retention": "30d"}],
-        },
-    }
+    """examples/one-level.yaml: one one-shard collection and two children."""
+    obj: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "one-level.yaml").read_text())
+    obj["metadata"].update(name=name, namespace=namespace)
+    obj["spec"]["source"]["files"]["path"] = f"/data/landing/{name}"
+    obj["spec"]["solr"]["collectionPrefix"] = f"{prefix}-{name}"
+    return obj
 
 
 def expected_children(name: str) -> set[str]:

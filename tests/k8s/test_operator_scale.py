@@ -27,6 +27,7 @@ import pytest
 from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
+import examples
 from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec
 from clickagg.local import solr as local_solr
@@ -41,25 +42,8 @@ OPERATOR = "clickagg.operator.main"
 
 
 def small_aggregation(namespace: str, index: int, prefix: str) -> dict[str, Any]:
-    """A valid Aggregation with one level: one one-shard collection, two children."""
-    return {
-        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
-        "kind": spec.KIND,
-        "metadata": {"name": f"agg-{index:03d}", "namespace": namespace},
-        "spec": {
-            "source": {"type": "files", "files": {"path": f"/data/landing/{index:03d}"}},
-            "solr": {
-                "solrCloudRef": {"name": "analytics"},
-                "collectionPrefix": f"{prefix}-{index:03d}",
-                "shards": 1,
-                "replicationFactor": 1,
-            },
-            "dimensions": [{"name": "channel", "maxCardinality": 20}],
-            "cuboids": [{"dimensions": []}, {"dimensions": ["channel"]}],
-            "kpis": ["page_views", "events", "visits"],
-            "levels": [{"granularity": "15m", "retention": "30d"}],
-        },
-    }
+    """examples/one-level.yaml: one one-shard collection, two children."""
+    return examples.one_level(namespace, f"agg-{index:03d}", f"{prefix}-{index:03d}")
 
 
 def children_by_owner(
