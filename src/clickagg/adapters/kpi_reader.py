@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from clickagg.adapters import cell_store, solr
-from clickagg.domain import buckets, cells, kpis, model, sessions
+from clickagg.domain import buckets, cells, dimensions, kpis, model, sessions
 
 Kpis = dict[str, float | None]
 
@@ -72,8 +72,12 @@ def top(
     by: str,
     names: Sequence[str],
     limit: int = 10,
+    include_missing: bool = False,
 ) -> list[Row]:
-    """The `limit` values of a single-dimension cuboid with the highest state field `by`."""
+    """The `limit` values of a single-dimension cuboid with the highest state field `by`.
+
+    Events without a value (`__none__`) are left out unless `include_missing` is set.
+    """
     needed = kpis.required_state(names)
     fields = [f for f in needed if f in sessions.FIELDS]
     facet = {
@@ -86,6 +90,8 @@ def top(
         }
     }
     filters = _range_filter(level, dimension, start_ms, end_ms)
+    if not include_missing:
+        filters.append(f'-{cells.dimension_field(dimension)}:"{dimensions.MISSING}"')
     facets = client.json_facet(level.collection, "*:*", facet, filters=filters)
     rows = []
     for bucket in facets.get("values", {}).get("buckets", []):

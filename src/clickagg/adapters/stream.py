@@ -263,3 +263,11 @@ def _with_trigger(writer: Any, trigger_seconds: float, available_now: bool) -> A
 def archive_schema() -> Any:
     """The archive's Spark schema, derived from the Arrow one."""
     return from_arrow_schema(archive.SCHEMA)
+
+
+def stop_between_batches(query: StreamingQuery, timeout_seconds: float = 30) -> None:
+    """Stop a query when no batch runs: stopping mid-batch makes Spark log stack traces."""
+    deadline = time.monotonic() + timeout_seconds
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()

@@ -109,7 +109,7 @@ def _stream(
         _watch(console, aggregation, job_metrics, len(lines), solr_url, start_ms, end_ms)
     finally:
         for query in queries:
-            query.stop()
+            stream.stop_between_batches(query)
         session.stop()
 
 
