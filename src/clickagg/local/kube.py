@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
@@ -23,10 +21,6 @@ from typing import Any
 
 import requests
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import dynamic
@@ -34,22 +28,17 @@ from kubernetes.client.exceptions import ApiException
 
 from clickagg import errors
 from clickagg.local import cache, gotools, process
+from clickagg.local import pki as kube_pki
 
 DEFAULT_ETCD_PORT = 2379
 DEFAULT_APISERVER_PORT = 6443
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-# The first address of the service range is the `kubernetes` Service's ClusterIP.
-KUBERNETES_SERVICE_IP = "10.0.0.1"
 CLUSTER_NAME = "clickagg-local"
-ADMIN_USER = "clickagg-admin"
 
 _ETCD = "etcd"
 _APISERVER = "kube-apiserver"
 # Peer CRDs are megabytes of YAML: libyaml's safe loader parses them ~10x faster.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CERT_VALIDITY = datetime.timedelta(days=365)
-# Regenerate certificates this long before they expire, so a running stack never expires.
-_CERT_RENEW_MARGIN = datetime.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -59,20 +48,6 @@ class KubeEndpoints:
     server: str
     kubeconfig: Path
     version: str
-
-
-@dataclass(frozen=True)
-class Pki:
-    """Paths of the generated certificates and keys."""
-
-    ca_cert: Path
-    ca_key: Path
-    serving_cert: Path
-    serving_key: Path
-    admin_cert: Path
-    admin_key: Path
-    sa_key: Path
-    sa_pub: Path
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -96,7 +71,7 @@ def up(
     apiserver_binary = gotools.ensure_kube_apiserver()  # may build; nothing runs meanwhile
     etcd_was_running = process.status(_ETCD) is not None
     etcd_url = _ensure_etcd(etcd_port, timeout)
-    pki = ensure_pki()
+    pki = kube_pki.ensure()
     server = f"https://127.0.0.1:{apiserver_port}"
     kubeconfig = write_kubeconfig(server, pki)
     started = time.monotonic()
@@ -131,7 +106,7 @@ def status() -> KubeEndpoints | None:
     if apiserver is None or process.status(_ETCD) is None:
         return None
     server = str(apiserver.endpoints["server"])
-    pki = _pki_paths()
+    pki = kube_pki.paths()
     try:
         version = _server_version(server, pki)
     except errors.KubeError:
@@ -186,7 +161,7 @@ def _etcd_healthy(client_url: str) -> bool:
     return response.ok and response.json().get("health") == "true"
 
 
-def _apiserver_argv(binary: Path, etcd_url: str, port: int, pki: Pki) -> list[str]:
+def _apiserver_argv(binary: Path, etcd_url: str, port: int, pki: kube_pki.Pki) -> list[str]:
     cert_dir = cache.run_dir(_APISERVER) / "certs"
     cert_dir.mkdir(exist_ok=True)
     return [
@@ -216,7 +191,7 @@ def _apiserver_argv(binary: Path, etcd_url: str, port: int, pki: Pki) -> list[st
 # ---------------------------------------------------------------- HTTP probes
 
 
-def _session(pki: Pki) -> requests.Session:
+def _session(pki: kube_pki.Pki) -> requests.Session:
     session = requests.Session()
     # Ignore REQUESTS_CA_BUNDLE and proxies from the environment: they would override our CA.
     session.trust_env = False
@@ -225,7 +200,7 @@ def _session(pki: Pki) -> requests.Session:
     return session
 
 
-def _is_ready(server: str, pki: Pki) -> bool:
+def _is_ready(server: str, pki: kube_pki.Pki) -> bool:
     try:
         with _session(pki) as session:
             response = session.get(f"{server}/readyz", timeout=2)
@@ -234,7 +209,7 @@ def _is_ready(server: str, pki: Pki) -> bool:
     return response.status_code == 200 and response.text.strip() == "ok"
 
 
-def _server_version(server: str, pki: Pki) -> str:
+def _server_version(server: str, pki: kube_pki.Pki) -> str:
     try:
         with _session(pki) as session:
             response = session.get(f"{server}/version", timeout=5)
@@ -244,186 +219,10 @@ def _server_version(server: str, pki: Pki) -> str:
     return str(response.json()["gitVersion"])
 
 
-# ---------------------------------------------------------------- certificates
-
-
-def _pki_paths() -> Pki:
-    pki = cache.run_dir("kube") / "pki"
-    pki.mkdir(exist_ok=True)
-    return Pki(
-        ca_cert=pki / "ca.crt",
-        ca_key=pki / "ca.key",
-        serving_cert=pki / "apiserver.crt",
-        serving_key=pki / "apiserver.key",
-        admin_cert=pki / "admin.crt",
-        admin_key=pki / "admin.key",
-        sa_key=pki / "sa.key",
-        sa_pub=pki / "sa.pub",
-    )
-
-
-def ensure_pki() -> Pki:
-    """The CA, serving cert, admin client cert and service-account keys; reused if valid."""
-    pki = _pki_paths()
-    if _pki_complete(pki):
-        return pki
-    ca_key = _new_key()
-    ca_cert = _ca_certificate(ca_key)
-    _write_key(pki.ca_key, ca_key)
-    _write_cert(pki.ca_cert, ca_cert)
-    serving_key = _new_key()
-    _write_key(pki.serving_key, serving_key)
-    _write_cert(pki.serving_cert, _serving_certificate(serving_key, ca_cert, ca_key))
-    admin_key = _new_key()
-    _write_key(pki.admin_key, admin_key)
-    _write_cert(pki.admin_cert, _admin_certificate(admin_key, ca_cert, ca_key))
-    sa_key = _new_key()
-    _write_key(pki.sa_key, sa_key)
-    pki.sa_pub.write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return pki
-
-
-def _pki_complete(pki: Pki) -> bool:
-    paths = [getattr(pki, field) for field in pki.__dataclass_fields__]
-    if not all(path.exists() for path in paths):
-        return False
-    renew_after = datetime.datetime.now(datetime.UTC) + _CERT_RENEW_MARGIN
-    for cert_path in (pki.ca_cert, pki.serving_cert, pki.admin_cert):
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if cert.not_valid_after_utc < renew_after:
-            return False
-    return True
-
-
-def _new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_private(path, pem)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret readable only by its owner (helm and kubectl warn otherwise)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _CERT_VALIDITY)
-    )
-
-
-def _ca_certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    name = _name("clickagg-local-ca")
-    return (
-        _builder(name, name, key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def _serving_certificate(
-    key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey
-) -> x509.Certificate:
-    dns_names = [
-        "localhost",
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-    ]
-    ips = ["127.0.0.1", KUBERNETES_SERVICE_IP]
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName(n) for n in dns_names]
-        + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    )
-    return _leaf(
-        key, ca_cert, ca_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san
-    )
-
-
-def _admin_certificate(
-    key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey
-) -> x509.Certificate:
-    # O=system:masters is the group RBAC binds to cluster-admin.
-    subject = _name(ADMIN_USER, "system:masters")
-    return _leaf(key, ca_cert, ca_key, subject, ExtendedKeyUsageOID.CLIENT_AUTH, None)
-
-
-def _leaf(
-    key: rsa.RSAPrivateKey,
-    ca_cert: x509.Certificate,
-    ca_key: rsa.RSAPrivateKey,
-    subject: x509.Name,
-    usage: x509.ObjectIdentifier,
-    san: x509.SubjectAlternativeName | None,
-) -> x509.Certificate:
-    builder = (
-        _builder(subject, ca_cert.subject, key)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-    )
-    if san is not None:
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(ca_key, hashes.SHA256())
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not cert_sign,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 # ---------------------------------------------------------------- kubeconfig
 
 
-def write_kubeconfig(server: str, pki: Pki) -> Path:
+def write_kubeconfig(server: str, pki: kube_pki.Pki) -> Path:
     """A kubeconfig with embedded credentials that kubectl, helm, kopf and the client read."""
 
     def b64(path: Path) -> str:
@@ -440,7 +239,7 @@ def write_kubeconfig(server: str, pki: Pki) -> Path:
         ],
         "users": [
             {
-                "name": ADMIN_USER,
+                "name": kube_pki.ADMIN_USER,
                 "user": {
                     "client-certificate-data": b64(pki.admin_cert),
                     "client-key-data": b64(pki.admin_key),
@@ -450,14 +249,18 @@ def write_kubeconfig(server: str, pki: Pki) -> Path:
         "contexts": [
             {
                 "name": CLUSTER_NAME,
-                "context": {"cluster": CLUSTER_NAME, "user": ADMIN_USER, "namespace": "default"},
+                "context": {
+                    "cluster": CLUSTER_NAME,
+                    "user": kube_pki.ADMIN_USER,
+                    "namespace": "default",
+                },
             }
         ],
         "current-context": CLUSTER_NAME,
         "preferences": {},
     }
     path = cache.run_dir("kube") / "kubeconfig"
-    _write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    kube_pki.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
     return path
 
 
