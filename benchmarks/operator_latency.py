@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import requests
+import run_facts
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
@@ -394,43 +394,8 @@ def operator_phase(
 # ---------------------------------------------------------------------- report
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"cpu {cpu}, {os.cpu_count()} cores; memory {memory_kb / 2**20:.0f} GiB; "
-        f"python {platform.python_version()}"
-    )
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src")
-    dirty = " (with uncommitted changes in src/)" if changed else ""
-    return git("rev-parse", "--short", "HEAD") + dirty
-
-
-def load_average() -> str:
-    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def mb(byte_count: float) -> str:
     return f"{byte_count / 1e6:,.0f} MB"
-
-
-def verdict(met: bool) -> str:
-    return "**met**" if met else "**not met**"
 
 
 INTRO = f"""
@@ -468,8 +433,9 @@ def record(section: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    commit = git_commit()
-    load_before = load_average()
+    commit = run_facts.git_commit(("src",))
+    facts = "; ".join(f"{key} {value}" for key, value in run_facts.machine().items())
+    load_before = run_facts.load_average()
     with tempfile.TemporaryDirectory(prefix="clickagg-operator-bench-") as temp:
         work = Path(temp)
         with local_stack(work) as stack, local_kube.api_client(stack.kubeconfig) as api:
@@ -516,18 +482,19 @@ def main(argv: Sequence[str] | None = None) -> None:
          f"({max(sampler.samples, default=0) / 2**20:.0f} MiB highest sample)"),
         ("operator CPU seconds over both phases", f"{cpu:.1f} s"),
         ("Tracebacks in the operator's log", str(tracebacks)),
-        ("load average (1/5/15 min) before → after", f"{load_before} → {load_average()}"),
+        ("load average (1/5/15 min) before → after", f"{load_before} → {run_facts.load_average()}"),
     ]  # fmt: skip
     table = "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
     targets = (
-        f"Targets: p95 ≤ {TARGET_P95_S:g} s {verdict(burst.p95_s <= TARGET_P95_S)} at once "
-        f"({burst.p95_s:.2f} s), {verdict(paced.p95_s <= TARGET_P95_S)} paced "
+        f"Targets: p95 ≤ {TARGET_P95_S:g} s "
+        f"{run_facts.verdict(burst.p95_s <= TARGET_P95_S)} at once "
+        f"({burst.p95_s:.2f} s), {run_facts.verdict(paced.p95_s <= TARGET_P95_S)} paced "
         f"({paced.p95_s:.2f} s); peak RSS ≤ {TARGET_RSS_MB:g} MB "
-        f"{verdict(peak / 1e6 <= TARGET_RSS_MB)} ({mb(peak)})."
+        f"{run_facts.verdict(peak / 1e6 <= TARGET_RSS_MB)} ({mb(peak)})."
     )
     section = (
         f"\n### {stamp}: operator latency, {options.count} Aggregations at once, "
-        f"{options.paced_count} paced\n\nCommit {commit}. Machine: {machine()}.\n\n"
+        f"{options.paced_count} paced\n\nCommit {commit}. Machine: {facts}.\n\n"
         f"{table}\n{targets}\n"
     )
     print(section)

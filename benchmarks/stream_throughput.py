@@ -33,10 +33,8 @@ import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +49,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the DuckDB oracle lives with the tests
+
+import run_facts  # noqa: E402
 
 import oracle  # noqa: E402
 from clickagg.adapters import landing, solr, solr_collections, spark, stream  # noqa: E402
@@ -683,47 +683,8 @@ def freshness(run: RunResult, warmup_files: int) -> list[float]:
 # ------------------------------------------------------------------------------ report
 
 
-def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{memory_kb / 2**20:.0f} GiB",
-        "python": platform.python_version(),
-        "java": (java.stderr.splitlines() or ["?"])[0],
-    }
-
-
-def load_average() -> str:
-    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    # Only what the job runs counts: src/ and the spec, not this script or its results.
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "examples")
-    dirty = " (with uncommitted changes in src/ or examples/)" if changed else ""
-    return git("rev-parse", "--short", "HEAD") + dirty
-
-
 def mib(value: int) -> str:
     return f"{value / 2**20:,.0f} MiB"
-
-
-def verdict(met: bool) -> str:
-    return "**met**" if met else "**not met**"
 
 
 @dataclass
@@ -813,8 +774,8 @@ class Report:
             *self._phase_table(ingest, aggregate),
             "",
             f"Targets: ≥ {TARGET_EVENTS_PER_S:,} events/s sustained "
-            f"{verdict(rate >= TARGET_EVENTS_PER_S)} ({rate:,.0f}); p95 freshness ≤ "
-            f"{TARGET_P95_FRESHNESS_S:g} s {verdict(p95 <= TARGET_P95_FRESHNESS_S)} "
+            f"{run_facts.verdict(rate >= TARGET_EVENTS_PER_S)} ({rate:,.0f}); p95 freshness ≤ "
+            f"{TARGET_P95_FRESHNESS_S:g} s {run_facts.verdict(p95 <= TARGET_P95_FRESHNESS_S)} "
             f"({p95:.1f} s)."
             + ("" if run.complete else " **Incomplete: not every probe became visible in time.**"),
         ]
@@ -933,9 +894,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(sys.argv[1:] if argv is None else argv)
     # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so Solr and Spark are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    commit = git_commit()  # the code the run loads, even if the tree changes meanwhile
+    # The code the run loads, even if the tree changes meanwhile.
+    commit = run_facts.git_commit(("src", "examples"))
     work = Path(tempfile.mkdtemp(prefix="clickagg-bench-"))
-    load_before = load_average()
+    load_before = run_facts.load_average()
     try:
         report = benchmark(work, options, load_before)
     finally:
@@ -945,7 +907,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.record:
         pace = "burst" if options.rate is None else f"paced at {options.rate:,.0f} events/s"
         title = f"{'quick, ' if options.quick else ''}{report.generated.lines:,} events, {pace}"
-        record(text, title, commit, machine())
+        record(text, title, commit, run_facts.machine())
         print(f"\nappended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 
@@ -966,7 +928,7 @@ def benchmark(work: Path, options: Options, load_before: str) -> Report:
         try:
             trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
             run = run_stream(session, aggregation, work, endpoints.base_url, generated, options)
-            load_after = load_average()
+            load_after = run_facts.load_average()
         finally:
             session.stop()
         solr_events, solr_cells = solr_totals(endpoints.base_url, aggregation)

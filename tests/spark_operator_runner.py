@@ -43,6 +43,7 @@ from typing import Any, cast
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from clickagg.adapters import spark as spark_adapter
 from clickagg.local import kube as local_kube
 from clickagg.operator import children
 
@@ -54,15 +55,6 @@ ERROR_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 
 SUBMITTED, RUNNING, COMPLETED, FAILED = "SUBMITTED", "RUNNING", "COMPLETED", "FAILED"
-#: Local-mode settings the cluster would not need: few partitions, loopback, no UI.
-LOCAL_CONF: Mapping[str, str] = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-}
 
 
 @dataclass
@@ -283,7 +275,7 @@ class SparkOperatorRunner:
 
     def _command(self, spec: Mapping[str, Any]) -> list[str]:
         main_file = _local_file(str(spec["mainApplicationFile"]))
-        conf = {**LOCAL_CONF, **(spec.get("sparkConf") or {})}
+        conf = {**spark_adapter.LOCAL_CONF, **(spec.get("sparkConf") or {})}
         memory = (spec.get("driver") or {}).get("memory")
         if memory:
             conf["spark.driver.memory"] = str(memory)

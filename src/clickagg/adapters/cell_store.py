@@ -66,9 +66,7 @@ def write_deltas(
         if old is not None and _already_applied(old, stream_id, batch_id):
             continue
         documents.append(_merged(level, delta, old, stream_id, batch_id))
-    for start in range(0, len(documents), _ADD_CHUNK):
-        chunk = documents[start : start + _ADD_CHUNK]
-        _with_retries(lambda c=chunk: client.add(level.collection, c), level.collection)
+    _add_all(client, level.collection, documents)
     return WriteReport(len(documents), len(deltas) - len(documents), time.monotonic() - started)
 
 
@@ -175,20 +173,9 @@ def write_bot_counts(
         old = current.get(ids[bucket], {})
         if old and _already_applied(old, stream_id, batch_id):
             continue
-        document = cells.base_document(level, bucket, model.Cuboid(()), ())
-        document.update(
-            id=ids[bucket],
-            cuboid=cells.BOTS_CUBOID,
-            **{
-                cells.BOT_EVENTS_FIELD: int(old.get(cells.BOT_EVENTS_FIELD, 0)) + count,
-                cells.STREAM_FIELD: stream_id,
-                cells.BATCH_FIELD: batch_id,
-                "updated_at": dt.datetime.now(dt.UTC),
-            },
-        )
-        documents.append(document)
-    if documents:
-        _with_retries(lambda: client.add(level.collection, documents), level.collection)
+        total = int(old.get(cells.BOT_EVENTS_FIELD, 0)) + count
+        documents.append(_bot_document(level, bucket, total, stream_id, batch_id))
+    _add_all(client, level.collection, documents)
 
 
 def replace_cells(
@@ -200,20 +187,26 @@ def replace_cells(
     writer: str,
 ) -> int:
     """Write cells whose delta is their whole state (replay): nothing is read first."""
-    documents: list[dict[str, Any]] = []
-    for cell in cells_state:
-        document = _merged(level, cell, None, writer, 0)
-        documents.append(document)
-    for bucket, count in bot_counts.items():
-        document = cells.base_document(level, bucket, model.Cuboid(()), ())
-        document.update(
-            id=cells.doc_id(level.name, bucket, cells.BOTS_CUBOID, ()),
-            cuboid=cells.BOTS_CUBOID,
-            **{cells.BOT_EVENTS_FIELD: count, cells.STREAM_FIELD: writer, cells.BATCH_FIELD: 0,
-               "updated_at": dt.datetime.now(dt.UTC)},
-        )  # fmt: skip
-        documents.append(document)
+    documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
+    documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
+    _add_all(client, level.collection, documents)
+    return len(documents)
+
+
+def _bot_document(
+    level: model.Level, bucket_ms: int, bot_events: int, writer: str, batch_id: int
+) -> dict[str, Any]:
+    document = cells.base_document(level, bucket_ms, model.Cuboid(()), ())
+    document.update(
+        id=cells.doc_id(level.name, bucket_ms, cells.BOTS_CUBOID, ()),
+        cuboid=cells.BOTS_CUBOID,
+        **{cells.BOT_EVENTS_FIELD: bot_events, cells.STREAM_FIELD: writer,
+           cells.BATCH_FIELD: batch_id, "updated_at": dt.datetime.now(dt.UTC)},
+    )  # fmt: skip
+    return document
+
+
+def _add_all(client: solr.SolrClient, collection: str, documents: list[dict[str, Any]]) -> None:
     for start in range(0, len(documents), _ADD_CHUNK):
         chunk = documents[start : start + _ADD_CHUNK]
-        _with_retries(lambda c=chunk: client.add(level.collection, c), level.collection)
-    return len(documents)
+        _with_retries(lambda c=chunk: client.add(collection, c), collection)

@@ -6,6 +6,7 @@ which is why it is used rather than the newer transformWithState API.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -84,13 +85,13 @@ class Sessionizer:
                 )
             )
 
-    @property
+    @functools.cached_property
     def _dimension_fields(self) -> tuple[str, ...]:
         return tuple(
             d.field for d in self.config.dimensions if d.field != sessions.VISITOR_TYPE
         )
 
-    @property
+    @functools.cached_property
     def _columns(self) -> tuple[str, ...]:
         return ("bot", "ts_ms", "revenue", "event_id", "type", *self._dimension_fields)
 
