@@ -356,12 +356,19 @@ def _error_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("msg"):
-            return str(error["msg"])
+            return _one_line(str(error["msg"]))
         tuples = body.get("result-set", {}).get("docs", [])
         for item in tuples:
             if isinstance(item, dict) and "EXCEPTION" in item:
                 return str(item["EXCEPTION"])
     return json.dumps(body)[:500]
+
+
+def _one_line(message: str) -> str:
+    # A distributed update wraps the replica's answer in a multi-line "Async exception";
+    # the replica's own words are what the reader needs.
+    remote = message.rpartition("Remote error message:")[2]
+    return " ".join(remote.split())
 
 
 def _html_title(text: str) -> str | None:
