@@ -82,8 +82,10 @@ def solr_cells(
     by_name = {c.name: c for c in aggregation.cuboids}
     found: dict[tuple[str, int, tuple[str, ...]], dict[str, float]] = {}
     for document in _all_documents(client, level.collection):
+        if document["cuboid"] in (cells.BOTS_CUBOID, cells.PROGRESS_CUBOID):
+            continue
         bucket = _ms(document["bucket"])
-        if document["cuboid"] == cells.BOTS_CUBOID or bucket >= before_ms:
+        if bucket >= before_ms:
             continue
         cuboid = by_name[document["cuboid"]]
         values = tuple(document[cells.dimension_field(n)] for n in cuboid.dimensions)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -187,11 +188,23 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             kpi_seconds = time.monotonic() - landed
 
             # (5) `kubectl get agg`: the server-side table with the CRD's printer columns.
-            table = table_of(api, namespace)
-            columns = [column["name"] for column in table["columnDefinitions"]]
-            assert {"Levels", "Ready", "Lag"} <= set(columns), columns
-            (row,) = table["rows"]
-            printed = dict(zip(columns, row["cells"], strict=True))
+            # The job reports its progress into Solr; asking for a reconcile (as a user
+            # would, instead of waiting for the periodic re-sync) brings the lag in.
+            objects.patch_namespaced_custom_object(
+                *AGGREGATION_API, namespace, spec.PLURAL, NAME,
+                {"metadata": {"annotations": {reconcile.REQUESTED_AT_ANNOTATION: str(now_ms)}}},
+            )  # fmt: skip
+
+            def printed_row() -> dict[str, Any] | None:
+                table = table_of(api, namespace)
+                columns = [column["name"] for column in table["columnDefinitions"]]
+                assert {"Levels", "Ready", "Lag"} <= set(columns), columns
+                (row,) = table["rows"]
+                cells_by_column = dict(zip(columns, row["cells"], strict=True))
+                return cells_by_column if cells_by_column["Lag"] else None
+
+            printed = polling.eventually(printed_row, "the Lag column is filled")
+            assert re.fullmatch(r"(\d+[dhms]){1,2}", printed["Lag"]), printed
             assert printed["Name"] == NAME
             assert printed["Ready"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.

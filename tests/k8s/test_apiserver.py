@@ -103,7 +103,7 @@ def test_rbac_grants_what_a_role_binding_allows(api: k8s_client.ApiClient) -> No
     rbac.create_namespaced_role("default", role)
     rbac.create_namespaced_role_binding("default", binding)
     try:
-        assert k8s_fixtures.access_allowed(
+        assert k8s_fixtures.eventually_allowed(
             api, "clickagg-test-reader", "list", "configmaps", namespace="default"
         )
         assert not k8s_fixtures.access_allowed(

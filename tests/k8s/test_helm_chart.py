@@ -204,18 +204,19 @@ def test_helm_install_creates_the_operator_objects(
     rbac.read_cluster_role("demo-clickagg-operator")
     rbac.read_cluster_role_binding("demo-clickagg-operator")
 
-    allowed = k8s_fixtures.access_allowed
+    # Grants first (they wait for the authorizer to see the new bindings), then denials.
+    allowed, denied = k8s_fixtures.eventually_allowed, k8s_fixtures.access_allowed
     operator = f"system:serviceaccount:{namespace}:demo-clickagg-operator"
+    spark = f"system:serviceaccount:{namespace}:demo-clickagg-spark"
     assert allowed(
         api, operator, "patch", "aggregations", group="clickagg.io", subresource="status"
     )
     assert allowed(api, operator, "create", "sparkapplications", group="sparkoperator.k8s.io")
     assert allowed(api, operator, "get", "secrets")
-    assert not allowed(api, operator, "list", "secrets")
-    assert not allowed(api, operator, "create", "pods")
-    spark = f"system:serviceaccount:{namespace}:demo-clickagg-spark"
     assert allowed(api, spark, "create", "pods", namespace=namespace)
-    assert not allowed(api, spark, "get", "secrets", namespace=namespace)
+    assert not denied(api, operator, "list", "secrets")
+    assert not denied(api, operator, "create", "pods")
+    assert not denied(api, spark, "get", "secrets", namespace=namespace)
 
     status = json.loads(helm("status", "demo", "--namespace", namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"

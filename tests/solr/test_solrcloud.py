@@ -159,3 +159,14 @@ def test_collection_create_and_delete_are_idempotent(
     solr_client.delete_collection(collection)
     solr_client.delete_collection(collection)
     assert collection not in solr_client.list_collections()
+
+
+def test_real_time_get_of_one_id_finds_it_uncommitted(
+    solr_client: solr_adapter.SolrClient, collection: str
+) -> None:
+    # Solr answers one id with {"doc": ...}, not a document list: both forms must read.
+    solr_client.add(collection, [aggregate("solo", "de", 3, 1.5)])
+    (found,) = solr_client.get(collection, ["solo"])
+    assert (found["id"], found["m_clicks"]) == ("solo", 3)
+    assert solr_client.get(collection, ["absent"]) == []
+    assert {d["id"] for d in solr_client.get(collection, ["solo", "absent"])} == {"solo"}

@@ -6,7 +6,6 @@ free of another dependency. One `StreamMetrics` serves /metrics on the driver.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg.adapters import cell_store
+from clickagg.domain import buckets
 
 INGEST_COUNTS = "ingest_counts"  # the observe() name of the ingest query's counters
 
@@ -146,4 +146,4 @@ def _query_label(name: str) -> str:
 
 
 def _epoch_seconds(iso: str) -> float:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return buckets.parse_iso(iso) / 1000

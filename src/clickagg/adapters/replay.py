@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from clickagg.adapters import cell_store, sessionize, solr, stream
-from clickagg.domain import buckets, model, sessions
+from clickagg.domain import buckets, cells, model, sessions
 
 log = logging.getLogger(__name__)
 # A visit that starts in the range may run past its end; read this much further.
@@ -125,6 +125,6 @@ def _remove_stale(
     stamp = replay_started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     query = (
         f"level:{level.name} AND bucket:[{buckets.iso(start_ms)} TO {buckets.iso(end_ms)}}} "
-        f"AND updated_at:[* TO {stamp}}}"
+        f"AND updated_at:[* TO {stamp}}} AND NOT cuboid:{cells.PROGRESS_CUBOID}"
     )
     client.delete_by_query(level.collection, query)

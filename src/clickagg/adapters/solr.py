@@ -169,6 +169,8 @@ class SolrClient:
             "POST", f"{_quote(collection)}/get", collection=collection,
             data=_form({"id": list(ids), "fl": fl, "wt": "json"}), headers=_FORM,
         )  # fmt: skip
+        if "doc" in body:  # one id: Solr answers {"doc": {...}} or {"doc": null}
+            return [body["doc"]] if body["doc"] else []
         return list(body.get("response", {}).get("docs", []))
 
     def json_facet(

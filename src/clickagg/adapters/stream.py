@@ -154,7 +154,7 @@ def aggregate(
     )
     writer = CellWriter(aggregation, solr_url, on_batch)
     stream = (
-        facts.writeStream.queryName(f"{aggregation.name}-aggregate")
+        facts.writeStream.queryName(aggregate_query_name(aggregation))
         .foreachBatch(writer)
         .option("checkpointLocation", paths.checkpoint("aggregate"))
     )
@@ -203,6 +203,10 @@ class CellWriter:
         )  # fmt: skip
         if self.on_batch is not None:
             self.on_batch(batch_id, report)
+
+
+def aggregate_query_name(aggregation: model.Aggregation) -> str:
+    return f"{aggregation.name}-aggregate"
 
 
 def cell_deltas(

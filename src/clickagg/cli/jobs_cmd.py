@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -68,13 +67,6 @@ def stream(
     stream_job.main(argv)
 
 
-def _instant(text: str) -> int:
-    stamp = dt.datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return int(stamp.timestamp() * 1000)
-
-
 def replay(
     spec: SpecArg,
     start: Annotated[str, typer.Option("--from", help="Range start, ISO 8601 (UTC if no offset).")],
@@ -86,13 +78,13 @@ def replay(
     from clickagg.adapters import replay as replay_job
     from clickagg.adapters import spark, specfile
     from clickagg.adapters import stream as stream_job
-    from clickagg.domain import sessions
+    from clickagg.domain import buckets, sessions
 
     aggregation = specfile.load(spec)
     session = spark.local_session(f"{aggregation.name}-replay")
     paths = stream_job.JobPaths.of(data_root(data, aggregation.name), aggregation)
     report = replay_job.replay(
-        session, aggregation, paths, local_solr_url(solr_url), _instant(start), _instant(end),
-        history_ms=sessions.VISITOR_MEMORY_MS,
+        session, aggregation, paths, local_solr_url(solr_url),
+        buckets.parse_iso(start), buckets.parse_iso(end), history_ms=sessions.VISITOR_MEMORY_MS,
     )  # fmt: skip
     console.print(f"replayed {report.events} events into {report.documents} documents")

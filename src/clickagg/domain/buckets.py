@@ -48,6 +48,14 @@ def iso(ts_ms: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ms % _MS:03d}Z"
 
 
+def parse_iso(text: str) -> int:
+    """An ISO 8601 instant (Solr's `...Z` form or with an offset) as epoch ms."""
+    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return round(stamp.timestamp() * _MS)
+
+
 def _floor_months(ts_ms: int, months: int) -> int:
     stamp = dt.datetime.fromtimestamp(ts_ms / _MS, tz=dt.UTC)
     index = (stamp.year - 1970) * 12 + stamp.month - 1

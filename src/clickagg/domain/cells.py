@@ -13,6 +13,7 @@ from typing import Any
 from clickagg.domain import buckets, kpis, model
 
 BOTS_CUBOID = "__bots__"
+PROGRESS_CUBOID = "__progress__"  # the stream's progress report (see domain.progress)
 BOT_EVENTS_FIELD = "m_bot_events"
 SKETCH_FIELD = "hll_visitors"
 STREAM_FIELD = "stream_s"  # which writer last applied deltas (a streaming query id)

@@ -3,8 +3,8 @@
 
 A dimension is either event-scoped (each event carries its own value) or visit-scoped (every
 event of a visit takes the value of the visit's first event, so a visit never splits across
-channels or devices and visit counts add up). `OTHER` is the value rare values fold into when a
-dimension's cardinality is capped; `MISSING` is the value of an event that has none.
+channels or devices and visit counts add up). `MISSING` is the value of an event that has none;
+`OTHER` is reserved for folding rare values (events may not use either).
 """
 
 from __future__ import annotations

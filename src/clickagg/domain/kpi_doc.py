@@ -49,8 +49,8 @@ but count at the visit's last page view, so `exit_rate` compares like with like.
 takes the value of the visit's first event for every event of the visit, so a visit never
 splits across channels or devices. Visit-level state uses the values of the visit's first
 event for every dimension: in a cell of an event-scoped dimension such as `content`, `visits`
-are the visits that started there. Rare values of a capped dimension fold into `{other}`; an
-absent value is `{missing}`.
+are the visits that started there. An absent value is `{missing}`; `{other}` is reserved for
+folding rare values, which the stream does not do: it stores every value it sees.
 
 **Only additive state is stored.** Counts and sums add up, and HyperLogLog sketches merge, so
 15-minute cells roll up into hours, days and months by summing, and any ratio of a rollup is

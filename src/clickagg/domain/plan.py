@@ -1,7 +1,9 @@
 """The plan: which documents each level and cuboid writes, and how many.
 
-Sizes are upper bounds from the dimensions' max cardinalities (each plus one for the
-`__other__` fold), so a plan that passes here cannot flood Solr.
+Sizes are estimates from the dimensions' expected cardinalities (each plus one for a
+missing value): a plan over `spec.limits.maxDocumentsPerDay` is refused before it writes.
+They bound nothing at write time: traffic with more distinct values than declared writes
+more documents.
 """
 
 from __future__ import annotations

@@ -167,8 +167,9 @@ class DimensionSpec(WireModel):
         default=None,
     )
     max_cardinality: int = _describe(
-        "Distinct values kept per bucket; rarer values fold into __other__. Also the "
-        "cardinality the plan's size estimate assumes.",
+        "Distinct values a bucket is expected to hold: the plan's size estimate, checked "
+        "against spec.limits.maxDocumentsPerDay, assumes it. The stream stores every value "
+        "it sees; it folds none into __other__.",
         default=1000,
         ge=1,
         le=1_000_000,

@@ -62,5 +62,8 @@ class AggregationStatus(spec.WireModel):
         "shows only the first match of a list).",
     )
     lag: str | None = pydantic.Field(
-        default=None, description="How far the finest level trails the newest event, e.g. 12s."
+        default=None,
+        description="How old the newest applied event was when the stream's last micro-batch "
+        "ended, e.g. 12s (0s: caught up); a stream that stops reporting for a minute adds "
+        "the time since its last report.",
     )

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clickagg.adapters import metrics, solr, solr_collections, spark, specfile, stream
+from clickagg.adapters import (
+    metrics,
+    progress_report,
+    solr,
+    solr_collections,
+    spark,
+    specfile,
+    stream,
+)
 from clickagg.domain import model, validation
 
 log = logging.getLogger("clickagg.jobs.stream")
@@ -64,6 +72,11 @@ def run(args: argparse.Namespace) -> None:
     paths = stream.JobPaths.of(args.data_root, aggregation)
     job_metrics = metrics.StreamMetrics(aggregation.name)
     session.streams.addListener(metrics.ProgressListener(job_metrics))
+    session.streams.addListener(
+        progress_report.ProgressReporter(
+            aggregation, args.solr_url, stream.aggregate_query_name(aggregation)
+        )
+    )
     if args.metrics_port:
         metrics.serve(job_metrics, args.metrics_port)
     source = stream.source_of(aggregation)

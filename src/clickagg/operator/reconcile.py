@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,7 +21,7 @@ import requests
 
 from clickagg import errors
 from clickagg.adapters import solr, solr_collections
-from clickagg.domain import model, status, validation
+from clickagg.domain import model, progress, status, validation
 from clickagg.operator import children, conditions, kube
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -35,6 +36,8 @@ DEFAULT_DATA_ROOT = "/data/clickagg"
 # wakes the Aggregation's own handlers (see main.stream_state_changed).
 STREAM_STATE_ANNOTATION = "clickagg.io/stream-state"
 RUNNING = "RUNNING"
+# Any new value asks for a reconcile now (kopf sees an annotation change as an update).
+REQUESTED_AT_ANNOTATION = "clickagg.io/reconcile-requested-at"
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -130,9 +133,8 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     levels = ", ".join(f"{level.name} kept {level.retention_text}" for level in aggregation.levels)
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
-    notices: list[Notice] = []
     try:
-        notices += _ensure_collections(aggregation, config, logger)
+        notices, lag = _ensure_collections(aggregation, config, logger)
     except errors.SolrError as exc:
         reason = "SolrUnreachable" if _unreachable(exc) else "SolrError"
         return _degraded(run, aggregation, valid, reason, str(exc), retry)
@@ -142,7 +144,7 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     except kube.ApiException as exc:
         return _degraded(run, aggregation, valid, "KubernetesApiError", kube.describe(exc), retry)
     notices += applied_notices
-    return _settled(run, aggregation, valid, stream_state(applied), notices)
+    return _settled(run, aggregation, valid, stream_state(applied), notices, lag)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -224,6 +226,7 @@ def _settled(
     valid: status.Condition,
     state: str,
     notices: list[Notice],
+    lag: str | None,
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -244,25 +247,35 @@ def _settled(
     before_ready = conditions.find(run.previous.conditions, conditions.READY)
     if conditions.changed(before_ready, ready) and running:
         notices.append(Notice("Normal", "Ready", ready.message))
-    run.logger.info("stream %s; Ready=%s (%s)", streaming.message, ready.status, ready.reason)
+    run.logger.info(
+        "stream %s, lag %s; Ready=%s (%s)",
+        streaming.message, lag or "not reported yet", ready.status, ready.reason,
+    )  # fmt: skip
     updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
-    return Outcome(status=_status(run, updates, _levels(run, aggregation)), notices=tuple(notices))
+    status_now = _status(run, updates, _levels(run, aggregation), lag)
+    return Outcome(status=status_now, notices=tuple(notices))
 
 
 def _ensure_collections(
     aggregation: model.Aggregation, config: Config, logger: Log
-) -> list[Notice]:
+) -> tuple[list[Notice], str | None]:
+    """Ensure the level collections; the created ones as notices, and the stream's lag."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
+        stored = client.get(aggregation.finest.collection, [progress.PROGRESS_ID])
     logger.info(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
     )
-    return [
+    notices = [
         Notice("Normal", "CollectionCreated", f"created Solr collection {e.collection}")
         for e in ensured
         if e.created
     ]
+    report = progress.report_of(stored[0]) if stored else None
+    if report is None:
+        return notices, None
+    return notices, progress.short_duration(progress.lag_ms(report, int(time.time() * 1000)))
 
 
 def _apply_children(
@@ -357,13 +370,17 @@ def _rollups_default(
 
 
 def _status(
-    run: _Pass, updates: Sequence[status.Condition], levels: Sequence[status.LevelStatus]
+    run: _Pass,
+    updates: Sequence[status.Condition],
+    levels: Sequence[status.LevelStatus],
+    lag: str | None = None,
 ) -> dict[str, Any]:
     result = status.AggregationStatus(
         observed_generation=run.generation,
         conditions=conditions.merge(run.previous.conditions, updates),
         levels=list(levels),
         level_names=",".join(level.name for level in levels) or None,
+        lag=lag,
     )
-    # lag is left out (exclude_none), so the merge patch keeps what the stream job reported.
+    # Unknown values are left out (exclude_none): the merge patch keeps what was there.
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,68 @@
+"""Reports the aggregate query's progress into Solr, where the operator reads the lag.
+
+A Spark listener: after each micro-batch it writes how old the newest applied event was
+when the batch ended, and 0 while the query is idle (everything read is applied). See
+`clickagg.domain.progress` for the document and how the operator reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pyspark.sql.streaming.listener import StreamingQueryListener
+
+from clickagg import errors
+from clickagg.adapters import solr
+from clickagg.domain import buckets, model, progress
+
+log = logging.getLogger(__name__)
+
+
+class ProgressReporter(StreamingQueryListener):
+    """Writes the `__progress__` document of one Aggregation's aggregate query."""
+
+    def __init__(self, aggregation: model.Aggregation, solr_url: str, query_name: str) -> None:
+        self.level = aggregation.finest
+        self.solr_url = solr_url
+        self.query_name = query_name
+        self.query_id = ""  # idle events carry the query's id, not its name
+        self.newest_event_ms: int | None = None
+
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
+        if event.name == self.query_name:
+            self.query_id = str(event.id)
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
+        report = event.progress
+        if report.name != self.query_name:
+            return
+        self.query_id = str(report.id)
+        ended_ms = buckets.parse_iso(report.timestamp) + int(
+            report.durationMs.get("triggerExecution", 0)
+        )
+        newest = (report.eventTime or {}).get("max")
+        if report.numInputRows and newest:
+            self.newest_event_ms = buckets.parse_iso(newest)
+            self._write(ended_ms - self.newest_event_ms, ended_ms)
+        else:
+            self._write(0, ended_ms)
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
+        if self.query_id and str(event.id) == self.query_id:
+            self._write(0, int(time.time() * 1000))
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
+        pass
+
+    def _write(self, lag_ms: int, reported_ms: int) -> None:
+        doc = progress.document(
+            self.level, lag_ms=lag_ms, reported_ms=reported_ms,
+            newest_event_ms=self.newest_event_ms,
+        )  # fmt: skip
+        try:
+            with solr.SolrClient(self.solr_url, connect_retries=1) as client:
+                client.add(self.level.collection, [doc])
+        except errors.SolrError as exc:  # the next report tries again; the job goes on
+            log.warning("%s: progress not reported: %s", self.level.collection, exc)

@@ -1,0 +1,71 @@
+"""The stream's progress as one Solr document, and the lag the operator reads from it.
+
+The streaming job writes `__progress__` into the finest collection after every micro-batch
+and while idle: how old the newest applied event was when its batch ended (0 when the
+stream had nothing left to read). The operator turns it into `status.lag`. A report that
+has stopped coming is itself lag: its age is added once it is older than `STALE_AFTER_MS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clickagg.domain import buckets, cells, model
+
+PROGRESS_ID = "__progress__"
+LAG_FIELD = "lag_ms_l"
+NEWEST_EVENT_FIELD = "bucket"  # the newest applied event time (a docValues date field)
+REPORTED_FIELD = "updated_at"
+#: Spark reports an idle query every 10 s; a minute without a report means trouble.
+STALE_AFTER_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Report:
+    lag_ms: int
+    reported_ms: int
+
+
+def document(
+    level: model.Level, *, lag_ms: int, reported_ms: int, newest_event_ms: int | None
+) -> dict[str, Any]:
+    """The progress document; the newest event time is None until a batch had events."""
+    doc: dict[str, Any] = {
+        "id": PROGRESS_ID,
+        "level": level.name,
+        "cuboid": cells.PROGRESS_CUBOID,
+        LAG_FIELD: max(lag_ms, 0),
+        REPORTED_FIELD: buckets.iso(reported_ms),
+    }
+    if newest_event_ms is not None:
+        doc[NEWEST_EVENT_FIELD] = buckets.iso(newest_event_ms)
+    return doc
+
+
+def report_of(doc: Mapping[str, Any]) -> Report | None:
+    """The report a stored progress document holds; None when it holds none."""
+    if LAG_FIELD not in doc or REPORTED_FIELD not in doc:
+        return None
+    return Report(int(doc[LAG_FIELD]), buckets.parse_iso(str(doc[REPORTED_FIELD])))
+
+
+def lag_ms(report: Report, now_ms: int) -> int:
+    """The reported lag, plus the report's age once the reports have stopped coming."""
+    age = max(now_ms - report.reported_ms, 0)
+    return report.lag_ms + (age if age > STALE_AFTER_MS else 0)
+
+
+def short_duration(milliseconds: int) -> str:
+    """`0s`, `12s`, `4m10s`, `2h3m`, `3d4h`: two units at most, for a printer column."""
+    seconds = max(milliseconds, 0) // 1000
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    parts: list[str] = []
+    for name, size in units:
+        count, seconds = divmod(seconds, size)
+        if count or parts:
+            parts.append(f"{count}{name}")
+        if len(parts) == 2:
+            break
+    return "".join(part for part in parts if not part.startswith("0")) or "0s"

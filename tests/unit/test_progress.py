@@ -1,0 +1,60 @@
+"""The stream's progress document and the lag the operator derives from it."""
+
+from __future__ import annotations
+
+import pytest
+
+import examples
+from clickagg.domain import buckets, cells, progress, validation
+
+pytestmark = pytest.mark.unit
+
+NOW_MS = buckets.parse_iso("2026-11-26T10:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("milliseconds", "text"),
+    [
+        (0, "0s"),
+        (999, "0s"),
+        (12_000, "12s"),
+        (250_000, "4m10s"),
+        (3_600_000, "1h"),
+        (3_780_000, "1h3m"),
+        (3_600_000 + 59_000, "1h"),  # two units at most: seconds drop after hours
+        (3 * 86_400_000 + 4 * 3_600_000 + 5_000, "3d4h"),
+        (-5_000, "0s"),
+    ],
+)
+def test_short_duration(milliseconds: int, text: str) -> None:
+    assert progress.short_duration(milliseconds) == text
+
+
+def test_a_fresh_report_is_the_lag() -> None:
+    report = progress.Report(lag_ms=8_000, reported_ms=NOW_MS - 5_000)
+    assert progress.lag_ms(report, NOW_MS) == 8_000
+
+
+def test_a_report_that_stopped_coming_adds_its_age() -> None:
+    age = progress.STALE_AFTER_MS + 30_000
+    report = progress.Report(lag_ms=2_000, reported_ms=NOW_MS - age)
+    assert progress.lag_ms(report, NOW_MS) == 2_000 + age
+
+
+def test_the_document_round_trips_through_its_report() -> None:
+    aggregation = validation.validate(examples.one_level("ns", "shop", "shop"))
+    doc = progress.document(
+        aggregation.finest, lag_ms=-3, reported_ms=NOW_MS, newest_event_ms=NOW_MS - 7_000
+    )
+    assert doc["id"] == progress.PROGRESS_ID
+    assert doc["cuboid"] == cells.PROGRESS_CUBOID
+    assert doc["bucket"] == "2026-11-26T09:59:53.000Z"
+    assert progress.report_of(doc) == progress.Report(lag_ms=0, reported_ms=NOW_MS)
+    assert progress.report_of({"id": progress.PROGRESS_ID}) is None
+
+
+def test_solr_date_forms_parse() -> None:
+    assert buckets.parse_iso("2026-11-26T10:00:00Z") == NOW_MS
+    assert buckets.parse_iso("2026-11-26T10:00:00.250Z") == NOW_MS + 250
+    assert buckets.parse_iso("2026-11-26T11:00:00+01:00") == NOW_MS
+    assert buckets.parse_iso("2026-11-26T10:00:00") == NOW_MS
