@@ -205,6 +205,8 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
 
             printed = polling.eventually(printed_row, "the Lag column is filled")
             assert re.fullmatch(r"(\d+[dhms]){1,2}", printed["Lag"]), printed
+            finest_status = aggregation_object()["status"]["levels"][0]
+            assert finest_status["lastRolledUpBucket"] < dt.datetime.now(dt.UTC).isoformat()
             assert printed["Name"] == NAME
             assert printed["Ready"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.

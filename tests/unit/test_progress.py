@@ -50,6 +50,8 @@ def test_the_document_round_trips_through_its_report() -> None:
     assert doc["cuboid"] == cells.PROGRESS_CUBOID
     assert doc["bucket"] == "2026-11-26T09:59:53.000Z"
     assert progress.report_of(doc) == progress.Report(lag_ms=0, reported_ms=NOW_MS)
+    doc[progress.WATERMARK_FIELD] = NOW_MS - 60_000
+    assert progress.report_of(doc) == progress.Report(0, NOW_MS, NOW_MS - 60_000)
     assert progress.report_of({"id": progress.PROGRESS_ID}) is None
 
 
@@ -58,3 +60,21 @@ def test_solr_date_forms_parse() -> None:
     assert buckets.parse_iso("2026-11-26T10:00:00.250Z") == NOW_MS + 250
     assert buckets.parse_iso("2026-11-26T11:00:00+01:00") == NOW_MS
     assert buckets.parse_iso("2026-11-26T10:00:00") == NOW_MS
+
+
+@pytest.mark.parametrize(
+    ("watermark", "complete"),
+    [
+        ("2026-11-26T10:07:00Z", "2026-11-26T09:45:00.000Z"),
+        ("2026-11-26T10:15:00Z", "2026-11-26T10:00:00.000Z"),
+        (None, None),
+    ],
+)
+def test_the_newest_complete_bucket_is_the_one_the_watermark_passed(
+    watermark: str | None, complete: str | None
+) -> None:
+    finest = validation.validate(examples.one_level("ns", "shop", "shop")).finest
+    watermark_ms = buckets.parse_iso(watermark) if watermark else None
+    report = progress.Report(lag_ms=0, reported_ms=NOW_MS, watermark_ms=watermark_ms)
+    found = progress.newest_complete_bucket(report, finest)
+    assert (buckets.iso(found) if found is not None else None) == complete

@@ -29,6 +29,7 @@ class ProgressReporter(StreamingQueryListener):
         self.query_name = query_name
         self.query_id = ""  # idle events carry the query's id, not its name
         self.newest_event_ms: int | None = None
+        self.watermark_ms: int | None = None
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         if event.name == self.query_name:
@@ -42,7 +43,10 @@ class ProgressReporter(StreamingQueryListener):
         ended_ms = buckets.parse_iso(report.timestamp) + int(
             report.durationMs.get("triggerExecution", 0)
         )
-        newest = (report.eventTime or {}).get("max")
+        event_time = report.eventTime or {}
+        newest, watermark = event_time.get("max"), event_time.get("watermark")
+        if watermark:
+            self.watermark_ms = buckets.parse_iso(watermark) or None  # epoch 0: none yet
         if report.numInputRows and newest:
             self.newest_event_ms = buckets.parse_iso(newest)
             self._write(ended_ms - self.newest_event_ms, ended_ms)
@@ -59,7 +63,7 @@ class ProgressReporter(StreamingQueryListener):
     def _write(self, lag_ms: int, reported_ms: int) -> None:
         doc = progress.document(
             self.level, lag_ms=lag_ms, reported_ms=reported_ms,
-            newest_event_ms=self.newest_event_ms,
+            newest_event_ms=self.newest_event_ms, watermark_ms=self.watermark_ms,
         )  # fmt: skip
         try:
             with solr.SolrClient(self.solr_url, connect_retries=1) as client:

@@ -16,6 +16,7 @@ from clickagg.domain import buckets, cells, model
 
 PROGRESS_ID = "__progress__"
 LAG_FIELD = "lag_ms_l"
+WATERMARK_FIELD = "watermark_ms_l"
 NEWEST_EVENT_FIELD = "bucket"  # the newest applied event time (a docValues date field)
 REPORTED_FIELD = "updated_at"
 #: Spark reports an idle query every 10 s; a minute without a report means trouble.
@@ -26,12 +27,18 @@ STALE_AFTER_MS = 60_000
 class Report:
     lag_ms: int
     reported_ms: int
+    watermark_ms: int | None = None
 
 
 def document(
-    level: model.Level, *, lag_ms: int, reported_ms: int, newest_event_ms: int | None
+    level: model.Level,
+    *,
+    lag_ms: int,
+    reported_ms: int,
+    newest_event_ms: int | None,
+    watermark_ms: int | None = None,
 ) -> dict[str, Any]:
-    """The progress document; the newest event time is None until a batch had events."""
+    """The progress document; event time and watermark are None until a batch had events."""
     doc: dict[str, Any] = {
         "id": PROGRESS_ID,
         "level": level.name,
@@ -41,6 +48,8 @@ def document(
     }
     if newest_event_ms is not None:
         doc[NEWEST_EVENT_FIELD] = buckets.iso(newest_event_ms)
+    if watermark_ms is not None:
+        doc[WATERMARK_FIELD] = watermark_ms
     return doc
 
 
@@ -48,13 +57,27 @@ def report_of(doc: Mapping[str, Any]) -> Report | None:
     """The report a stored progress document holds; None when it holds none."""
     if LAG_FIELD not in doc or REPORTED_FIELD not in doc:
         return None
-    return Report(int(doc[LAG_FIELD]), buckets.parse_iso(str(doc[REPORTED_FIELD])))
+    watermark = doc.get(WATERMARK_FIELD)
+    return Report(
+        int(doc[LAG_FIELD]),
+        buckets.parse_iso(str(doc[REPORTED_FIELD])),
+        int(watermark) if watermark is not None else None,
+    )
 
 
 def lag_ms(report: Report, now_ms: int) -> int:
     """The reported lag, plus the report's age once the reports have stopped coming."""
     age = max(now_ms - report.reported_ms, 0)
     return report.lag_ms + (age if age > STALE_AFTER_MS else 0)
+
+
+def newest_complete_bucket(report: Report, level: model.Level) -> int | None:
+    """Start of the newest bucket the watermark has passed: no late event can enter it any
+    more (visits that started in it may still settle when they close)."""
+    if report.watermark_ms is None or report.watermark_ms <= 0:
+        return None
+    current = buckets.floor(report.watermark_ms, level.granularity)
+    return buckets.subtract(current, level.granularity)
 
 
 def short_duration(milliseconds: int) -> str:

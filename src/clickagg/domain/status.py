@@ -36,7 +36,10 @@ class LevelStatus(spec.WireModel):
     name: str = pydantic.Field(description="The level's granularity, e.g. 15m.")
     collection: str = pydantic.Field(default="", description="Solr collection of the level.")
     last_rolled_up_bucket: str | None = pydantic.Field(
-        default=None, description="Start of the newest complete bucket (RFC 3339)."
+        default=None,
+        description="Start of the newest complete bucket (RFC 3339): at the finest level "
+        "the newest one the stream's watermark has passed, at a coarser level the newest "
+        "one rolled up.",
     )
     retention_horizon: str | None = pydantic.Field(
         default=None, description="Buckets before this time have been deleted (RFC 3339)."

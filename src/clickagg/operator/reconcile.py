@@ -21,7 +21,7 @@ import requests
 
 from clickagg import errors
 from clickagg.adapters import solr, solr_collections
-from clickagg.domain import model, progress, status, validation
+from clickagg.domain import buckets, model, progress, status, validation
 from clickagg.operator import children, conditions, kube
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -134,7 +134,7 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
     try:
-        notices, lag = _ensure_collections(aggregation, config, logger)
+        notices, report = _ensure_collections(aggregation, config, logger)
     except errors.SolrError as exc:
         reason = "SolrUnreachable" if _unreachable(exc) else "SolrError"
         return _degraded(run, aggregation, valid, reason, str(exc), retry)
@@ -144,7 +144,7 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     except kube.ApiException as exc:
         return _degraded(run, aggregation, valid, "KubernetesApiError", kube.describe(exc), retry)
     notices += applied_notices
-    return _settled(run, aggregation, valid, stream_state(applied), notices, lag)
+    return _settled(run, aggregation, valid, stream_state(applied), notices, report)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -226,7 +226,7 @@ def _settled(
     valid: status.Condition,
     state: str,
     notices: list[Notice],
-    lag: str | None,
+    report: progress.Report | None,
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -247,19 +247,21 @@ def _settled(
     before_ready = conditions.find(run.previous.conditions, conditions.READY)
     if conditions.changed(before_ready, ready) and running:
         notices.append(Notice("Normal", "Ready", ready.message))
+    now_ms = int(time.time() * 1000)
+    lag = progress.short_duration(progress.lag_ms(report, now_ms)) if report else None
     run.logger.info(
         "stream %s, lag %s; Ready=%s (%s)",
         streaming.message, lag or "not reported yet", ready.status, ready.reason,
     )  # fmt: skip
     updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
-    status_now = _status(run, updates, _levels(run, aggregation), lag)
+    status_now = _status(run, updates, _levels(run, aggregation, report), lag)
     return Outcome(status=status_now, notices=tuple(notices))
 
 
 def _ensure_collections(
     aggregation: model.Aggregation, config: Config, logger: Log
-) -> tuple[list[Notice], str | None]:
-    """Ensure the level collections; the created ones as notices, and the stream's lag."""
+) -> tuple[list[Notice], progress.Report | None]:
+    """Ensure the level collections; the created ones as notices, and the stream's report."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
         stored = client.get(aggregation.finest.collection, [progress.PROGRESS_ID])
@@ -272,10 +274,7 @@ def _ensure_collections(
         for e in ensured
         if e.created
     ]
-    report = progress.report_of(stored[0]) if stored else None
-    if report is None:
-        return notices, None
-    return notices, progress.short_duration(progress.lag_ms(report, int(time.time() * 1000)))
+    return notices, (progress.report_of(stored[0]) if stored else None)
 
 
 def _apply_children(
@@ -336,17 +335,26 @@ def _owned_by(child: Mapping[str, Any], uid: str) -> bool:
     return any(reference.get("uid") == uid for reference in references)
 
 
-def _levels(run: _Pass, aggregation: model.Aggregation) -> list[status.LevelStatus]:
-    """One entry per level; what the jobs reported (last bucket, horizon) is kept."""
+def _levels(
+    run: _Pass, aggregation: model.Aggregation, report: progress.Report | None = None
+) -> list[status.LevelStatus]:
+    """One entry per level; what the jobs reported (last bucket, horizon) is kept.
+
+    The finest level's last complete bucket comes from the stream's watermark; the coarser
+    levels' from their rollup jobs."""
     reported = {level.name: level for level in run.previous.levels}
+    complete = progress.newest_complete_bucket(report, aggregation.finest) if report else None
     found = []
     for level in aggregation.levels:
         before = reported.get(level.name)
+        last_bucket = before.last_rolled_up_bucket if before else None
+        if level is aggregation.finest and complete is not None:
+            last_bucket = buckets.iso(complete)
         found.append(
             status.LevelStatus(
                 name=level.name,
                 collection=level.collection,
-                last_rolled_up_bucket=before.last_rolled_up_bucket if before else None,
+                last_rolled_up_bucket=last_bucket,
                 retention_horizon=before.retention_horizon if before else None,
             )
         )
