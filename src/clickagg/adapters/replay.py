@@ -54,15 +54,17 @@ def replay(
     window = archived.where(
         (F.col("ts_ms") >= start_ms - history_ms) & (F.col("ts_ms") < end_ms + _VISIT_TAIL_MS)
     ).dropDuplicates(["event_id"])
-    whole_history = WholeHistory(sessionize.config_of(aggregation), watermark)
+    config = sessionize.config_of(aggregation)
+    whole_history = WholeHistory(config, watermark)
 
     def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
         # applyInPandas inspects the argument count, so it gets a plain function.
         return whole_history(key, frame)
 
-    facts = window.groupBy("visitor_id").applyInPandas(
+    output = sessionize.packed_events(window, config).groupBy("visitor_id").applyInPandas(
         sessionize_visitor, sessionize.OUTPUT_SCHEMA
     )
+    facts = sessionize.unpacked_facts(output)
     in_range = facts.where((F.col("bucket_ms") >= start_ms) & (F.col("bucket_ms") < end_ms))
     in_range.cache()
     state, bots = stream.cell_deltas(in_range, aggregation)

@@ -145,13 +145,16 @@ def aggregate(
         .withWatermark("event_time", watermark)
         .dropDuplicatesWithinWatermark(["event_id"])
     )
-    facts = events.groupBy("visitor_id").applyInPandasWithState(
-        sessionize.Sessionizer(sessionize.config_of(aggregation)),
+    config = sessionize.config_of(aggregation)
+    packed = sessionize.packed_events(events, config, keep=("event_time",))
+    output = packed.groupBy("visitor_id").applyInPandasWithState(
+        sessionize.Sessionizer(config),
         sessionize.OUTPUT_SCHEMA,
         sessionize.STATE_SCHEMA,
         "append",
         GroupStateTimeout.EventTimeTimeout,
     )
+    facts = sessionize.unpacked_facts(output)
     writer = CellWriter(aggregation, solr_url, on_batch)
     stream = (
         facts.writeStream.queryName(aggregate_query_name(aggregation))
