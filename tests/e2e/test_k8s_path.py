@@ -33,7 +33,7 @@ import polling
 import streaming
 from clickagg.adapters import landing
 from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import cells, spec, validation
+from clickagg.domain import buckets, cells, spec, validation
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
@@ -188,25 +188,29 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             kpi_seconds = time.monotonic() - landed
 
             # (5) `kubectl get agg`: the server-side table with the CRD's printer columns.
-            # The job reports its progress into Solr; asking for a reconcile (as a user
-            # would, instead of waiting for the periodic re-sync) brings the lag in.
-            objects.patch_namespaced_custom_object(
-                *AGGREGATION_API, namespace, spec.PLURAL, NAME,
-                {"metadata": {"annotations": {reconcile.REQUESTED_AT_ANNOTATION: str(now_ms)}}},
-            )  # fmt: skip
+            # The job reports its progress into Solr after each batch; asking for a
+            # reconcile (as a user would, instead of waiting for the periodic re-sync)
+            # brings the lag and the finest level's last complete bucket in.
+            def progress_in_status() -> dict[str, Any] | None:
+                objects.patch_namespaced_custom_object(
+                    *AGGREGATION_API, namespace, spec.PLURAL, NAME,
+                    {"metadata": {"annotations": {
+                        reconcile.REQUESTED_AT_ANNOTATION: str(time.time_ns()),
+                    }}},
+                )  # fmt: skip
+                time.sleep(1.0)
+                found = aggregation_object().get("status", {})
+                finest_status = found.get("levels", [{}])[0]
+                return found if found.get("lag") and "lastRolledUpBucket" in finest_status else None
 
-            def printed_row() -> dict[str, Any] | None:
-                table = table_of(api, namespace)
-                columns = [column["name"] for column in table["columnDefinitions"]]
-                assert {"Levels", "Ready", "Lag"} <= set(columns), columns
-                (row,) = table["rows"]
-                cells_by_column = dict(zip(columns, row["cells"], strict=True))
-                return cells_by_column if cells_by_column["Lag"] else None
-
-            printed = polling.eventually(printed_row, "the Lag column is filled")
+            reported = polling.eventually(progress_in_status, "lag and last complete bucket")
+            assert reported["levels"][0]["lastRolledUpBucket"] < buckets.iso(now_ms)
+            table = table_of(api, namespace)
+            columns = [column["name"] for column in table["columnDefinitions"]]
+            assert {"Levels", "Ready", "Lag"} <= set(columns), columns
+            (row,) = table["rows"]
+            printed = dict(zip(columns, row["cells"], strict=True))
             assert re.fullmatch(r"(\d+[dhms]){1,2}", printed["Lag"]), printed
-            finest_status = aggregation_object()["status"]["levels"][0]
-            assert finest_status["lastRolledUpBucket"] < dt.datetime.now(dt.UTC).isoformat()
             assert printed["Name"] == NAME
             assert printed["Ready"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.
