@@ -91,6 +91,7 @@ class Options:
     quick: bool
     record: bool
     progress_json: Path | None
+    spark_conf: dict[str, str]
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -132,6 +133,10 @@ def parse_options(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
     parser.add_argument("--progress-json", type=Path, help="dump every query progress here")
+    parser.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE",
+        help="extra Spark setting for the job's session (repeatable), to try a tuning",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     return Options(
         events=args.events or (100_000 if args.quick else 1_000_000),
@@ -146,6 +151,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         quick=args.quick,
         record=not args.no_record,
         progress_json=args.progress_json,
+        spark_conf=dict(item.split("=", 1) for item in args.conf),
     )
 
 
@@ -729,7 +735,8 @@ class Report:
             f"traffic + {len(g.files)} probes) in {len(g.files)} files of {o.lines_per_file:,}; "
             f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
             f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
-            f"traffic mix {dict(g.kinds.most_common())}.",
+            f"traffic mix {dict(g.kinds.most_common())}"
+            + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "") + ".",
             "",
             "| figure | value |",
             "|---|---|",
@@ -921,7 +928,8 @@ def benchmark(work: Path, options: Options, load_before: str) -> Report:
             f"{generated.seconds:.1f} s; starting Spark"
         )
         session = spark.local_session(
-            NAME, conf={"spark.sql.streaming.numRecentProgressUpdates": "100000"}
+            NAME,
+            conf={"spark.sql.streaming.numRecentProgressUpdates": "100000", **options.spark_conf},
         )
         try:
             trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds

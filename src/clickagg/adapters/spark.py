@@ -25,8 +25,13 @@ LOCAL_CONF: Mapping[str, str] = {
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
+    # Commit a changelog per batch instead of a snapshot: state commits took ~40 % less.
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
     # pyspark's own worker concatenates empty frames and pandas warns on every batch.
     "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
+    # The per-cell HLL sketch is an object aggregate: past 128 keys per task Spark falls
+    # back to sorting rows by (cuboid, values array, bucket), which was half the JVM's time.
+    "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1000000",
 }
 
 
@@ -52,7 +57,9 @@ CLUSTER_CONF: Mapping[str, str] = {
         "spark.sql.session.timeZone",
         "spark.sql.execution.arrow.pyspark.enabled",
         "spark.sql.streaming.stateStore.providerClass",
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled",
         "spark.executorEnv.PYTHONWARNINGS",
+        "spark.sql.objectHashAggregate.sortBased.fallbackThreshold",
     )
 }
 
