@@ -11,8 +11,8 @@ RSS of the operator process ≤ 150 MB. This script:
    - the bare API server: the very manifests the operator would build for N Aggregations
      (2N children: a SparkApplication and a ScheduledSparkApplication each), server-side
      applied one after the other with the Python client;
-   - Solr alone: N one-shard collections created with as many threads as kopf runs sync
-     handlers in (its default executor: min(32, cores + 4));
+   - Solr alone: N one-shard collections created with as many threads as the operator
+     runs sync handlers in (`CLICKAGG_OPERATOR_WORKERS`, default 16);
 3. runs the operator as `kopf run --standalone` in a subprocess (so its RSS and CPU can be
    read from /proc: VmRSS sampled every 0.2 s, VmHWM at the end) and
    - creates N small Aggregations at once (one level each: one real one-shard collection
@@ -57,6 +57,7 @@ from clickagg.local import kube as local_kube
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.operator import main as operator_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -67,7 +68,8 @@ CHART_CRDS = ROOT / "charts" / "clickagg" / "crds"
 
 TARGET_P95_S = 2.0
 TARGET_RSS_MB = 150.0
-KOPF_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# The operator's handler threads (main.DEFAULT_WORKERS unless the environment says otherwise).
+KOPF_THREADS = int(os.environ.get(operator_main.WORKERS_ENV) or operator_main.DEFAULT_WORKERS)
 RSS_SAMPLE_S = 0.2
 WAIT_S = 600.0
 AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
@@ -410,7 +412,8 @@ ScheduledSparkApplication). Latency is per Aggregation, from its create call to 
 having seen both its children. N are created at once (queueing included), then M paced
 (one Aggregation's latency when nothing queues). Baselines from the same run: the bare API
 server applying the operator's own manifests for N Aggregations with no operator, and Solr
-alone creating N one-shard collections with as many threads as kopf's executor has.
+alone creating N one-shard collections with as many threads as the operator's handler pool
+has (`CLICKAGG_OPERATOR_WORKERS`, default 16).
 
 Targets: p95 ≤ 2 s from create to all children; operator peak RSS ≤ 150 MB.
 

@@ -153,8 +153,11 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, obj)
             polling.eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
             assert set(collections) <= set(solr_client.list_collections())
-            valid = condition(aggregation_object(), "Valid")
-            assert valid["status"] == "True", valid
+            # The status is patched when the pass ends, a moment after the children exist.
+            polling.eventually(
+                lambda: condition(aggregation_object(), "Valid").get("status") == "True",
+                "Valid=True",
+            )
 
             # (3) the runner runs the stream; (4) its RUNNING makes the Aggregation Ready.
             job = runner.wait_for(STREAM, RUNNING, timeout=60)

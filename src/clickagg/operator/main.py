@@ -27,6 +27,10 @@ from clickagg.domain import spec
 from clickagg.operator import children, kube, reconcile
 
 LOG_FORMAT_ENV = "CLICKAGG_LOG_FORMAT"
+WORKERS_ENV = "CLICKAGG_OPERATOR_WORKERS"
+# Handlers are sync and mostly wait on Solr's Collections API; kopf's default pool
+# (cores + 4 threads) queued a burst of Aggregations behind a few collection creations.
+DEFAULT_WORKERS = 16
 RESYNC_INTERVAL_SECONDS = 60.0
 RESYNC_IDLE_SECONDS = 10.0
 # Unexpected errors (bugs, API hiccups not caught as such) are retried this often.
@@ -57,6 +61,7 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.peering.standalone = True
+    settings.execution.max_workers = int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
     settings.posting.enabled = True
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = children.MANAGER
@@ -68,7 +73,10 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
         verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
-    logger.info("clickagg operator configured (standalone, finalizer %s)", FINALIZER)
+    logger.info(
+        "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
+        FINALIZER, settings.execution.max_workers,
+    )  # fmt: skip
 
 
 @kopf.on.login()
@@ -119,7 +127,9 @@ def stream_state_changed(
     namespace = body.metadata.namespace
     if not owner or not namespace:
         return
-    state = reconcile.stream_state(body) or "NEW"
+    state = reconcile.stream_state(body)
+    if not state:
+        return  # not submitted yet: the pass that applied it has already said so
     annotation = {reconcile.STREAM_STATE_ANNOTATION: state}
     if kube.annotate_aggregation(namespace, owner, annotation):
         logger.debug("stream state %s noted on Aggregation %s", state, owner)
