@@ -23,7 +23,8 @@ def plan_tables(console: Console, aggregation: model.Aggregation, estimate: plan
     levels = Table(
         title=f"Aggregation {aggregation.namespace}/{aggregation.name}: levels", box=box.SIMPLE
     )
-    for column in ("level", "retention", "collection", "docs/day (max)", "docs kept (max)"):
+    # Estimates: each dimension at its declared maxCardinality, every combination present.
+    for column in ("level", "retention", "collection", "docs/day (est.)", "docs kept (est.)"):
         levels.add_column(column, justify="right" if "docs" in column else "left")
     totals = estimate.level_totals()
     for level in aggregation.levels:
@@ -33,7 +34,9 @@ def plan_tables(console: Console, aggregation: model.Aggregation, estimate: plan
         )
     console.print(levels)
 
-    cells = Table(title="cuboids × levels: documents a day (upper bound)", box=box.SIMPLE)
+    cells = Table(
+        title="cuboids × levels: documents a day (at the declared cardinalities)", box=box.SIMPLE
+    )
     cells.add_column("cuboid")
     cells.add_column("combinations", justify="right")
     for level in aggregation.levels:
@@ -52,7 +55,7 @@ def plan_tables(console: Console, aggregation: model.Aggregation, estimate: plan
     console.print(cells)
     console.print(
         f"{len(aggregation.levels)} levels × {len(aggregation.cuboids)} cuboids, "
-        f"{len(aggregation.kpis)} KPIs; at most {_count(estimate.documents_per_day)} documents "
+        f"{len(aggregation.kpis)} KPIs; about {_count(estimate.documents_per_day)} documents "
         f"a day, {_count(estimate.documents_kept)} kept "
         f"(bound {aggregation.spec.limits.max_documents_per_day:,} a day)."
     )
