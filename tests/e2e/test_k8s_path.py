@@ -218,7 +218,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             assert printed["Ready"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.
             assert printed["Levels"] == "15m,1h,1d"
-            levels_cell = printed["Levels"]
+            levels_cell, lag_cell = printed["Levels"], printed["Lag"]
 
             # (6) delete: children gone, the job stopped, the collections dropped.
             objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
@@ -244,7 +244,8 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     assert runner.errors == []
     print(
         f"k8s path: {time.monotonic() - started:.1f}s in all, KPIs in Solr "
-        f"{kpi_seconds:.1f}s after the {len(lines)} lines landed; Levels column {levels_cell!r}"
+        f"{kpi_seconds:.1f}s after the {len(lines)} lines landed; "
+        f"Levels column {levels_cell!r}, Lag column {lag_cell!r}"
     )
 
 
