@@ -83,12 +83,11 @@ def newest_complete_bucket(report: Report, level: model.Level) -> int | None:
 def short_duration(milliseconds: int) -> str:
     """`0s`, `12s`, `4m10s`, `2h3m`, `3d4h`: two units at most, for a printer column."""
     seconds = max(milliseconds, 0) // 1000
-    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    parts: list[str] = []
-    for name, size in units:
+    counts: list[tuple[int, str]] = []
+    for name, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, seconds = divmod(seconds, size)
-        if count or parts:
-            parts.append(f"{count}{name}")
-        if len(parts) == 2:
-            break
-    return "".join(part for part in parts if not part.startswith("0")) or "0s"
+        counts.append((count, name))
+    largest = next((i for i, (count, _) in enumerate(counts) if count), None)
+    if largest is None:
+        return "0s"
+    return "".join(f"{count}{name}" for count, name in counts[largest : largest + 2] if count)
