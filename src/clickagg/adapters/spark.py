@@ -31,7 +31,8 @@ LOCAL_CONF: Mapping[str, str] = {
     "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
     # The per-cell HLL sketch is an object aggregate: past 128 keys per task Spark falls
     # back to sorting rows by (cuboid, values array, bucket), which was half the JVM's time.
-    "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1000000",
+    # 100k cells per task hold at most ~0.2 GB of sketches (lgK 12) before the fallback.
+    "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "100000",
 }
 
 
