@@ -134,7 +134,7 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
     try:
-        notices, report = _ensure_collections(aggregation, config, logger)
+        notices, report = _sync_solr(aggregation, config, logger)
     except errors.SolrError as exc:
         reason = "SolrUnreachable" if _unreachable(exc) else "SolrError"
         return _degraded(run, aggregation, valid, reason, str(exc), retry)
@@ -258,10 +258,11 @@ def _settled(
     return Outcome(status=status_now, notices=tuple(notices))
 
 
-def _ensure_collections(
+def _sync_solr(
     aggregation: model.Aggregation, config: Config, logger: Log
 ) -> tuple[list[Notice], progress.Report | None]:
-    """Ensure the level collections; the created ones as notices, and the stream's report."""
+    """One Solr session per pass: ensure the level collections (the created ones become
+    notices) and read the stream's progress report from the finest one."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
         stored = client.get(aggregation.finest.collection, [progress.PROGRESS_ID])
