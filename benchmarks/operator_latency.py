@@ -51,13 +51,14 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
-from clickagg.adapters import solr
 from clickagg.domain import spec, validation
 from clickagg.local import kube as local_kube
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from clickagg.operator import main as operator_main
+from clickagg.store import client as solr
+from clickagg.store import collections as solr_collections
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -269,7 +270,7 @@ def local_stack(work: Path) -> Iterator[Stack]:
         local_kube.apply_crds(kube.kubeconfig, crds)
         endpoints = local_solr.up(zk_port=ports[2], ports=ports[3:5])
         with solr.SolrClient(endpoints.base_url) as client:
-            client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+            client.upload_configset(solr_collections.CONFIGSET_NAME, solr_collections.CONFIGSET_DIR)
         yield Stack(kube.kubeconfig, endpoints.base_url)
     finally:
         local_solr.down()
@@ -356,7 +357,7 @@ def baseline_solr(solr_url: str, count: int) -> Figures:
     def create(name: str) -> None:
         with solr.SolrClient(solr_url) as client:
             began = time.monotonic()
-            client.create_collection(name, solr.CONFIGSET_NAME, 1, 1)
+            client.create_collection(name, solr_collections.CONFIGSET_NAME, 1, 1)
             latencies.append(time.monotonic() - began)
 
     def delete(name: str) -> None:

@@ -32,7 +32,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from clickagg.adapters import spark, stream
+from clickagg.pipeline import session as spark
+from clickagg.pipeline import stream
 
 OUTPUT = "key string, facts string"
 TIMER_MS = 60_000

@@ -43,9 +43,9 @@ from typing import Any, cast
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from clickagg.adapters import spark as spark_adapter
 from clickagg.local import kube as local_kube
 from clickagg.operator import children
+from clickagg.pipeline import session as spark_session
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_ROOT = "local:///opt/clickagg/"
@@ -275,7 +275,7 @@ class SparkOperatorRunner:
 
     def _command(self, spec: Mapping[str, Any]) -> list[str]:
         main_file = _local_file(str(spec["mainApplicationFile"]))
-        conf = {**spark_adapter.LOCAL_CONF, **(spec.get("sparkConf") or {})}
+        conf = {**spark_session.LOCAL_CONF, **(spec.get("sparkConf") or {})}
         memory = (spec.get("driver") or {}).get("memory")
         if memory:
             conf["spark.driver.memory"] = str(memory)

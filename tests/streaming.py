@@ -3,18 +3,21 @@ reading the finest level back from Solr in the oracle's shape."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clickagg.adapters import cell_store, landing, solr, stream
-from clickagg.domain import cells, model, sessions, traffic, validation
+from clickagg import sim
+from clickagg.domain import model, sessions, sketches, validation
+from clickagg.pipeline import archive, stream
+from clickagg.sim import landing
+from clickagg.store import cell_reads, cell_writes, protocol
+from clickagg.store import client as solr
+from clickagg.store import solr_cells as solr_store
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
@@ -56,9 +59,9 @@ def write_spec(aggregation: model.Aggregation, path: Path) -> Path:
     return path
 
 
-def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list[traffic.Emitted]:
-    profile = traffic.TrafficProfile(visitors=visitors)
-    return list(traffic.generate(profile, traffic.Faults(), start_ms, int(hours * HOUR_MS), seed))
+def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list[sim.Emitted]:
+    profile = sim.TrafficProfile(visitors=visitors)
+    return list(sim.generate(profile, sim.Faults(), start_ms, int(hours * HOUR_MS), seed))
 
 
 def sentinel(after_ms: int) -> bytes:
@@ -77,48 +80,21 @@ def solr_cells(
     client: solr.SolrClient, aggregation: model.Aggregation, before_ms: int
 ) -> dict[tuple[str, int, tuple[str, ...]], dict[str, float]]:
     """Every finest-level cell with a bucket before `before_ms`, as the oracle keys them."""
-    level = aggregation.finest
-    client.commit(level.collection)
-    by_name = {c.name: c for c in aggregation.cuboids}
     found: dict[tuple[str, int, tuple[str, ...]], dict[str, float]] = {}
-    for document in _all_documents(client, level.collection):
-        if document["cuboid"] in (cells.BOTS_CUBOID, cells.PROGRESS_CUBOID):
-            continue
-        bucket = _ms(document["bucket"])
-        if bucket >= before_ms:
-            continue
-        cuboid = by_name[document["cuboid"]]
-        values = tuple(document[cells.dimension_field(n)] for n in cuboid.dimensions)
-        state = cells.state_of(document, sessions.FIELDS)
-        sketch = document.get(cells.SKETCH_FIELD)
-        raw = base64.b64decode(sketch) if isinstance(sketch, str) else None
-        state["unique_visitors"] = cell_store.estimate(raw)
-        found[(cuboid.name, bucket, values)] = state
+    for cell in cell_reads.stored_cells(client, aggregation, aggregation.finest):
+        if cell.bucket_ms < before_ms:
+            state = {**cell.state, "unique_visitors": sketches.estimate(cell.sketch)}
+            found[(cell.cuboid, cell.bucket_ms, cell.values)] = state
     return found
 
 
 def bot_events(client: solr.SolrClient, aggregation: model.Aggregation) -> dict[int, int]:
-    level = aggregation.finest
-    return {
-        _ms(d["bucket"]): int(d[cells.BOT_EVENTS_FIELD])
-        for d in _all_documents(client, level.collection, f"cuboid:{cells.BOTS_CUBOID}")
-    }
+    return cell_reads.bot_counts(client, aggregation.finest)
 
 
-def _all_documents(client: solr.SolrClient, collection: str, q: str = "*:*") -> Iterable[Any]:
-    cursor = "*"
-    while True:
-        page = client.query(collection, {
-            "q": q, "fl": "*", "rows": 5000, "sort": "id asc", "cursorMark": cursor,
-        })  # fmt: skip
-        yield from page["response"]["docs"]
-        if page["nextCursorMark"] == cursor:
-            return
-        cursor = page["nextCursorMark"]
-
-
-def _ms(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+def store_at(solr_url: str) -> Callable[[], protocol.CellStore]:
+    """What the stream opens for each micro-batch: a store over the test's SolrCloud."""
+    return lambda: solr_store.SolrCellStore(solr_url)
 
 
 def differences(
@@ -146,21 +122,21 @@ def differences(
 
 
 def run_to_end(
-    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
-    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+    spark: Any, aggregation: model.Aggregation, paths: archive.JobPaths, solr_url: str,
+    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
 ) -> None:  # fmt: skip
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
     stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
     stream.aggregate(
-        spark, aggregation, paths, solr_url, 1, available_now=True, on_batch=on_batch
+        spark, aggregation, paths, store_at(solr_url), 1, available_now=True, on_batch=on_batch
     ).awaitTermination()
 
 
 def close_every_visit(
-    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
+    spark: Any, aggregation: model.Aggregation, paths: archive.JobPaths, solr_url: str,
     deliver: Callable[[bytes], None], sentinel_ms: int,
-    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
 ) -> None:  # fmt: skip
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""

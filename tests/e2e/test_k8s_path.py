@@ -14,7 +14,6 @@ collections.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -31,11 +30,12 @@ from kubernetes.client.exceptions import ApiException
 import oracle
 import polling
 import streaming
-from clickagg.adapters import landing
-from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import buckets, cells, spec, validation
+from clickagg.domain import buckets, model, spec, validation
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.sim import landing
+from clickagg.store import cell_reads
+from clickagg.store import client as store_client
 from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -85,17 +85,11 @@ def expected_totals(lines: list[Any], aggregation: Any, now_ms: int) -> dict[int
     }
 
 
-def solr_totals(client: solr_adapter.SolrClient, collection: str) -> dict[int, dict[str, float]]:
-    client.commit(collection)
-    page = client.query(collection, {"q": "cuboid:totals", "fl": "*", "rows": 1000})
-    return {
-        _epoch_ms(document["bucket"]): cells.state_of(document, EVENT_FIELDS)
-        for document in page["response"]["docs"]
-    }
-
-
-def _epoch_ms(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+def solr_totals(
+    client: store_client.SolrClient, aggregation: model.Aggregation
+) -> dict[int, dict[str, float]]:
+    totals = cell_reads.stored_cells(client, aggregation, aggregation.finest, model.TOTALS)
+    return {cell.bucket_ms: {name: cell.state[name] for name in EVENT_FIELDS} for cell in totals}
 
 
 def ready_object(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -115,7 +109,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -179,7 +173,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             def counted() -> bool:
                 nonlocal last
                 assert runner.jobs()[STREAM].returncode is None, runner.jobs()[STREAM].log
-                last = solr_totals(solr_client, aggregation.finest.collection)
+                last = solr_totals(solr_client, aggregation)
                 return last == expected
 
             try:
@@ -254,7 +248,7 @@ def test_levels_column_lists_every_level(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,15 +14,17 @@ import pytest
 
 import polling
 import streaming
-from clickagg.adapters import landing, solr_collections, stream
-from clickagg.adapters import solr as solr_adapter
+from clickagg.pipeline import archive, stream
+from clickagg.sim import landing
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
 
 pytestmark = pytest.mark.e2e
 
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
 
 
-def committed_batches(paths: stream.JobPaths) -> int:
+def committed_batches(paths: archive.JobPaths) -> int:
     commits = Path(paths.checkpoint("aggregate")) / "commits"
     return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
 
@@ -33,8 +35,8 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
     landing_dir = tmp_path / "landing"
     aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "kill-run")
     spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=11)
     half = len(lines) // 2
@@ -74,8 +76,8 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     )
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=13)
     third = len(lines) // 3
@@ -84,7 +86,7 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     source = stream.source_of(aggregation)
     queries = [
         stream.ingest(spark, aggregation, paths, source, 1),
-        stream.aggregate(spark, aggregation, paths, solr.base_url, 1),
+        stream.aggregate(spark, aggregation, paths, streaming.store_at(solr.base_url), 1),
     ]
     try:
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
@@ -113,7 +115,7 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
 
 
 def assert_equals_oracle(
-    spark: Any, solr: Any, solr_client: Any, aggregation: Any, paths: stream.JobPaths,
+    spark: Any, solr: Any, solr_client: Any, aggregation: Any, paths: archive.JobPaths,
     landing_dir: Path, lines: list[Any],
 ) -> None:  # fmt: skip
     """Finish what the faulted run left, close every visit, compare with the oracle."""

@@ -23,11 +23,11 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 import polling
-from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec, validation
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.store import client as store_client
 from examples import BAD, GOOD
 
 pytestmark = pytest.mark.k8s
@@ -49,7 +49,7 @@ AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
 
 
 @pytest.fixture(scope="module")
-def shared_collections(solr_client: solr_adapter.SolrClient) -> Iterator[list[str]]:
+def shared_collections(solr_client: store_client.SolrClient) -> Iterator[list[str]]:
     yield COLLECTIONS
     for name in COLLECTIONS:
         solr_client.delete_collection(name)
@@ -220,7 +220,7 @@ def test_built_manifests_pass_the_spark_operator_schemas(
 def test_create_makes_collections_children_and_status(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     with running_operator(namespace):
         uid = create(objects, shop_kpis(namespace))["metadata"]["uid"]
@@ -406,7 +406,7 @@ def test_restart_keeps_children_and_status(
 def test_delete_removes_children_and_retains_collections(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     with running_operator(namespace):
         create(objects, shop_kpis(namespace))
@@ -428,7 +428,7 @@ def test_delete_removes_children_and_retains_collections(
 def test_delete_policy_delete_drops_the_collections(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     obj = shop_kpis(namespace)
     prefix = f"{PREFIX}d"

@@ -28,10 +28,10 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
 import examples
-from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.store import client as store_client
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600)]
 
@@ -78,7 +78,7 @@ def test_many_aggregations_at_once_get_their_children_once(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     objects = k8s_client.CustomObjectsApi(api)
@@ -175,7 +175,7 @@ def _drop(solr: local_solr.SolrEndpoints, collections: list[str]) -> None:
     """Delete the test's collections, a few at a time (the operator retains them)."""
 
     def drop(name: str) -> None:
-        with solr_adapter.SolrClient(solr.base_url) as client:
+        with store_client.SolrClient(solr.base_url) as client:
             client.delete_collection(name)
 
     with ThreadPoolExecutor(4) as pool:

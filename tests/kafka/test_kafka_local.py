@@ -88,7 +88,7 @@ def test_create_topic_again_is_accepted_but_another_partition_count_is_not(
 ) -> None:
     topic = kafka_topic(2)
     local_kafka.create_topic(kafka.bootstrap, topic, 2)
-    with pytest.raises(errors.AdapterError, match="2 partitions, not 3"):
+    with pytest.raises(errors.EngineError, match="2 partitions, not 3"):
         local_kafka.create_topic(kafka.bootstrap, topic, 3)
 
 

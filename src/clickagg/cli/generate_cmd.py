@@ -1,7 +1,7 @@
 """`clickagg generate`: a realistic, deterministic clickstream into a landing directory or Kafka.
 
 Demos, benchmarks and end-to-end tests all need traffic; this command makes it from
-`traffic.generate` (same seed, same lines) and hands it to a landing writer, as fast as
+`sim.generate` (same seed, same lines) and hands it to a landing writer, as fast as
 possible or paced like live traffic. The lead registers it on the main app with
 `app.command("generate")(generate_cmd.generate)`.
 """
@@ -31,8 +31,8 @@ from clickagg import errors
 from clickagg.domain import durations
 
 if TYPE_CHECKING:  # loaded when the command runs: traffic pulls in ua-parser, landing Kafka
-    from clickagg.adapters import landing
-    from clickagg.domain import traffic
+    from clickagg import sim
+    from clickagg.sim import landing
 
 console = Console()
 err = Console(stderr=True)
@@ -131,8 +131,8 @@ def generate(
     """Generate a realistic clickstream (visits, funnels, bots, broken lines) and write it to
     a landing directory or a Kafka topic. Prints the lines by kind at the end.
     """
-    from clickagg.adapters import landing
-    from clickagg.domain import traffic
+    from clickagg import sim
+    from clickagg.sim import landing
 
     if (out is None) == (kafka is None):
         _usage("give exactly one of --out DIR and --kafka BOOTSTRAP")
@@ -140,14 +140,14 @@ def generate(
         _usage("--fast sends as fast as possible; leave it out with --rate or --speed")
     try:
         span_ms = _duration_ms(duration, "--duration")
-        start_ms = _start_ms(start, span_ms)
-        faults = traffic.Faults.none() if faults_off else traffic.Faults(
+        start_ms = start_ms_of(start, span_ms)
+        faults = sim.Faults.none() if faults_off else sim.Faults(
             duplicate=duplicates, late=late, out_of_order=out_of_order,
             malformed_json=malformed, wrong_type=wrong_type, missing_field=missing_field,
             invalid_utf8=invalid_utf8, oversized=oversized, ts_far_past=far_past,
             ts_far_future=far_future, late_max_ms=_duration_ms(late_max, "--late-max"),
         )
-        profile = traffic.TrafficProfile(
+        profile = sim.TrafficProfile(
             visitors=visitors or max(1, round(VISITORS_PER_DAY * span_ms / 86_400_000)),
         )
         rolling = landing.Rolling(lines_per_file, _duration_ms(file_span, "--file-span"))
@@ -168,7 +168,7 @@ def generate(
             progress.update(task, completed=done, lines=lines, rate=lines / elapsed)
 
         stream = _tracked(
-            traffic.generate(profile, faults, start_ms, span_ms, seed), counts, report
+            sim.generate(profile, faults, start_ms, span_ms, seed), counts, report
         )
         try:
             if out is not None:
@@ -213,7 +213,7 @@ def _duration_ms(text: str, option: str) -> int:
     return round(parsed.approx_seconds * 1000)
 
 
-def _start_ms(text: str | None, span_ms: int) -> int:
+def start_ms_of(text: str | None, span_ms: int) -> int:
     if text is None:
         return int(time.time() * 1000) - span_ms
     try:
@@ -240,10 +240,10 @@ def _progress() -> Progress:
 
 
 def _tracked(
-    stream: Iterator[traffic.Emitted],
+    stream: Iterator[sim.Emitted],
     counts: collections.Counter[str],
     report: Callable[[int, int], None],
-) -> Iterator[traffic.Emitted]:
+) -> Iterator[sim.Emitted]:
     """The stream, counting kinds and reporting progress every few thousand lines."""
     for lines, item in enumerate(stream, 1):
         counts[item.kind] += 1
@@ -261,16 +261,16 @@ def _summary(
     topic: str,
     stopped: bool,
 ) -> None:
-    from clickagg.domain import traffic
+    from clickagg import sim
 
     total = sum(counts.values())
     table = Table(title="lines by kind", box=box.SIMPLE)
     for column in ("kind", "lines", "share", "the pipeline"):
         table.add_column(column, justify="right" if column in ("lines", "share") else "left")
     for kind, count in counts.most_common():
-        if kind in traffic.REJECTED_REASONS:
+        if kind in sim.REJECTED_REASONS:
             verdict = "rejects to the dead letters"
-        elif kind == traffic.DUPLICATE:
+        elif kind == sim.DUPLICATE:
             verdict = "drops: event_id seen before"
         else:
             verdict = "counts"

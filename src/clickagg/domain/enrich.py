@@ -4,9 +4,6 @@ and whether a bot sent it.
 Spark calls these functions once per event, so everything costly happens once: the crawler
 patterns are compiled on first use, and user agents and referrer hosts, which repeat a lot,
 are classified through caches. A value the event carries itself is never overwritten.
-
-Urls are split by hand: the domain may not import urllib (see the import-linter contract), and
-only the host, the path and a few query parameters are needed.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import functools
 import importlib.resources
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -206,49 +204,21 @@ def split_url(url: str) -> UrlParts:
 
     Tolerant by design: a url that is no url yields what can be read, never an error.
     """
-    rest = url.strip()
-    rest, _, _fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    host = ""
-    scheme_end = rest.find("://")
-    if scheme_end > 0 and rest[:scheme_end].replace("-", "").replace("+", "").isalnum():
-        rest = rest[scheme_end + 3:]
-        host, slash, path = rest.partition("/")
-        rest = slash + path
-    elif rest.startswith("//"):
-        host, slash, path = rest[2:].partition("/")
-        rest = slash + path
-    return UrlParts(host=_bare_host(host), path=rest or "/", params=_query_params(query))
-
-
-def _bare_host(authority: str) -> str:
-    host = authority.rpartition("@")[2]
-    if host.startswith("["):  # IPv6 literal
-        return host.partition("]")[0] + "]"
-    return host.partition(":")[0].rstrip(".").lower()
+    text = url.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # an unbalanced IPv6 bracket: no host or path, the query still counts
+        query = text.partition("#")[0].partition("?")[2]
+        return UrlParts(host="", path="/", params=_query_params(query))
+    host = (parts.hostname or "").rstrip(".")
+    return UrlParts(host=host, path=parts.path or "/", params=_query_params(parts.query))
 
 
 def _query_params(query: str) -> Mapping[str, str]:
     params: dict[str, str] = {}
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        name = _unquote(name).strip().lower()
-        params.setdefault(name, _unquote(value).strip())
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
+        params.setdefault(name.strip().lower(), value.strip())
     return MappingProxyType(params)
-
-
-_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
-
-
-def _unquote(text: str) -> str:
-    """Form-style percent-decoding: '+' is a space, %XX a byte of UTF-8."""
-    if "%" not in text and "+" not in text:
-        return text
-    raw = text.replace("+", " ").encode("utf-8")
-    decoded = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-    return decoded.decode("utf-8", errors="replace")
 
 
 def derive_page(url: str) -> str:

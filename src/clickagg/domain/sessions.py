@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clickagg.domain import buckets, dimensions, durations, events, kpis
+from clickagg.domain import buckets, dimensions, durations, events, kpis, model
 
 #: The additive fields a fact carries (the sketch is built from visitor ids instead).
 FIELDS: tuple[str, ...] = tuple(n for n, f in kpis.STATE_FIELDS.items() if f.kind != "sketch")
@@ -51,6 +51,17 @@ class Config:
     granularity: durations.Duration
     timeout_ms: int
     dimensions: tuple[DimensionSource, ...]
+
+    @classmethod
+    def of(cls, aggregation: model.Aggregation) -> Config:
+        """What sessionizing needs of an Aggregation: finest granularity, timeout, sources."""
+        return cls(
+            granularity=aggregation.finest.granularity,
+            timeout_ms=int(aggregation.session_timeout.approx_seconds * 1000),
+            dimensions=tuple(
+                DimensionSource(d.name, d.field, d.scope) for d in aggregation.dimensions
+            ),
+        )
 
 
 @dataclass(frozen=True, order=True)

@@ -140,8 +140,9 @@ def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) ->
         body, retry=retry, logger=logger, config=reconcile.Config.from_env()
     )
     # Written even when retrying: kopf applies the patch before it schedules the retry.
-    for key, value in outcome.status.items():
-        patch.status[key] = value
+    if outcome.status is not None:
+        for key, value in outcome.status.patch().items():
+            patch.status[key] = value
     _post(body, outcome)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)

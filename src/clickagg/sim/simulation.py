@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from clickagg.domain import enrich, events
-from clickagg.domain.traffic.catalogue import (
+from clickagg.sim.catalogue import (
     BOT_COUNTRY,
     BOTS,
     BROWSERS,
@@ -26,7 +26,7 @@ from clickagg.domain.traffic.catalogue import (
     Page,
     build_catalogue,
 )
-from clickagg.domain.traffic.clock import (
+from clickagg.sim.clock import (
     EPOCH_STYLE,
     ISO_STYLE_WEIGHTS,
     UTC_STYLE,
@@ -34,8 +34,8 @@ from clickagg.domain.traffic.clock import (
     Seasonality,
     iso,
 )
-from clickagg.domain.traffic.draws import geometric, running_sum, weighted_index
-from clickagg.domain.traffic.kinds import (
+from clickagg.sim.draws import geometric, running_sum, weighted_index
+from clickagg.sim.kinds import (
     ACCEPTED_KINDS,
     DUPLICATE,
     FAR_FUTURE_MIN_MS,
@@ -54,7 +54,7 @@ from clickagg.domain.traffic.kinds import (
     WRONG_TYPE,
     Emitted,
 )
-from clickagg.domain.traffic.profile import Faults, TrafficProfile
+from clickagg.sim.profile import Faults, TrafficProfile
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 

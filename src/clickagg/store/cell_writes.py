@@ -8,37 +8,26 @@ after a crash skips the cells it already wrote: a restart neither loses nor doub
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from datasketches import hll_sketch, hll_union, tgt_hll_type
+from typing import Any, TypeVar
 
 from clickagg import errors
-from clickagg.adapters import solr
-from clickagg.domain import cells, model, sessions
+from clickagg.domain import cells, model, sessions, sketches
+from clickagg.store import client as solr
+from clickagg.store import queries
+from clickagg.store import sketches as stored_sketches
 
-LG_K = 12  # Spark's hll_sketch_agg default; about 1.6 % standard error
 _GET_CHUNK = 500
 _ADD_CHUNK = 2000
 _RETRIES = 6
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CellDelta:
-    """What one micro-batch adds to one cell."""
-
-    cuboid: model.Cuboid
-    bucket_ms: int
-    values: tuple[str, ...]
-    deltas: Mapping[str, float]
-    sketch: bytes | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +40,7 @@ class WriteReport:
 def write_deltas(
     client: solr.SolrClient,
     level: model.Level,
-    deltas: Sequence[CellDelta],
+    deltas: Sequence[cells.CellDelta],
     *,
     stream_id: str,
     batch_id: int,
@@ -79,51 +68,21 @@ def _already_applied(document: Mapping[str, Any], stream_id: str, batch_id: int)
 
 def _merged(
     level: model.Level,
-    delta: CellDelta,
+    delta: cells.CellDelta,
     old: Mapping[str, Any] | None,
     stream_id: str,
     batch_id: int,
 ) -> dict[str, Any]:
     document = cells.base_document(level, delta.bucket_ms, delta.cuboid, delta.values)
-    state = cells.state_of(old or {}, sessions.FIELDS)
-    for name, amount in delta.deltas.items():
-        state[name] = state.get(name, 0.0) + amount
-    for name, value in state.items():
-        kind_is_count = cells.solr_field(name).startswith("m_")
-        document[cells.solr_field(name)] = round(value) if kind_is_count else value
-    sketch = merge_sketches([_stored_sketch(old), delta.sketch])
+    state = cells.add(cells.state_of(old or {}, sessions.FIELDS), delta.deltas)
+    document.update(cells.state_fields(state))
+    sketch = sketches.merge([stored_sketches.of(old), delta.sketch])
     if sketch is not None:
         document[cells.SKETCH_FIELD] = sketch
     document[cells.STREAM_FIELD] = stream_id
     document[cells.BATCH_FIELD] = batch_id
     document["updated_at"] = dt.datetime.now(dt.UTC)
     return document
-
-
-def merge_sketches(sketches: Iterable[bytes | None]) -> bytes | None:
-    """The union of HLL sketches (Spark's and datasketches' formats are the same)."""
-    present = [s for s in sketches if s]
-    if not present:
-        return None
-    if len(present) == 1:
-        return present[0]
-    union = hll_union(LG_K)
-    for raw in present:
-        union.update(hll_sketch.deserialize(raw))
-    return bytes(union.get_result(tgt_hll_type.HLL_8).serialize_compact())
-
-
-def estimate(sketch: bytes | None) -> float:
-    return 0.0 if not sketch else float(hll_sketch.deserialize(sketch).get_estimate())
-
-
-def _stored_sketch(document: Mapping[str, Any] | None) -> bytes | None:
-    value = (document or {}).get(cells.SKETCH_FIELD)
-    if value is None:
-        return None
-    if isinstance(value, list):  # a stored binary field may come back as a one-item list
-        value = value[0]
-    return base64.b64decode(value) if isinstance(value, str) else bytes(value)
 
 
 def _get_all(client: solr.SolrClient, collection: str, ids: Sequence[str]) -> dict[str, Any]:
@@ -134,7 +93,7 @@ def _get_all(client: solr.SolrClient, collection: str, ids: Sequence[str]) -> di
     return found
 
 
-def _with_retries(call: Any, collection: str) -> Any:
+def _with_retries(call: Callable[[], T], collection: str) -> T:
     """Retry Solr with exponential backoff (a node may be restarting or a leader moving)."""
     delay = 0.5
     for attempt in range(1, _RETRIES + 1):
@@ -178,18 +137,25 @@ def write_bot_counts(
     _add_all(client, level.collection, documents)
 
 
-def replace_cells(
+def replace_range(
     client: solr.SolrClient,
     level: model.Level,
-    cells_state: Sequence[CellDelta],
+    cells_state: Sequence[cells.CellDelta],
     bot_counts: Mapping[int, int],
     *,
     writer: str,
+    start_ms: int,
+    end_ms: int,
 ) -> int:
-    """Write cells whose delta is their whole state (replay): nothing is read first."""
+    """Replace the buckets in [start, end) with cells whose delta is their whole state
+    (replay): nothing is read first, and documents in the range that were not rewritten
+    are deleted, since they describe nothing any more."""
+    started = dt.datetime.now(dt.UTC)
     documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
     documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
     _add_all(client, level.collection, documents)
+    stale = queries.written_before(level, start_ms, end_ms, started)
+    client.delete_by_query(level.collection, stale)
     return len(documents)
 
 
@@ -198,15 +164,19 @@ def _bot_document(
 ) -> dict[str, Any]:
     document = cells.base_document(level, bucket_ms, model.Cuboid(()), ())
     document.update(
-        id=cells.doc_id(level.name, bucket_ms, cells.BOTS_CUBOID, ()),
-        cuboid=cells.BOTS_CUBOID,
-        **{cells.BOT_EVENTS_FIELD: bot_events, cells.STREAM_FIELD: writer,
-           cells.BATCH_FIELD: batch_id, "updated_at": dt.datetime.now(dt.UTC)},
-    )  # fmt: skip
+        {
+            "id": cells.doc_id(level.name, bucket_ms, cells.BOTS_CUBOID, ()),
+            "cuboid": cells.BOTS_CUBOID,
+            cells.BOT_EVENTS_FIELD: bot_events,
+            cells.STREAM_FIELD: writer,
+            cells.BATCH_FIELD: batch_id,
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
     return document
 
 
 def _add_all(client: solr.SolrClient, collection: str, documents: list[dict[str, Any]]) -> None:
     for start in range(0, len(documents), _ADD_CHUNK):
         chunk = documents[start : start + _ADD_CHUNK]
-        _with_retries(lambda c=chunk: client.add(collection, c), collection)
+        _with_retries(functools.partial(client.add, collection, chunk), collection)

@@ -7,7 +7,6 @@ are replaced whole, so replaying a range twice changes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from clickagg.adapters import cell_store, sessionize, solr, stream
-from clickagg.domain import buckets, cells, model, sessions
+from clickagg.domain import buckets, model, sessions
+from clickagg.pipeline import archive, cell_sums, sessionize
+from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
 # A visit that starts in the range may run past its end; read this much further.
@@ -35,8 +35,8 @@ class ReplayReport:
 def replay(
     spark: SparkSession,
     aggregation: model.Aggregation,
-    paths: stream.JobPaths,
-    solr_url: str,
+    paths: archive.JobPaths,
+    store: protocol.CellStore,
     start_ms: int,
     end_ms: int,
     *,
@@ -44,9 +44,8 @@ def replay(
 ) -> ReplayReport:
     """Recompute and replace the finest-level documents with buckets in [start, end)."""
     level = aggregation.finest
-    started = dt.datetime.now(dt.UTC)
     start_ms = buckets.floor(start_ms, level.granularity)
-    archived = stream.archived_events(spark, paths, streaming=False)
+    archived = archive.archived_events(spark, paths, streaming=False)
     newest = archived.agg(F.max("ts_ms")).first()[0]  # type: ignore[index]
     if newest is None:
         return ReplayReport(0, 0, False)
@@ -54,7 +53,7 @@ def replay(
     window = archived.where(
         (F.col("ts_ms") >= start_ms - history_ms) & (F.col("ts_ms") < end_ms + _VISIT_TAIL_MS)
     ).dropDuplicates(["event_id"])
-    config = sessionize.config_of(aggregation)
+    config = sessions.Config.of(aggregation)
     whole_history = WholeHistory(config, watermark)
 
     def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,12 +66,12 @@ def replay(
     facts = sessionize.unpacked_facts(output)
     in_range = facts.where((F.col("bucket_ms") >= start_ms) & (F.col("bucket_ms") < end_ms))
     in_range.cache()
-    state, bots = stream.cell_deltas(in_range, aggregation)
+    state, bots = cell_sums.cell_deltas(in_range, aggregation)
     events = window.where((F.col("ts_ms") >= start_ms) & (F.col("ts_ms") < end_ms)).count()
     writer = f"replay:{buckets.iso(start_ms)}/{buckets.iso(end_ms)}"
-    with solr.SolrClient(solr_url) as client:
-        written = cell_store.replace_cells(client, level, state, bots, writer=writer)
-        _remove_stale(client, level, start_ms, end_ms, started)
+    written = store.replace_range(
+        level, state, bots, writer=writer, start_ms=start_ms, end_ms=end_ms
+    )
     in_range.unpersist()
     log.info("%s: replayed %s: %d events, %d documents", aggregation.name, writer, events, written)
     return ReplayReport(written, events, True)
@@ -114,19 +113,3 @@ class _FixedWatermark:
 
     def setTimeoutTimestamp(self, _: int) -> None:  # noqa: N802 (Spark's GroupState name)
         pass
-
-
-def _remove_stale(
-    client: solr.SolrClient,
-    level: model.Level,
-    start_ms: int,
-    end_ms: int,
-    replay_started: dt.datetime,
-) -> None:
-    """Documents in the range that this replay did not rewrite describe nothing any more."""
-    stamp = replay_started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    query = (
-        f"level:{level.name} AND bucket:[{buckets.iso(start_ms)} TO {buckets.iso(end_ms)}}} "
-        f"AND updated_at:[* TO {stamp}}} AND NOT cuboid:{cells.PROGRESS_CUBOID}"
-    )
-    client.delete_by_query(level.collection, query)

@@ -3,7 +3,7 @@
 SolrCloud's HTTP API is all clickagg needs (configsets, collections, JSON updates, queries,
 JSON facets, /export and /stream), so a thin `requests` client is enough and keeps the jobs
 free of a JVM client. Every failure, from Solr or from the network, raises `errors.SolrError`
-naming the collection it was about.
+naming the collection it was about; `errors.SolrUnreachable` when no answer came.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from requests import adapters
 from urllib3.util import retry
 
 from clickagg import errors
-
-CONFIGSET_DIR = Path(__file__).parent / "solr_configset"
-CONFIGSET_NAME = "clickagg-aggregates"
 
 Doc = dict[str, Any]
 Params = Mapping[str, str | int | float | bool | Sequence[str]]
@@ -248,6 +245,10 @@ class SolrClient:
                 method, url, params=params, data=data, headers=dict(headers or {}),
                 timeout=self.timeout, stream=stream,
             )  # fmt: skip
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise errors.SolrUnreachable(
+                f"{_about(collection)}Solr at {self.base_url} could not be reached: {exc}"
+            ) from exc
         except requests.RequestException as exc:
             raise errors.SolrError(
                 f"{_about(collection)}Solr at {self.base_url} could not be reached: {exc}"

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import confluent_kafka
 
 from clickagg import errors
-from clickagg.domain import traffic
+from clickagg.sim import kinds
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Pacer:
 
 
 def write_files(
-    lines: Iterable[traffic.Emitted],
+    lines: Iterable[kinds.Emitted],
     directory: Path,
     *,
     rolling: Rolling = Rolling(),  # frozen, so one shared default is safe
@@ -111,7 +111,7 @@ def write_files(
     """Write the lines as JSON-lines files named `<prefix>-<first arrival ms>-<n>.jsonl`.
 
     Each file is complete when it appears. An existing file is never overwritten: the
-    AdapterError asks for another prefix. When the caller stops early (Ctrl-C in paced mode),
+    EngineError asks for another prefix. When the caller stops early (Ctrl-C in paced mode),
     the lines already written are still published; after a write error the file is dropped.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ class _OpenFile:
     def create(cls, directory: Path, name: str) -> _OpenFile:
         final = directory / name
         if final.exists():
-            raise errors.AdapterError(
+            raise errors.EngineError(
                 f"{final} exists already; use another prefix or an empty directory"
             )
         temporary = directory / f".{name}.tmp"
@@ -169,7 +169,7 @@ class _OpenFile:
         span = rolling.arrival_ms_per_file
         return span is not None and arrival_ms - self._first_arrival_ms >= span
 
-    def write(self, item: traffic.Emitted) -> None:
+    def write(self, item: kinds.Emitted) -> None:
         if not self._lines:
             self._first_arrival_ms = item.arrival_ms
         self._handle.write(item.line)
@@ -189,7 +189,7 @@ class _OpenFile:
             self._handle.close()
         if self._final.exists():
             self._temporary.unlink()
-            raise errors.AdapterError(f"{self._final} appeared while it was being written")
+            raise errors.EngineError(f"{self._final} appeared while it was being written")
         self._temporary.rename(self._final)
         return self._final
 
@@ -203,7 +203,7 @@ class _OpenFile:
 
 
 def send_to_kafka(
-    lines: Iterable[traffic.Emitted],
+    lines: Iterable[kinds.Emitted],
     bootstrap: str,
     topic: str,
     *,
@@ -213,7 +213,7 @@ def send_to_kafka(
     """Produce each line as one message to `topic`, keyed by visitor_id (None when the line
     has none), so a visitor's events stay in one partition and in order.
 
-    Raises AdapterError when a message could not be delivered.
+    Raises EngineError when a message could not be delivered.
     """
     producer = confluent_kafka.Producer({
         "bootstrap.servers": bootstrap,
@@ -251,12 +251,12 @@ def send_to_kafka(
     if failures or undelivered:
         producer.purge()  # what is left would only be retried until the process exits
     if failures:
-        raise errors.AdapterError(
+        raise errors.EngineError(
             f"Kafka at {bootstrap} did not take {len(failures)} message(s) for topic "
             f"{topic!r}: {failures[0]}"
         )
     if undelivered:
-        raise errors.AdapterError(
+        raise errors.EngineError(
             f"{undelivered} message(s) for Kafka topic {topic!r} were still undelivered after "
             f"{flush_timeout_s:.0f}s"
         )
@@ -270,11 +270,11 @@ def _require_topic(
     try:
         metadata = producer.list_topics(topic=topic, timeout=timeout_s)
     except confluent_kafka.KafkaException as exc:
-        raise errors.AdapterError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise errors.EngineError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         reason = found.error.str() if found is not None and found.error else "not found"
-        raise errors.AdapterError(
+        raise errors.EngineError(
             f"Kafka topic {topic!r} is not available at {bootstrap} ({reason}); "
             "create it first (clickagg generate --partitions N creates it)"
         )

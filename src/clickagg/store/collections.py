@@ -7,9 +7,13 @@ both ensure them here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from clickagg.adapters import solr
 from clickagg.domain import model
+from clickagg.store import client as solr
+
+CONFIGSET_DIR = Path(__file__).parent / "solr_configset"
+CONFIGSET_NAME = "clickagg-aggregates"
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,14 @@ def ensure_level_collections(
     existing = set(client.list_collections())
     missing = [level for level in aggregation.levels if level.collection not in existing]
     if missing:
-        client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+        client.upload_configset(CONFIGSET_NAME, CONFIGSET_DIR)
     target = aggregation.spec.solr
     ensured = []
     for level in aggregation.levels:
         created = level in missing
         if created:
             client.create_collection(
-                level.collection, solr.CONFIGSET_NAME, target.shards, target.replication_factor
+                level.collection, CONFIGSET_NAME, target.shards, target.replication_factor
             )
         ensured.append(Ensured(level.collection, created))
     return ensured

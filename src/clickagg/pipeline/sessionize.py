@@ -21,7 +21,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from clickagg.domain import buckets, model, sessions
+from clickagg.domain import buckets, sessions
 
 STATE_SCHEMA = "visitor_state string"
 PACKED = "event"  # one event's fields the sessionizer reads, as a JSON object
@@ -31,16 +31,6 @@ OUTPUT_SCHEMA = "visitor string, facts string"
 _FACTS_SCHEMA = "array<struct<b:bigint,d:array<string>,x:boolean,a:array<double>>>"
 _BOT_AMOUNTS = [1.0 if name == "events" else 0.0 for name in sessions.FIELDS]
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-def config_of(aggregation: model.Aggregation) -> sessions.Config:
-    return sessions.Config(
-        granularity=aggregation.finest.granularity,
-        timeout_ms=int(aggregation.session_timeout.approx_seconds * 1000),
-        dimensions=tuple(
-            sessions.DimensionSource(d.name, d.field, d.scope) for d in aggregation.dimensions
-        ),
-    )
 
 
 def packed_events(

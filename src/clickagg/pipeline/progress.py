@@ -3,19 +3,23 @@
 A Spark listener: after each micro-batch it writes how old the newest applied event was
 when the batch ended, and 0 while the query is idle (everything read is applied). See
 `clickagg.domain.progress` for the document and how the operator reads it.
+Each report opens its own store connection, with one quick reconnect at most: a Solr that
+is away must not hold up Spark's listener bus.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg import errors
-from clickagg.adapters import solr
-from clickagg.domain import buckets, model, progress
+from clickagg.domain import buckets, model
+from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +27,14 @@ log = logging.getLogger(__name__)
 class ProgressReporter(StreamingQueryListener):
     """Writes the `__progress__` document of one Aggregation's aggregate query."""
 
-    def __init__(self, aggregation: model.Aggregation, solr_url: str, query_name: str) -> None:
+    def __init__(
+        self,
+        aggregation: model.Aggregation,
+        open_store: Callable[[], protocol.CellStore],
+        query_name: str,
+    ) -> None:
         self.level = aggregation.finest
-        self.solr_url = solr_url
+        self.open_store = open_store
         self.query_name = query_name
         self.query_id = ""  # idle events carry the query's id, not its name
         self.newest_event_ms: int | None = None
@@ -61,12 +70,14 @@ class ProgressReporter(StreamingQueryListener):
         pass
 
     def _write(self, lag_ms: int, reported_ms: int) -> None:
-        doc = progress.document(
-            self.level, lag_ms=lag_ms, reported_ms=reported_ms,
-            newest_event_ms=self.newest_event_ms, watermark_ms=self.watermark_ms,
-        )  # fmt: skip
         try:
-            with solr.SolrClient(self.solr_url, connect_retries=1) as client:
-                client.add(self.level.collection, [doc])
+            with contextlib.closing(self.open_store()) as store:
+                store.report_progress(
+                    self.level,
+                    lag_ms=lag_ms,
+                    reported_ms=reported_ms,
+                    newest_event_ms=self.newest_event_ms,
+                    watermark_ms=self.watermark_ms,
+                )
         except errors.SolrError as exc:  # the next report tries again; the job goes on
             log.warning("%s: progress not reported: %s", self.level.collection, exc)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from clickagg.domain import enrich
-from clickagg.domain.traffic.catalogue import COUNTRIES
-from clickagg.domain.traffic.kinds import (
+from clickagg.sim.catalogue import COUNTRIES
+from clickagg.sim.kinds import (
     INVALID_UTF8,
     LATE,
     MALFORMED_JSON,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import random
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from clickagg.domain import enrich
-from clickagg.domain.traffic.draws import Weighted, zipf
+from clickagg.sim.draws import Weighted, zipf
 
 if TYPE_CHECKING:  # profile checks its knobs against this module's tables
-    from clickagg.domain.traffic.profile import TrafficProfile
+    from clickagg.sim.profile import TrafficProfile
 
 SHOP = "https://www.shop.example"
 
@@ -261,7 +262,7 @@ def build_catalogue(profile: TrafficProfile) -> Catalogue:
                 name += f"-{rank}"
             channel = campaign_channels[(rank - 1) % len(campaign_channels)]
             landing = home if theme == "brand" else category_pages[category_index]
-            campaign = Campaign(name, channel, landing, quote(name))
+            campaign = Campaign(name, channel, landing, urllib.parse.quote(name, safe=""))
             by_channel[channel].append((campaign, 1.0 / rank**profile.campaign_zipf))
     campaigns_by_channel = MappingProxyType({
         channel: (tuple(c for c, _ in items), Weighted([w for _, w in items]))
@@ -297,14 +298,4 @@ def build_catalogue(profile: TrafficProfile) -> Catalogue:
         country_pick=zipf(len(countries), profile.country_zipf),
         browser_pick=Weighted([weight for *_, weight in BROWSERS]),
         bot_pick=Weighted([weight for _, weight in BOTS]),
-    )
-
-
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-def quote(text: str) -> str:
-    """Percent-encode a query value (the domain may not import urllib)."""
-    return "".join(
-        chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in text.encode("utf-8")
     )

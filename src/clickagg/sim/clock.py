@@ -6,9 +6,9 @@ import datetime as dt
 import functools
 import random
 
-from clickagg.domain.traffic.draws import Weighted
-from clickagg.domain.traffic.kinds import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
-from clickagg.domain.traffic.profile import TrafficProfile
+from clickagg.sim.draws import Weighted
+from clickagg.sim.kinds import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
+from clickagg.sim.profile import TrafficProfile
 
 
 class Seasonality:

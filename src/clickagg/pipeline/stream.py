@@ -10,6 +10,7 @@ archive rather than the source means replay and streaming see the very same rows
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -19,33 +20,14 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from clickagg.adapters import archive, cell_store, metrics, sessionize, solr
 from clickagg.domain import model, sessions
+from clickagg.pipeline import archive, cell_sums, metrics, parse, sessionize
+from clickagg.store import cell_writes, protocol
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobPaths:
-    """Where one Aggregation's job keeps its checkpoints and, by default, its archive."""
-
-    root: str
-    archive_uri: str | None = None  # spec.rawArchive.uri, when the user chose one
-
-    @classmethod
-    def of(cls, root: str, aggregation: model.Aggregation) -> JobPaths:
-        return cls(root.rstrip("/"), aggregation.spec.raw_archive.uri)
-
-    @property
-    def archive(self) -> str:
-        return (self.archive_uri or f"{self.root}/archive").rstrip("/")
-
-    def checkpoint(self, query: str) -> str:
-        return f"{self.root}/checkpoints/{query}"
 
 
 @dataclass(frozen=True)
@@ -96,15 +78,15 @@ def read_lines(spark: SparkSession, source: Source) -> DataFrame:
 def ingest(
     spark: SparkSession,
     aggregation: model.Aggregation,
-    paths: JobPaths,
+    paths: archive.JobPaths,
     source: Source,
     trigger_seconds: float,
     *,
     available_now: bool = False,
 ) -> StreamingQuery:
-    settings = archive.ParseSettings()
+    settings = parse.ParseSettings()
     parsed = read_lines(spark, source).mapInArrow(
-        lambda batches: archive.parse_batches(batches, settings), archive_schema()
+        lambda batches: parse.parse_batches(batches, settings), archive.spark_schema()
     ).observe(
         metrics.INGEST_COUNTS,
         F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
@@ -121,31 +103,24 @@ def ingest(
     return query
 
 
-def archived_events(spark: SparkSession, paths: JobPaths, *, streaming: bool) -> DataFrame:
-    """Valid events from the archive, as a stream (for aggregation) or a table (replay)."""
-    reader = spark.readStream if streaming else spark.read
-    table = reader.schema(archive_schema()).parquet(paths.archive)
-    return table.where(F.col("kind") == archive.EVENT)
-
-
 def aggregate(
     spark: SparkSession,
     aggregation: model.Aggregation,
-    paths: JobPaths,
-    solr_url: str,
+    paths: archive.JobPaths,
+    open_store: Callable[[], protocol.CellStore],
     trigger_seconds: float,
     *,
     available_now: bool = False,
-    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
+    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
 ) -> StreamingQuery:
     watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
     events = (
-        archived_events(spark, paths, streaming=True)
+        archive.archived_events(spark, paths, streaming=True)
         .withColumn("event_time", F.timestamp_millis("ts_ms"))
         .withWatermark("event_time", watermark)
         .dropDuplicatesWithinWatermark(["event_id"])
     )
-    config = sessionize.config_of(aggregation)
+    config = sessions.Config.of(aggregation)
     packed = sessionize.packed_events(events, config, keep=("event_time",))
     output = packed.groupBy("visitor_id").applyInPandasWithState(
         sessionize.Sessionizer(config),
@@ -155,7 +130,7 @@ def aggregate(
         GroupStateTimeout.EventTimeTimeout,
     )
     facts = sessionize.unpacked_facts(output)
-    writer = CellWriter(aggregation, solr_url, on_batch)
+    writer = CellWriter(aggregation, open_store, on_batch)
     stream = (
         facts.writeStream.queryName(aggregate_query_name(aggregation))
         .foreachBatch(writer)
@@ -172,11 +147,11 @@ class CellWriter:
     def __init__(
         self,
         aggregation: model.Aggregation,
-        solr_url: str,
-        on_batch: Callable[[int, cell_store.WriteReport], None] | None,
+        open_store: Callable[[], protocol.CellStore],
+        on_batch: Callable[[int, cell_writes.WriteReport], None] | None,
     ) -> None:
         self.aggregation = aggregation
-        self.solr_url = solr_url
+        self.open_store = open_store
         self.on_batch = on_batch
         self.stream_id = ""  # the query id: stable across restarts from one checkpoint
 
@@ -186,18 +161,16 @@ class CellWriter:
         # Two actions read the batch; without the cache each one re-runs the sessionizer.
         facts.persist()
         try:
-            deltas, bots = cell_deltas(facts, self.aggregation)
+            deltas, bots = cell_sums.cell_deltas(facts, self.aggregation)
         finally:
             facts.unpersist()
         summed_seconds = time.monotonic() - started
-        with solr.SolrClient(self.solr_url) as client:
-            report = cell_store.write_deltas(
-                client, level, deltas, stream_id=self.stream_id, batch_id=batch_id
+        with contextlib.closing(self.open_store()) as store:
+            report = store.write_deltas(
+                level, deltas, stream_id=self.stream_id, batch_id=batch_id
             )
             if bots:
-                cell_store.write_bot_counts(
-                    client, level, bots, stream_id=self.stream_id, batch_id=batch_id
-                )
+                store.write_bot_counts(level, bots, stream_id=self.stream_id, batch_id=batch_id)
         log.info(
             "%s batch %d: sessionized and summed in %.2fs; %d cells written, %d already "
             "there, %d bot buckets, in %.2fs",
@@ -212,64 +185,10 @@ def aggregate_query_name(aggregation: model.Aggregation) -> str:
     return f"{aggregation.name}-aggregate"
 
 
-def cell_deltas(
-    facts: DataFrame, aggregation: model.Aggregation
-) -> tuple[list[cell_store.CellDelta], dict[int, int]]:
-    """Sum a batch of facts per cuboid cell (in Spark), with an HLL sketch of visitors."""
-    declared = [d.name for d in aggregation.dimensions]
-    by_name = {c.name: c for c in aggregation.cuboids}
-    counted = facts.where(~F.col("bot"))
-    per_cuboid = F.explode(
-        F.array(
-            *(
-                F.struct(
-                    F.lit(c.name).alias("cuboid"),
-                    F.array(*(F.col("dims")[declared.index(n)] for n in c.dimensions))
-                    .cast("array<string>")
-                    .alias("values"),
-                )
-                for c in aggregation.cuboids
-            )
-        )
-    ).alias("cell")
-    amounts = [F.col("amounts")[i].alias(name) for i, name in enumerate(sessions.FIELDS)]
-    summed = (
-        counted.select(per_cuboid, "bucket_ms", "visitor", *amounts)
-        .groupBy("cell.cuboid", "cell.values", "bucket_ms")
-        .agg(
-            *(F.sum(name).alias(name) for name in sessions.FIELDS),
-            F.hll_sketch_agg("visitor", cell_store.LG_K).alias("sketch"),
-        )
-    )
-    deltas = [
-        cell_store.CellDelta(
-            cuboid=by_name[row["cuboid"]],
-            bucket_ms=int(row["bucket_ms"]),
-            values=tuple(row["values"]),
-            deltas={n: float(row[n]) for n in sessions.FIELDS if row[n]},
-            sketch=bytes(row["sketch"]) if row["sketch"] is not None else None,
-        )
-        for row in summed.collect()
-    ]
-    bots = {
-        int(row["bucket_ms"]): int(row["n"])
-        for row in facts.where(F.col("bot"))
-        .groupBy("bucket_ms")
-        .agg(F.sum(F.col("amounts")[sessions.FIELDS.index("events")]).alias("n"))
-        .collect()
-    }
-    return deltas, bots
-
-
 def _with_trigger(writer: Any, trigger_seconds: float, available_now: bool) -> Any:
     if available_now:
         return writer.trigger(availableNow=True)
     return writer.trigger(processingTime=f"{trigger_seconds} seconds")
-
-
-def archive_schema() -> Any:
-    """The archive's Spark schema, derived from the Arrow one."""
-    return from_arrow_schema(archive.SCHEMA)
 
 
 def stop_between_batches(query: StreamingQuery, timeout_seconds: float = 30) -> None:

@@ -1,8 +1,8 @@
-"""The raw archive's row layout, and parsing raw lines into it (run inside Spark workers).
+"""Parsing raw lines into archive rows (run inside Spark workers, through mapInArrow).
 
 Every input line becomes exactly one archive row: a valid event (kind `event`, bots
 included and flagged) or a dead letter (kind `dead_letter`, with its reason and raw
-bytes). Rows are partitioned by kind, date and hour.
+bytes). See `archive` for the row layout.
 """
 
 from __future__ import annotations
@@ -17,27 +17,10 @@ import pyarrow as pa
 
 from clickagg import errors
 from clickagg.domain import enrich, events
+from clickagg.pipeline import archive
 
-EVENT = "event"
-DEAD_LETTER = "dead_letter"
 RAW_KEPT_BYTES = 4096  # a dead letter keeps this much of its line; the reason says the rest
-
-_STRINGS = ("event_id", "visitor_id", "type", *events.OPTIONAL_STRING_FIELDS)
-SCHEMA = pa.schema(
-    [
-        *(pa.field(name, pa.string()) for name in _STRINGS),
-        pa.field("revenue", pa.float64()),
-        pa.field("ts_ms", pa.int64()),
-        pa.field("bot", pa.bool_()),
-        pa.field("reason", pa.string()),
-        pa.field("raw", pa.binary()),
-        pa.field("ingested_ms", pa.int64()),
-        pa.field("kind", pa.string()),
-        pa.field("date", pa.string()),
-        pa.field("hour", pa.int32()),
-    ]
-)
-PARTITIONS = ("kind", "date", "hour")
+_STRINGS = archive.STRINGS
 
 
 @dataclass(frozen=True)
@@ -53,10 +36,10 @@ def parse_batches(
     """Arrow batches with a binary `value` column in, archive rows out (for mapInArrow)."""
     for batch in batches:
         now_ms = int(time.time() * 1000)
-        columns: dict[str, list[Any]] = {field.name: [] for field in SCHEMA}
+        columns: dict[str, list[Any]] = {field.name: [] for field in archive.SCHEMA}
         for line in batch.column("value").to_pylist():
             _append(columns, line or b"", now_ms, settings)
-        yield pa.RecordBatch.from_pydict(columns, schema=SCHEMA)
+        yield pa.RecordBatch.from_pydict(columns, schema=archive.SCHEMA)
 
 
 def _append(
@@ -72,7 +55,7 @@ def _append(
         columns["bot"].append(None)
         columns["reason"].append(str(exc))
         columns["raw"].append(line[:RAW_KEPT_BYTES])
-        _partition(columns, DEAD_LETTER, now_ms, now_ms)
+        _partition(columns, archive.DEAD_LETTER, now_ms, now_ms)
         return
     for name in _STRINGS:
         columns[name].append(getattr(event, name))
@@ -81,7 +64,7 @@ def _append(
     columns["bot"].append(event.bot)
     columns["reason"].append(None)
     columns["raw"].append(None)
-    _partition(columns, EVENT, event.ts_ms, now_ms)
+    _partition(columns, archive.EVENT, event.ts_ms, now_ms)
 
 
 def _partition(columns: dict[str, list[Any]], kind: str, at_ms: int, now_ms: int) -> None:
