@@ -46,8 +46,9 @@ demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubele
 test: tools lint ## run every test (unit, solr, spark, k8s, e2e), serially
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: venv ## ruff, mypy strict and import-linter
+lint: venv ## ruff (lint and format), mypy strict and import-linter
 	@$(PY) -m ruff check src tests benchmarks
+	@$(PY) -m ruff format --check src tests benchmarks
 	@$(PY) -m mypy
 	@lint-imports
 

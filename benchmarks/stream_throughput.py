@@ -141,9 +141,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
     parser.add_argument("--progress-json", type=Path, help="dump every query progress here")
     parser.add_argument(
-        "--conf", action="append", default=[], metavar="KEY=VALUE",
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra Spark setting for the job's session (repeatable), to try a tuning",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     return Options(
         events=args.events or (100_000 if args.quick else 1_000_000),
@@ -744,7 +747,8 @@ class Report:
             f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
             f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
             f"traffic mix {dict(g.kinds.most_common())}"
-            + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "") + ".",
+            + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "")
+            + ".",
             "",
             "| figure | value |",
             "|---|---|",

@@ -42,20 +42,29 @@ def aggregation_for(landing: Path, solr_url: str, name: str, **spec: Any) -> mod
 def with_solr(aggregation: model.Aggregation, target: Any) -> model.Aggregation:
     """The same aggregation with other Solr settings (e.g. more replicas)."""
     document = {
-        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
+        "apiVersion": "clickagg.io/v1alpha1",
+        "kind": "Aggregation",
         "metadata": {"name": aggregation.name},
-        "spec": {**aggregation.spec.model_dump(by_alias=True, exclude_none=True),
-                 "solr": target.model_dump(by_alias=True, exclude_none=True)},
-    }  # fmt: skip
+        "spec": {
+            **aggregation.spec.model_dump(by_alias=True, exclude_none=True),
+            "solr": target.model_dump(by_alias=True, exclude_none=True),
+        },
+    }
     return validation.validate(document)
 
 
 def write_spec(aggregation: model.Aggregation, path: Path) -> Path:
     body = aggregation.spec.model_dump(by_alias=True, exclude_none=True)
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
-        "metadata": {"name": aggregation.name}, "spec": body,
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "clickagg.io/v1alpha1",
+                "kind": "Aggregation",
+                "metadata": {"name": aggregation.name},
+                "spec": body,
+            }
+        )
+    )
     return path
 
 
@@ -66,10 +75,17 @@ def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list
 
 def sentinel(after_ms: int) -> bytes:
     """One valid event far enough after the traffic that the watermark closes every visit."""
-    return json.dumps({
-        "event_id": "sentinel", "ts": after_ms, "visitor_id": "sentinel", "type": "page_view",
-        "channel": "direct", "device_class": "desktop", "browser_family": "chrome",
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event_id": "sentinel",
+            "ts": after_ms,
+            "visitor_id": "sentinel",
+            "type": "page_view",
+            "channel": "direct",
+            "device_class": "desktop",
+            "browser_family": "chrome",
+        }
+    ).encode()
 
 
 def oracle_dimensions(aggregation: model.Aggregation) -> dict[str, tuple[str, str]]:
@@ -122,9 +138,12 @@ def differences(
 
 
 def run_to_end(
-    spark: Any, aggregation: model.Aggregation, paths: archive.JobPaths, solr_url: str,
+    spark: Any,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    solr_url: str,
     on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
     stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
@@ -134,10 +153,14 @@ def run_to_end(
 
 
 def close_every_visit(
-    spark: Any, aggregation: model.Aggregation, paths: archive.JobPaths, solr_url: str,
-    deliver: Callable[[bytes], None], sentinel_ms: int,
+    spark: Any,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    solr_url: str,
+    deliver: Callable[[bytes], None],
+    sentinel_ms: int,
     on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""
     deliver(sentinel(sentinel_ms))
@@ -146,9 +169,11 @@ def close_every_visit(
 
 
 def oracle_problems(
-    client: solr.SolrClient, aggregation: model.Aggregation, lines: Sequence[bytes],
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    lines: Sequence[bytes],
     before_ms: int,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Where Solr's finest level differs from the oracle over the same lines."""
     import oracle
 

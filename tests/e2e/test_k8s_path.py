@@ -128,9 +128,12 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
         names = []
         for kind in children.KINDS:
             listed = objects.list_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural,
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
                 label_selector=f"{children.AGGREGATION_LABEL}={NAME}",
-            )  # fmt: skip
+            )
             names += [item["metadata"]["name"] for item in cast(dict[str, Any], listed)["items"]]
         return sorted(names)
 
@@ -190,11 +193,18 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             # brings the lag and the finest level's last complete bucket in.
             def progress_in_status() -> dict[str, Any] | None:
                 objects.patch_namespaced_custom_object(
-                    *AGGREGATION_API, namespace, spec.PLURAL, NAME,
-                    {"metadata": {"annotations": {
-                        reconcile.REQUESTED_AT_ANNOTATION: str(time.time_ns()),
-                    }}},
-                )  # fmt: skip
+                    *AGGREGATION_API,
+                    namespace,
+                    spec.PLURAL,
+                    NAME,
+                    {
+                        "metadata": {
+                            "annotations": {
+                                reconcile.REQUESTED_AT_ANNOTATION: str(time.time_ns()),
+                            }
+                        }
+                    },
+                )
                 time.sleep(1.0)
                 found = aggregation_object().get("status", {})
                 finest_status = found.get("levels", [{}])[0]

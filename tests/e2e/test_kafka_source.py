@@ -25,9 +25,11 @@ def test_events_from_kafka_become_the_oracles_cells(
 ) -> None:
     topic = kafka_topic(2)
     aggregation = streaming.aggregation_for(
-        tmp_path / "unused", solr.base_url, "kafka-run",
+        tmp_path / "unused",
+        solr.base_url,
+        "kafka-run",
         source={"type": "kafka", "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic}},
-    )  # fmt: skip
+    )
     paths = archive.JobPaths(str(tmp_path / "data"))
     with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)

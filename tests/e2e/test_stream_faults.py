@@ -43,10 +43,23 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
     landing.write_files(lines[:half], landing_dir, rolling=streaming.ROLLING, prefix="a")
 
     driver = subprocess.Popen(
-        [sys.executable, "-m", "clickagg", "stream", str(spec), "--solr-url", solr.base_url,
-         "--data", paths.root, "--trigger-seconds", "1"],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "clickagg",
+            "stream",
+            str(spec),
+            "--solr-url",
+            solr.base_url,
+            "--data",
+            paths.root,
+            "--trigger-seconds",
+            "1",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         landing.write_files(lines[half:], landing_dir, rolling=streaming.ROLLING, prefix="b")
@@ -92,8 +105,9 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         local_solr.stop_node(1)
         try:
-            landing.write_files(lines[third:2 * third], landing_dir, rolling=streaming.ROLLING,
-                                prefix="b")  # fmt: skip
+            landing.write_files(
+                lines[third : 2 * third], landing_dir, rolling=streaming.ROLLING, prefix="b"
+            )
             seen = committed_batches(paths)
             polling.eventually(
                 lambda: committed_batches(paths) >= seen + 2, "batches with a node down", 240
@@ -115,17 +129,25 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
 
 
 def assert_equals_oracle(
-    spark: Any, solr: Any, solr_client: Any, aggregation: Any, paths: archive.JobPaths,
-    landing_dir: Path, lines: list[Any],
-) -> None:  # fmt: skip
+    spark: Any,
+    solr: Any,
+    solr_client: Any,
+    aggregation: Any,
+    paths: archive.JobPaths,
+    landing_dir: Path,
+    lines: list[Any],
+) -> None:
     """Finish what the faulted run left, close every visit, compare with the oracle."""
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
-        spark, aggregation, paths, solr.base_url,
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
         lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
         sentinel_ms,
-    )  # fmt: skip
+    )
     problems = streaming.oracle_problems(
         solr_client, aggregation, [i.line for i in lines], sentinel_ms - streaming.HOUR_MS
     )

@@ -46,10 +46,14 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     streaming.run_to_end(spark, aggregation, paths, solr.base_url, record)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
-        spark, aggregation, paths, solr.base_url,
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
         lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
-        sentinel_ms, record,
-    )  # fmt: skip
+        sentinel_ms,
+        record,
+    )
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
     expected = oracle.compute(
@@ -60,9 +64,15 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         cuboids=[c.dimensions for c in aggregation.cuboids],
         now_ms=int(time.time() * 1000),
     )
-    return {"aggregation": aggregation, "lines": lines, "expected": expected, "paths": paths,
-            "solr_url": solr.base_url, "before_ms": sentinel_ms - streaming.HOUR_MS,
-            "metrics": job_metrics}
+    return {
+        "aggregation": aggregation,
+        "lines": lines,
+        "expected": expected,
+        "paths": paths,
+        "solr_url": solr.base_url,
+        "before_ms": sentinel_ms - streaming.HOUR_MS,
+        "metrics": job_metrics,
+    }
 
 
 def test_every_cell_equals_the_oracle(streamed: dict[str, Any], solr_client: Any) -> None:
@@ -114,7 +124,12 @@ def test_replay_gives_what_streaming_gave_and_twice_changes_nothing(
     for _ in range(2):
         with solr_cells.SolrCellStore(streamed["solr_url"]) as store:
             replay.replay(
-                spark, aggregation, streamed["paths"], store, START_MS, before_ms,
+                spark,
+                aggregation,
+                streamed["paths"],
+                store,
+                START_MS,
+                before_ms,
                 history_ms=sessions.VISITOR_MEMORY_MS,
             )
         replayed = streaming.solr_cells(solr_client, aggregation, before_ms)
@@ -133,6 +148,10 @@ def test_metrics_count_what_happened(streamed: dict[str, Any]) -> None:
     assert job_metrics.value("clickagg_bot_events_total") >= bot_lines > 0
     ingested = job_metrics.value("clickagg_input_rows_total", query="ingest")
     assert ingested == len(streamed["lines"]) + 1  # and the sentinel
-    for name in ("clickagg_batch_duration_seconds", "clickagg_watermark_lag_seconds",
-                 "clickagg_solr_write_seconds_count", "clickagg_processed_rows_per_second"):
+    for name in (
+        "clickagg_batch_duration_seconds",
+        "clickagg_watermark_lag_seconds",
+        "clickagg_solr_write_seconds_count",
+        "clickagg_processed_rows_per_second",
+    ):
         assert f"# TYPE {name}" in text, name

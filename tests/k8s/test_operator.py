@@ -148,9 +148,12 @@ def owned(
     objects: k8s_client.CustomObjectsApi, namespace: str, kind: children.Kind, name: str = NAME
 ) -> list[dict[str, Any]]:
     found = objects.list_namespaced_custom_object(
-        kind.group, kind.version, namespace, kind.plural,
+        kind.group,
+        kind.version,
+        namespace,
+        kind.plural,
         label_selector=f"{children.AGGREGATION_LABEL}={name}",
-    )  # fmt: skip
+    )
     items: list[dict[str, Any]] = cast(dict[str, Any], found)["items"]
     return sorted(items, key=lambda item: item["metadata"]["name"])
 
@@ -210,9 +213,12 @@ def test_built_manifests_pass_the_spark_operator_schemas(
     settings = children.JobSettings("clickagg-spark", "/data/clickagg")
     for manifest in children.desired(aggregation, owner, settings):
         kind = next(k for k in children.KINDS if k.kind == manifest["kind"])
-        stored = cast(dict[str, Any], objects.create_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural, manifest, dry_run="All"
-        ))
+        stored = cast(
+            dict[str, Any],
+            objects.create_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, manifest, dry_run="All"
+            ),
+        )
         # Nothing the builder wrote was pruned by the schema.
         assert stored["spec"] == manifest["spec"]
 
@@ -308,9 +314,10 @@ def test_spec_change_updates_the_children(
     after = stream_app(objects, namespace)
     assert after["metadata"]["uid"] == before["metadata"]["uid"]  # updated, not replaced
     rollup_1h = next(
-        r for r in owned(objects, namespace, children.SCHEDULED_SPARK_APPLICATION)
+        r
+        for r in owned(objects, namespace, children.SCHEDULED_SPARK_APPLICATION)
         if r["metadata"]["name"] == children.rollup_name(NAME, "1h")
-    )  # fmt: skip
+    )
     levels = spec_json_of(rollup_1h["spec"]["template"])["spec"]["levels"]
     assert levels[1]["retention"] == "6mo"
     assert spec_json_of(after["spec"])["spec"]["levels"][1]["retention"] == "6mo"
@@ -398,8 +405,9 @@ def test_restart_keeps_children_and_status(
     } == uids  # the same objects: none duplicated, none recreated
     for kind in ("Valid", "Ready", "StreamingRunning"):
         assert condition(after, kind)["status"] == "True"
-        assert condition(after, kind)["lastTransitionTime"] == (
-            condition(before, kind)["lastTransitionTime"]
+        assert (
+            condition(after, kind)["lastTransitionTime"]
+            == (condition(before, kind)["lastTransitionTime"])
         )
 
 

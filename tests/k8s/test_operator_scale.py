@@ -121,9 +121,7 @@ def test_many_aggregations_at_once_get_their_children_once(
 
             time.sleep(2)  # later passes (the stream-state annotation, updates) add nothing
             owned = children_by_owner(objects, namespace)
-            kinds = Counter(
-                item["kind"] for items in owned.values() for item in items
-            )  # fmt: skip
+            kinds = Counter(item["kind"] for items in owned.values() for item in items)
             assert kinds == {"SparkApplication": COUNT, "ScheduledSparkApplication": COUNT}
             for name, uid in uids.items():
                 mine = owned[uid]

@@ -51,31 +51,31 @@ def reason(raw: bytes, **kwargs: Any) -> str:
 
 def test_minimal_event_with_epoch_millis() -> None:
     event = parse(line())
-    assert event == events.Event(
-        event_id="e-1", ts_ms=NOW_MS, visitor_id="v-1", type="page_view"
-    )
+    assert event == events.Event(event_id="e-1", ts_ms=NOW_MS, visitor_id="v-1", type="page_view")
     assert event.is_known_type
     assert not event.bot
 
 
 def test_full_order_event_with_iso_ts_and_offset() -> None:
-    event = parse(line(
-        ts="2016-02-16T11:00:00.250+01:00",
-        type="order",
-        page="/checkout/done",
-        url="https://shop.example/checkout/done?utm_campaign=spring",
-        referrer="https://shop.example/cart",
-        campaign="spring",
-        channel="email",
-        offer="o-7",
-        product_category="kettles",
-        device_class="desktop",
-        browser_family="firefox",
-        country="DE",
-        user_agent="Mozilla/5.0",
-        order_id="A-1",
-        revenue=49.9,
-    ))
+    event = parse(
+        line(
+            ts="2016-02-16T11:00:00.250+01:00",
+            type="order",
+            page="/checkout/done",
+            url="https://shop.example/checkout/done?utm_campaign=spring",
+            referrer="https://shop.example/cart",
+            campaign="spring",
+            channel="email",
+            offer="o-7",
+            product_category="kettles",
+            device_class="desktop",
+            browser_family="firefox",
+            country="DE",
+            user_agent="Mozilla/5.0",
+            order_id="A-1",
+            revenue=49.9,
+        )
+    )
     assert event.ts_ms == NOW_MS + 250
     assert event.revenue == 49.9
     assert event.order_id == "A-1"
@@ -330,5 +330,8 @@ def test_event_fields_are_the_contract_fields_plus_bot() -> None:
     names = [f.name for f in dataclasses.fields(events.Event)]
     contract = ["ts_ms" if n == "ts" else n for n in events.REQUIRED_FIELDS]
     assert names == [
-        *contract, *events.OPTIONAL_STRING_FIELDS, *events.OPTIONAL_NUMBER_FIELDS, "bot",
+        *contract,
+        *events.OPTIONAL_STRING_FIELDS,
+        *events.OPTIONAL_NUMBER_FIELDS,
+        "bot",
     ]

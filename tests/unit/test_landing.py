@@ -26,10 +26,15 @@ def lines(count: int, *, every_ms: int = 1000) -> list[sim.Emitted]:
 
 
 def generated(minutes: int, visitors: int = 100) -> list[sim.Emitted]:
-    return list(sim.generate(
-        sim.TrafficProfile(visitors=visitors), sim.Faults(), START_MS,
-        minutes * 60_000, seed=3,
-    ))
+    return list(
+        sim.generate(
+            sim.TrafficProfile(visitors=visitors),
+            sim.Faults(),
+            START_MS,
+            minutes * 60_000,
+            seed=3,
+        )
+    )
 
 
 def landed(directory: Path) -> list[Path]:
@@ -100,9 +105,7 @@ def test_a_stopped_run_publishes_what_it_wrote(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        landing.write_files(
-            interrupted(), tmp_path, rolling=landing.Rolling(lines_per_file=10)
-        )
+        landing.write_files(interrupted(), tmp_path, rolling=landing.Rolling(lines_per_file=10))
     files = landed(tmp_path)
     assert [len(f.read_bytes().splitlines()) for f in files] == [10, 10, 5]
     assert all(f.read_bytes().endswith(b"\n") for f in files)
@@ -131,9 +134,7 @@ def test_paced_writing_follows_the_accelerated_clock(tmp_path: Path) -> None:
 
 def test_the_clock_starts_at_the_first_line(tmp_path: Path) -> None:
     # Lines an hour of arrival time into the span, at speed 3600: about one second.
-    late_start = [
-        sim.Emitted(b"{}", START_MS + 3_600_000 + n * 100, "valid") for n in range(10)
-    ]
+    late_start = [sim.Emitted(b"{}", START_MS + 3_600_000 + n * 100, "valid") for n in range(10)]
     started = time.monotonic()
     landing.write_files(late_start, tmp_path, pacer=landing.Pacer(speed=3600))
     assert time.monotonic() - started < 0.5
@@ -148,8 +149,7 @@ def test_paced_writing_keeps_to_the_rate(tmp_path: Path) -> None:
 
 def test_a_paced_file_is_published_before_the_wait(tmp_path: Path) -> None:
     # Two lines a minute apart at speed 120: the first file is out while the writer waits.
-    two = [sim.Emitted(b"{}", START_MS, "valid"),
-           sim.Emitted(b"{}", START_MS + 60_000, "valid")]
+    two = [sim.Emitted(b"{}", START_MS, "valid"), sim.Emitted(b"{}", START_MS + 60_000, "valid")]
     published_while_waiting: list[int] = []
 
     def sleep(seconds: float) -> None:
@@ -157,8 +157,9 @@ def test_a_paced_file_is_published_before_the_wait(tmp_path: Path) -> None:
         time.sleep(seconds)
 
     pacer = landing.Pacer(speed=120, sleep=sleep)
-    landing.write_files(two, tmp_path, pacer=pacer,
-                        rolling=landing.Rolling(arrival_ms_per_file=60_000))
+    landing.write_files(
+        two, tmp_path, pacer=pacer, rolling=landing.Rolling(arrival_ms_per_file=60_000)
+    )
     assert published_while_waiting == [1]
 
 

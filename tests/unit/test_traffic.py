@@ -31,9 +31,17 @@ SESSION_TIMEOUT_MS = 30 * 60_000
 SMALL = sim.TrafficProfile(visitors=2_000)
 # Every fault often enough to show up in a small sample.
 EVERY_FAULT = sim.Faults(
-    duplicate=0.02, late=0.02, out_of_order=0.03, malformed_json=0.004, wrong_type=0.004,
-    missing_field=0.004, invalid_utf8=0.004, oversized=0.002, ts_far_past=0.004,
-    ts_far_future=0.004, late_max_ms=90_000,
+    duplicate=0.02,
+    late=0.02,
+    out_of_order=0.03,
+    malformed_json=0.004,
+    wrong_type=0.004,
+    missing_field=0.004,
+    invalid_utf8=0.004,
+    oversized=0.002,
+    ts_far_past=0.004,
+    ts_far_future=0.004,
+    late_max_ms=90_000,
 )
 
 
@@ -268,8 +276,7 @@ def test_every_crawler_agent_is_a_bot(user_agent: str) -> None:
     assert enrich.is_bot(user_agent)
 
 
-@pytest.mark.parametrize(("user_agent", "device_class", "browser_family", "_weight"),
-                         sim.BROWSERS)
+@pytest.mark.parametrize(("user_agent", "device_class", "browser_family", "_weight"), sim.BROWSERS)
 def test_browser_agents_say_what_the_events_state(
     user_agent: str, device_class: str, browser_family: str, _weight: float
 ) -> None:
@@ -377,8 +384,9 @@ def test_ts_comes_in_several_spellings(clean: list[sim.Emitted]) -> None:
 
 def test_events_stay_inside_the_span() -> None:
     start = START_MS + 3_600_000
-    lines = run(sim.TrafficProfile(visitors=300), sim.Faults.none(), start_ms=start,
-                duration_ms=3_600_000)
+    lines = run(
+        sim.TrafficProfile(visitors=300), sim.Faults.none(), start_ms=start, duration_ms=3_600_000
+    )
     times = [parse(e).ts_ms for e in lines]
     assert min(times) >= start
     assert max(times) < start + 3_600_000
@@ -389,8 +397,14 @@ def test_events_stay_inside_the_span() -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"visitors": 0}, {"bounce_rate": 1.5}, {"daily_curve": (1.0,) * 23},
-     {"visits_per_visitor": 0.5}, {"channels": 10}, {"page_zipf": 0}],
+    [
+        {"visitors": 0},
+        {"bounce_rate": 1.5},
+        {"daily_curve": (1.0,) * 23},
+        {"visits_per_visitor": 0.5},
+        {"channels": 10},
+        {"page_zipf": 0},
+    ],
 )
 def test_a_bad_profile_is_refused(knobs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="invalid traffic profile"):
@@ -405,8 +419,9 @@ def test_bad_faults_are_refused() -> None:
 
 
 def test_few_channels_and_a_short_span_still_work() -> None:
-    profile = sim.TrafficProfile(visitors=50, channels=2, campaigns=1, pages=20,
-                                     product_categories=3, countries=1)
+    profile = sim.TrafficProfile(
+        visitors=50, channels=2, campaigns=1, pages=20, product_categories=3, countries=1
+    )
     lines = run(profile, sim.Faults.none(), duration_ms=600_000)
     parsed = [parse(e) for e in lines]
     assert parsed
@@ -423,8 +438,14 @@ def test_the_command_defaults_are_the_faults_defaults() -> None:
     assert options["malformed"] == defaults.malformed_json
     assert options["far_past"] == defaults.ts_far_past
     assert options["far_future"] == defaults.ts_far_future
-    for name in ("late", "out_of_order", "wrong_type", "missing_field", "invalid_utf8",
-                 "oversized"):
+    for name in (
+        "late",
+        "out_of_order",
+        "wrong_type",
+        "missing_field",
+        "invalid_utf8",
+        "oversized",
+    ):
         assert options[name] == getattr(defaults, name), name
     assert options["late_max"] == "2m"
     assert defaults.late_max_ms == 2 * 60_000

@@ -60,8 +60,9 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
     was_running = solr.status() is not None
     started = time.monotonic()
     endpoints = solr.up()
-    console.print(f"SolrCloud (2 nodes) up in {time.monotonic() - started:.1f}s: "
-                  f"{endpoints.base_url}")  # fmt: skip
+    console.print(
+        f"SolrCloud (2 nodes) up in {time.monotonic() - started:.1f}s: {endpoints.base_url}"
+    )
     try:
         aggregation = _local_aggregation(declared, work / "landing", endpoints.base_url)
         with solr_cells.SolrCellStore(endpoints.base_url) as store:

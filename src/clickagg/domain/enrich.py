@@ -33,7 +33,14 @@ REFERRAL = "referral"
 #: Tagged with utm parameters that name no channel we know.
 OTHER_CAMPAIGN = "other_campaign"
 CHANNELS = (
-    DIRECT, ORGANIC_SEARCH, PAID_SEARCH, SOCIAL, EMAIL, DISPLAY, AFFILIATE, REFERRAL,
+    DIRECT,
+    ORGANIC_SEARCH,
+    PAID_SEARCH,
+    SOCIAL,
+    EMAIL,
+    DISPLAY,
+    AFFILIATE,
+    REFERRAL,
     OTHER_CAMPAIGN,
 )
 
@@ -45,22 +52,28 @@ OTHER_DEVICE = "other"
 DEVICE_CLASSES = (DESKTOP, MOBILE, TABLET, BOT, OTHER_DEVICE)
 
 # utm_medium, lower-cased with '-' and ' ' as '_'.
-_MEDIUM_CHANNELS: Mapping[str, str] = MappingProxyType({
-    **dict.fromkeys(("cpc", "ppc", "paid", "paidsearch", "paid_search", "sem"), PAID_SEARCH),
-    **dict.fromkeys(("display", "banner", "cpm", "programmatic", "rtb"), DISPLAY),
-    **dict.fromkeys(("email", "e_mail", "newsletter", "mail"), EMAIL),
-    **dict.fromkeys(
-        ("social", "social_media", "social_network", "sm", "paid_social", "paidsocial"), SOCIAL
-    ),
-    **dict.fromkeys(("affiliate", "affiliates", "partner"), AFFILIATE),
-    "organic": ORGANIC_SEARCH,
-    "referral": REFERRAL,
-})
+_MEDIUM_CHANNELS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(("cpc", "ppc", "paid", "paidsearch", "paid_search", "sem"), PAID_SEARCH),
+        **dict.fromkeys(("display", "banner", "cpm", "programmatic", "rtb"), DISPLAY),
+        **dict.fromkeys(("email", "e_mail", "newsletter", "mail"), EMAIL),
+        **dict.fromkeys(
+            ("social", "social_media", "social_network", "sm", "paid_social", "paidsocial"), SOCIAL
+        ),
+        **dict.fromkeys(("affiliate", "affiliates", "partner"), AFFILIATE),
+        "organic": ORGANIC_SEARCH,
+        "referral": REFERRAL,
+    }
+)
 _EMAIL_SOURCES = frozenset({"email", "e_mail", "newsletter", "mail"})
 # Click ids that ad networks append to landing urls, in the order they are checked.
 _CLICK_ID_CHANNELS = (
-    ("gclid", PAID_SEARCH), ("gbraid", PAID_SEARCH), ("wbraid", PAID_SEARCH),
-    ("msclkid", PAID_SEARCH), ("dclid", DISPLAY), ("fbclid", SOCIAL),
+    ("gclid", PAID_SEARCH),
+    ("gbraid", PAID_SEARCH),
+    ("wbraid", PAID_SEARCH),
+    ("msclkid", PAID_SEARCH),
+    ("dclid", DISPLAY),
+    ("fbclid", SOCIAL),
 )
 
 # A host "belongs" to a name when the name is its registrable label: google.com, google.co.uk.
@@ -74,11 +87,24 @@ _SOCIAL_HOSTS = re.compile(
     r"|snapchat|tumblr|whatsapp|telegram|discord|quora|mastodon|threads)" + _TLD_TAIL
 )
 # Short and app hosts the name rule does not catch (t.co, lnkd.in, Android app referrers).
-_SOCIAL_DOMAINS = frozenset({
-    "t.co", "x.com", "lnkd.in", "t.me", "bsky.app", "youtu.be", "fb.me", "wa.me", "threads.net",
-    "com.facebook.katana", "com.twitter.android", "com.linkedin.android",
-    "com.instagram.android", "com.reddit.frontpage",
-})
+_SOCIAL_DOMAINS = frozenset(
+    {
+        "t.co",
+        "x.com",
+        "lnkd.in",
+        "t.me",
+        "bsky.app",
+        "youtu.be",
+        "fb.me",
+        "wa.me",
+        "threads.net",
+        "com.facebook.katana",
+        "com.twitter.android",
+        "com.linkedin.android",
+        "com.instagram.android",
+        "com.reddit.frontpage",
+    }
+)
 _MAIL_HOSTS = re.compile(r"^(?:mail|webmail|outlook)\.|^com\.google\.android\.gm$")
 _SEARCH_DOMAINS = frozenset({"com.google.android.googlequicksearchbox"})
 _SOURCES_SOCIAL = re.compile(
@@ -92,19 +118,48 @@ _HOST_CACHE_SIZE = 4_096
 
 # ua-parser browser families, by prefix, to the coarse families a dimension can hold.
 _BROWSER_PREFIXES = (
-    ("Chrome", "chrome"), ("Chromium", "chrome"), ("HeadlessChrome", "chrome"),
-    ("Firefox", "firefox"), ("Mobile Safari", "safari"), ("Safari", "safari"),
-    ("Edge", "edge"), ("Samsung Internet", "samsung_internet"), ("Opera", "opera"),
-    ("IE", "internet_explorer"), ("UC Browser", "uc_browser"), ("Yandex Browser", "yandex"),
+    ("Chrome", "chrome"),
+    ("Chromium", "chrome"),
+    ("HeadlessChrome", "chrome"),
+    ("Firefox", "firefox"),
+    ("Mobile Safari", "safari"),
+    ("Safari", "safari"),
+    ("Edge", "edge"),
+    ("Samsung Internet", "samsung_internet"),
+    ("Opera", "opera"),
+    ("IE", "internet_explorer"),
+    ("UC Browser", "uc_browser"),
+    ("Yandex Browser", "yandex"),
 )
-_DESKTOP_OS = frozenset({
-    "Windows", "Mac OS X", "macOS", "Linux", "Ubuntu", "Chrome OS", "ChromeOS", "Fedora",
-    "Debian", "FreeBSD", "OpenBSD", "NetBSD", "Solaris",
-})
-_MOBILE_OS = frozenset({
-    "iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Symbian OS",
-    "HarmonyOS",
-})
+_DESKTOP_OS = frozenset(
+    {
+        "Windows",
+        "Mac OS X",
+        "macOS",
+        "Linux",
+        "Ubuntu",
+        "Chrome OS",
+        "ChromeOS",
+        "Fedora",
+        "Debian",
+        "FreeBSD",
+        "OpenBSD",
+        "NetBSD",
+        "Solaris",
+    }
+)
+_MOBILE_OS = frozenset(
+    {
+        "iOS",
+        "Android",
+        "Windows Phone",
+        "BlackBerry OS",
+        "KaiOS",
+        "Firefox OS",
+        "Symbian OS",
+        "HarmonyOS",
+    }
+)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -254,7 +309,7 @@ def _crawler_patterns() -> tuple[re.Pattern[str], ...]:
     source = importlib.resources.files("crawleruseragents").joinpath("crawler-user-agents.json")
     patterns = [entry["pattern"] for entry in json.loads(source.read_text(encoding="utf-8"))]
     return tuple(
-        re.compile("|".join(patterns[start:start + _CRAWLER_CHUNK]))
+        re.compile("|".join(patterns[start : start + _CRAWLER_CHUNK]))
         for start in range(0, len(patterns), _CRAWLER_CHUNK)
     )
 

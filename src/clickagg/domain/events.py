@@ -148,9 +148,7 @@ def _decode(line: bytes) -> Mapping[str, Any]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise errors.EventContractError(
-            f"line is not valid UTF-8 (byte {exc.start})"
-        ) from None
+        raise errors.EventContractError(f"line is not valid UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise errors.EventContractError("line is empty")
     try:
@@ -196,15 +194,11 @@ def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise errors.EventContractError(
-            f"field '{name}': expected a string, got {_show(value)}"
-        )
+        raise errors.EventContractError(f"field '{name}': expected a string, got {_show(value)}")
     if not value.strip():
         return None
     if name in _DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
-        raise errors.EventContractError(
-            f"field '{name}': {value!r} is reserved for the pipeline"
-        )
+        raise errors.EventContractError(f"field '{name}': {value!r} is reserved for the pipeline")
     return value
 
 
@@ -246,9 +240,11 @@ def _timestamp(record: Mapping[str, Any], now_ms: int, window: TimeWindow) -> in
             f"after now ({_iso(now_ms)})"
         )
     if window.max_past_ms is not None and ts_ms < now_ms - window.max_past_ms:
-        hint = " (epoch seconds instead of milliseconds?)" if (
-            ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str)
-        ) else ""
+        hint = (
+            " (epoch seconds instead of milliseconds?)"
+            if (ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str))
+            else ""
+        )
         raise errors.EventContractError(
             f"field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
             f"before now ({_iso(now_ms)}){hint}"
@@ -274,8 +270,7 @@ def _at_most_micros(value: str) -> str:
 
 def _bad_ts(value: object) -> errors.EventContractError:
     return errors.EventContractError(
-        "field 'ts': expected ISO 8601 with offset or epoch milliseconds, "
-        f"got {_show(value)}"
+        f"field 'ts': expected ISO 8601 with offset or epoch milliseconds, got {_show(value)}"
     )
 
 

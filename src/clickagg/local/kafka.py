@@ -168,8 +168,17 @@ def _ensure_formatted(java: str, classpath: str, config: Path, data: Path) -> st
         return _cluster_id(meta)
     cluster_id = new_cluster_id()
     argv = [
-        java, *_JVM_OPTS, *_log_opts(), "-cp", classpath, "kafka.tools.StorageTool",
-        "format", "--cluster-id", cluster_id, "--config", str(config),
+        java,
+        *_JVM_OPTS,
+        *_log_opts(),
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(config),
     ]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -66,12 +66,19 @@ def apply(manifest: children.Manifest) -> dict[str, Any]:
     metadata = manifest["metadata"]
     with _answered(f"apply {kind.kind} {metadata['name']}"):
         response: Any = _custom_objects().patch_namespaced_custom_object(
-            group, version, metadata["namespace"], kind.plural, metadata["name"], dict(manifest),
-            field_manager=children.MANAGER, force=True, _content_type=_APPLY,
+            group,
+            version,
+            metadata["namespace"],
+            kind.plural,
+            metadata["name"],
+            dict(manifest),
+            field_manager=children.MANAGER,
+            force=True,
+            _content_type=_APPLY,
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
             # The generated client drops the body of a 201 (an apply that created the object).
             _preload_content=False,
-        )  # fmt: skip
+        )
     return cast(dict[str, Any], json.loads(response.data))
 
 
@@ -79,10 +86,13 @@ def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[di
     """The objects of `kind` labelled as children of the Aggregation."""
     with _answered(f"list {kind.plural} of {aggregation}"):
         found = _custom_objects().list_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
             label_selector=f"{children.AGGREGATION_LABEL}={aggregation}",
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )  # fmt: skip
+        )
     return list(cast(dict[str, Any], found).get("items", []))
 
 
@@ -91,9 +101,13 @@ def delete(kind: children.Kind, namespace: str, name: str) -> bool:
     try:
         with _answered(f"delete {kind.kind} {name}"):
             _custom_objects().delete_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, name,
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
+                name,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            )
     except errors.KubeError as exc:
         if exc.status == NOT_FOUND:
             return False
@@ -110,10 +124,16 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
     try:
         with _answered(f"annotate {spec.KIND} {name}"):
             _custom_objects().patch_namespaced_custom_object(
-                spec.API_GROUP, spec.API_VERSION, namespace, spec.PLURAL, name, body,
-                field_manager=children.MANAGER, _content_type=_MERGE,
+                spec.API_GROUP,
+                spec.API_VERSION,
+                namespace,
+                spec.PLURAL,
+                name,
+                body,
+                field_manager=children.MANAGER,
+                _content_type=_MERGE,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            )
     except errors.KubeError as exc:
         if exc.status == NOT_FOUND:
             return False

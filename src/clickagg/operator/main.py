@@ -75,8 +75,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logger.info(
         "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
-        FINALIZER, settings.execution.max_workers,
-    )  # fmt: skip
+        FINALIZER,
+        settings.execution.max_workers,
+    )
 
 
 @kopf.on.login()
@@ -118,9 +119,7 @@ def delete_aggregation(body: kopf.Body, retry: int, logger: kopf.Logger, **_: An
 
 
 @kopf.on.event(*SPARK_APPLICATIONS, labels=STREAM_LABELS)
-def stream_state_changed(
-    body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any
-) -> None:
+def stream_state_changed(body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any) -> None:
     if type == "DELETED":
         return  # the owner's re-sync recreates it, or the owner is being deleted
     owner = body.metadata.labels.get(children.AGGREGATION_LABEL)

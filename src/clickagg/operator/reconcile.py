@@ -251,8 +251,11 @@ def _settled(
     lag = progress.short_duration(progress.lag_ms(report, now_ms)) if report else None
     run.logger.info(
         "stream %s, lag %s; Ready=%s (%s)",
-        streaming.message, lag or "not reported yet", ready.status, ready.reason,
-    )  # fmt: skip
+        streaming.message,
+        lag or "not reported yet",
+        ready.status,
+        ready.reason,
+    )
     updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
     status_now = _status(run, updates, _levels(run, aggregation, report), lag)
     return Outcome(status=status_now, notices=tuple(notices))
@@ -358,9 +361,7 @@ def _levels(
     return found
 
 
-def _rollups_default(
-    run: _Pass, aggregation: model.Aggregation | None
-) -> list[status.Condition]:
+def _rollups_default(run: _Pass, aggregation: model.Aggregation | None) -> list[status.Condition]:
     """RollupsCurrent is the rollup jobs' to report; until one does, it is Unknown."""
     if conditions.find(run.previous.conditions, conditions.ROLLUPS_CURRENT) is not None:
         return []

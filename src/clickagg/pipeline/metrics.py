@@ -94,11 +94,15 @@ class ProgressListener(StreamingQueryListener):
         m = self.metrics
         m.set("clickagg_input_rows_per_second", progress.inputRowsPerSecond or 0, query=query)
         m.set(
-            "clickagg_processed_rows_per_second", progress.processedRowsPerSecond or 0,
+            "clickagg_processed_rows_per_second",
+            progress.processedRowsPerSecond or 0,
             query=query,
-        )  # fmt: skip
-        m.set("clickagg_batch_duration_seconds",
-              progress.durationMs.get("triggerExecution", 0) / 1000, query=query)  # fmt: skip
+        )
+        m.set(
+            "clickagg_batch_duration_seconds",
+            progress.durationMs.get("triggerExecution", 0) / 1000,
+            query=query,
+        )
         m.add("clickagg_batches_total", 1, query=query)
         m.add("clickagg_input_rows_total", progress.numInputRows or 0, query=query)
         watermark = (progress.eventTime or {}).get("watermark")

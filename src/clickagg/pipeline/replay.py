@@ -60,8 +60,10 @@ def replay(
         # applyInPandas inspects the argument count, so it gets a plain function.
         return whole_history(key, frame)
 
-    output = sessionize.packed_events(window, config).groupBy("visitor_id").applyInPandas(
-        sessionize_visitor, sessionize.OUTPUT_SCHEMA
+    output = (
+        sessionize.packed_events(window, config)
+        .groupBy("visitor_id")
+        .applyInPandas(sessionize_visitor, sessionize.OUTPUT_SCHEMA)
     )
     facts = sessionize.unpacked_facts(output)
     in_range = facts.where((F.col("bucket_ms") >= start_ms) & (F.col("bucket_ms") < end_ms))

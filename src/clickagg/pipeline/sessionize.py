@@ -69,9 +69,7 @@ class Sessionizer:
         bot_buckets: list[int] = []
         for frame in frames:
             self._read(frame[PACKED].tolist(), arrived, bot_buckets)
-        current = (
-            sessions.load_state(state.get[0]) if state.exists else sessions.VisitorState()
-        )
+        current = sessions.load_state(state.get[0]) if state.exists else sessions.VisitorState()
         watermark = int(state.getCurrentWatermarkMs())
         facts, next_close = sessions.advance(current, arrived, watermark, self.config)
         if next_close is None:
@@ -114,9 +112,13 @@ class Sessionizer:
     @staticmethod
     def _facts(facts: list[sessions.Fact], bot_buckets: list[int]) -> str:
         rows = [
-            {"b": f.bucket_ms, "d": list(f.values), "x": False,
-             "a": [float(f.deltas.get(n, 0.0)) for n in sessions.FIELDS]}
+            {
+                "b": f.bucket_ms,
+                "d": list(f.values),
+                "x": False,
+                "a": [float(f.deltas.get(n, 0.0)) for n in sessions.FIELDS],
+            }
             for f in facts
-        ]  # fmt: skip
+        ]
         rows += [{"b": b, "d": [], "x": True, "a": _BOT_AMOUNTS} for b in bot_buckets]
         return _encode(rows)

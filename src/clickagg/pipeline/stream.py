@@ -85,12 +85,14 @@ def ingest(
     available_now: bool = False,
 ) -> StreamingQuery:
     settings = parse.ParseSettings()
-    parsed = read_lines(spark, source).mapInArrow(
-        lambda batches: parse.parse_batches(batches, settings), archive.spark_schema()
-    ).observe(
-        metrics.INGEST_COUNTS,
-        F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
-        F.count(F.when(F.col("bot"), 1)).alias("bots"),
+    parsed = (
+        read_lines(spark, source)
+        .mapInArrow(lambda batches: parse.parse_batches(batches, settings), archive.spark_schema())
+        .observe(
+            metrics.INGEST_COUNTS,
+            F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
+            F.count(F.when(F.col("bot"), 1)).alias("bots"),
+        )
     )
     writer = (
         parsed.writeStream.queryName(f"{aggregation.name}-ingest")
@@ -166,17 +168,20 @@ class CellWriter:
             facts.unpersist()
         summed_seconds = time.monotonic() - started
         with contextlib.closing(self.open_store()) as store:
-            report = store.write_deltas(
-                level, deltas, stream_id=self.stream_id, batch_id=batch_id
-            )
+            report = store.write_deltas(level, deltas, stream_id=self.stream_id, batch_id=batch_id)
             if bots:
                 store.write_bot_counts(level, bots, stream_id=self.stream_id, batch_id=batch_id)
         log.info(
             "%s batch %d: sessionized and summed in %.2fs; %d cells written, %d already "
             "there, %d bot buckets, in %.2fs",
-            self.aggregation.name, batch_id, summed_seconds, report.written, report.skipped,
-            len(bots), report.seconds,
-        )  # fmt: skip
+            self.aggregation.name,
+            batch_id,
+            summed_seconds,
+            report.written,
+            report.skipped,
+            len(bots),
+            report.seconds,
+        )
         if self.on_batch is not None:
             self.on_batch(batch_id, report)
 

@@ -42,8 +42,28 @@ from clickagg.sim.profile import Faults, TrafficProfile
 from clickagg.sim.simulation import generate
 
 __all__ = [
-    "ACCEPTED_KINDS", "BOTS", "BROWSERS", "DUPLICATE", "FAR_FUTURE_MIN_MS", "FAR_PAST_MIN_MS",
-    "INVALID_UTF8", "LATE", "MALFORMED_JSON", "MISSING_FIELD", "OUT_OF_ORDER", "OVERSIZED",
-    "REJECTED_REASONS", "SHOP", "TS_FAR_FUTURE", "TS_FAR_PAST", "UNKNOWN_TYPE", "VALID",
-    "WRONG_TYPE", "Emitted", "Faults", "TrafficProfile", "generate", "iso",
-]  # fmt: skip
+    "ACCEPTED_KINDS",
+    "BOTS",
+    "BROWSERS",
+    "DUPLICATE",
+    "FAR_FUTURE_MIN_MS",
+    "FAR_PAST_MIN_MS",
+    "INVALID_UTF8",
+    "LATE",
+    "MALFORMED_JSON",
+    "MISSING_FIELD",
+    "OUT_OF_ORDER",
+    "OVERSIZED",
+    "REJECTED_REASONS",
+    "SHOP",
+    "TS_FAR_FUTURE",
+    "TS_FAR_PAST",
+    "UNKNOWN_TYPE",
+    "VALID",
+    "WRONG_TYPE",
+    "Emitted",
+    "Faults",
+    "TrafficProfile",
+    "generate",
+    "iso",
+]

@@ -21,12 +21,16 @@ class Seasonality:
         slot_start = start_ms
         while slot_start < end_ms:
             # Slots end on the shop's local hour, so each has one curve value.
-            slot_end = min(end_ms, (slot_start + offset_ms) // HOUR_MS * HOUR_MS
-                           + HOUR_MS - offset_ms)
+            slot_end = min(
+                end_ms, (slot_start + offset_ms) // HOUR_MS * HOUR_MS + HOUR_MS - offset_ms
+            )
             local_hour_index = (slot_start + offset_ms) // HOUR_MS
             weekday = (local_hour_index // 24 + 3) % 7  # 1970-01-01 was a Thursday
-            weight = (profile.daily_curve[local_hour_index % 24]
-                      * profile.weekly_curve[weekday] * (slot_end - slot_start))
+            weight = (
+                profile.daily_curve[local_hour_index % 24]
+                * profile.weekly_curve[weekday]
+                * (slot_end - slot_start)
+            )
             slots.append((slot_start, slot_end - slot_start))
             weights.append(weight)
             slot_start = slot_end

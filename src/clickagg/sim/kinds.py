@@ -24,15 +24,17 @@ TS_FAR_FUTURE = "ts_far_future"
 ACCEPTED_KINDS = frozenset({VALID, DUPLICATE, LATE, OUT_OF_ORDER})
 #: Kinds the contract rejects, each with a text its dead-letter reason always contains.
 #: The ts kinds assume the default TimeWindow or one with limits in days.
-REJECTED_REASONS: Mapping[str, str] = MappingProxyType({
-    MALFORMED_JSON: "malformed JSON",
-    WRONG_TYPE: "': expected a ",
-    MISSING_FIELD: "required but missing",
-    INVALID_UTF8: "not valid UTF-8",
-    OVERSIZED: f"more than the limit of {events.MAX_LINE_BYTES} bytes",
-    TS_FAR_PAST: "days before now",
-    TS_FAR_FUTURE: "after now",
-})
+REJECTED_REASONS: Mapping[str, str] = MappingProxyType(
+    {
+        MALFORMED_JSON: "malformed JSON",
+        WRONG_TYPE: "': expected a ",
+        MISSING_FIELD: "required but missing",
+        INVALID_UTF8: "not valid UTF-8",
+        OVERSIZED: f"more than the limit of {events.MAX_LINE_BYTES} bytes",
+        TS_FAR_PAST: "days before now",
+        TS_FAR_FUTURE: "after now",
+    }
+)
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS

@@ -87,8 +87,9 @@ class Pacer:
             self._started_at, self._first_arrival_ms = now, arrival_ms
         due = self._started_at
         if self._speed is not None:
-            due = max(due, self._started_at
-                      + (arrival_ms - self._first_arrival_ms) / 1000 / self._speed)
+            due = max(
+                due, self._started_at + (arrival_ms - self._first_arrival_ms) / 1000 / self._speed
+            )
         if self._rate is not None:
             due = max(due, self._started_at + self._released / self._rate)
         self._released += 1
@@ -215,14 +216,16 @@ def send_to_kafka(
 
     Raises EngineError when a message could not be delivered.
     """
-    producer = confluent_kafka.Producer({
-        "bootstrap.servers": bootstrap,
-        # Retries must not resend what the broker already has: that would be a duplicate
-        # the generator did not ask for.
-        "enable.idempotence": True,
-        "linger.ms": 20,
-        "client.id": "clickagg-generate",
-    })
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            # Retries must not resend what the broker already has: that would be a duplicate
+            # the generator did not ask for.
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "client.id": "clickagg-generate",
+        }
+    )
     _require_topic(producer, bootstrap, topic, flush_timeout_s)
     failures: list[str] = []
 

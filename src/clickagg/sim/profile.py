@@ -22,8 +22,30 @@ from clickagg.sim.kinds import (
 
 # Local hour 0..23 of the shop: quiet nights, a lunch bump and an evening peak.
 DAILY = (
-    0.30, 0.18, 0.11, 0.08, 0.08, 0.12, 0.25, 0.45, 0.70, 0.85, 0.95, 1.00,
-    1.05, 1.00, 0.95, 0.95, 1.00, 1.08, 1.20, 1.40, 1.55, 1.45, 1.05, 0.60,
+    0.30,
+    0.18,
+    0.11,
+    0.08,
+    0.08,
+    0.12,
+    0.25,
+    0.45,
+    0.70,
+    0.85,
+    0.95,
+    1.00,
+    1.05,
+    1.00,
+    0.95,
+    0.95,
+    1.00,
+    1.08,
+    1.20,
+    1.40,
+    1.55,
+    1.45,
+    1.05,
+    0.60,
 )
 # Monday..Sunday: weekdays alike, Saturday quiet, Sunday evening shopping.
 WEEKLY = (1.00, 0.98, 0.97, 0.95, 0.90, 0.78, 1.08)
@@ -94,12 +116,21 @@ class TrafficProfile:
 
     def __post_init__(self) -> None:
         problems = [
-            *(f"{f.name} must be at least 1" for f in fields(self)
-              if f.name in _COUNT_KNOBS and getattr(self, f.name) < 1),
-            *(f"{f.name} must be between 0 and 1" for f in fields(self)
-              if f.name in _SHARE_KNOBS and not 0 <= getattr(self, f.name) <= 1),
-            *(f"{f.name} must be greater than 0" for f in fields(self)
-              if f.name in _POSITIVE_KNOBS and not getattr(self, f.name) > 0),
+            *(
+                f"{f.name} must be at least 1"
+                for f in fields(self)
+                if f.name in _COUNT_KNOBS and getattr(self, f.name) < 1
+            ),
+            *(
+                f"{f.name} must be between 0 and 1"
+                for f in fields(self)
+                if f.name in _SHARE_KNOBS and not 0 <= getattr(self, f.name) <= 1
+            ),
+            *(
+                f"{f.name} must be greater than 0"
+                for f in fields(self)
+                if f.name in _POSITIVE_KNOBS and not getattr(self, f.name) > 0
+            ),
         ]
         if self.visits_per_visitor < 1:
             problems.append("visits_per_visitor must be at least 1")
@@ -121,20 +152,48 @@ class TrafficProfile:
         return self.session_timeout_seconds * SECOND_MS
 
 
-_COUNT_KNOBS = frozenset({
-    "visitors", "campaigns", "channels", "offers", "pages", "product_categories", "countries",
-    "session_timeout_seconds",
-})
-_SHARE_KNOBS = frozenset({
-    "returning_share", "bot_share", "bounce_rate", "product_page_share", "add_to_cart_rate",
-    "order_rate", "impression_rate", "click_through_rate", "unknown_type_rate",
-    "long_gap_share", "epoch_ts_share",
-})
-_POSITIVE_KNOBS = frozenset({
-    "bot_pages_per_visit", "campaign_zipf", "channel_zipf", "offer_zipf", "page_zipf",
-    "country_zipf", "pages_per_visit", "impressions_per_page", "revenue_median",
-    "gap_median_seconds", "gap_sigma",
-})
+_COUNT_KNOBS = frozenset(
+    {
+        "visitors",
+        "campaigns",
+        "channels",
+        "offers",
+        "pages",
+        "product_categories",
+        "countries",
+        "session_timeout_seconds",
+    }
+)
+_SHARE_KNOBS = frozenset(
+    {
+        "returning_share",
+        "bot_share",
+        "bounce_rate",
+        "product_page_share",
+        "add_to_cart_rate",
+        "order_rate",
+        "impression_rate",
+        "click_through_rate",
+        "unknown_type_rate",
+        "long_gap_share",
+        "epoch_ts_share",
+    }
+)
+_POSITIVE_KNOBS = frozenset(
+    {
+        "bot_pages_per_visit",
+        "campaign_zipf",
+        "channel_zipf",
+        "offer_zipf",
+        "page_zipf",
+        "country_zipf",
+        "pages_per_visit",
+        "impressions_per_page",
+        "revenue_median",
+        "gap_median_seconds",
+        "gap_sigma",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -180,8 +239,16 @@ class Faults:
     def none(cls) -> Faults:
         """Clean traffic: every line valid, on time, once."""
         return cls(
-            duplicate=0, late=0, out_of_order=0, malformed_json=0, wrong_type=0,
-            missing_field=0, invalid_utf8=0, oversized=0, ts_far_past=0, ts_far_future=0,
+            duplicate=0,
+            late=0,
+            out_of_order=0,
+            malformed_json=0,
+            wrong_type=0,
+            missing_field=0,
+            invalid_utf8=0,
+            oversized=0,
+            ts_far_past=0,
+            ts_far_future=0,
         )
 
     def exclusive_rates(self) -> dict[str, float]:
@@ -195,6 +262,11 @@ class Faults:
 
 
 LINE_FAULTS = (
-    MALFORMED_JSON, WRONG_TYPE, MISSING_FIELD, INVALID_UTF8, OVERSIZED, TS_FAR_PAST,
+    MALFORMED_JSON,
+    WRONG_TYPE,
+    MISSING_FIELD,
+    INVALID_UTF8,
+    OVERSIZED,
+    TS_FAR_PAST,
     TS_FAR_FUTURE,
 )

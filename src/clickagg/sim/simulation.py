@@ -88,7 +88,11 @@ class _Simulation:
     """
 
     def __init__(
-        self, profile: TrafficProfile, faults: Faults, start_ms: int, duration_ms: int,
+        self,
+        profile: TrafficProfile,
+        faults: Faults,
+        start_ms: int,
+        duration_ms: int,
         seed: int,
     ) -> None:
         self._profile = profile
@@ -132,8 +136,11 @@ class _Simulation:
             for _ in range(count):
                 plan.append((self._seasons.draw(rng), len(plan), visitor))
         human_visits = len(plan)
-        bot_visits = round(human_visits * profile.bot_share / (1 - profile.bot_share)) \
-            if profile.bot_share < 1 else human_visits
+        bot_visits = (
+            round(human_visits * profile.bot_share / (1 - profile.bot_share))
+            if profile.bot_share < 1
+            else human_visits
+        )
         for bot in range(bot_visits):
             plan.append((self._seasons.draw(rng), len(plan), profile.visitors + bot))
         self._visitors = [None] * (profile.visitors + bot_visits)
@@ -212,8 +219,10 @@ class _Simulation:
         visit = _Visit(visitor_id, clock, _encode(visit_fields)[1:-1], visit_fields, bot=False)
         emit, end = self._emit, self._end_ms
 
-        pages = 1 if rng.random() < profile.bounce_rate else 2 + geometric(
-            rng, profile.pages_per_visit - 2
+        pages = (
+            1
+            if rng.random() < profile.bounce_rate
+            else 2 + geometric(rng, profile.pages_per_visit - 2)
         )
         ts = start
         cart_category: str | None = None
@@ -252,8 +261,10 @@ class _Simulation:
             return ts
         # The checkout: an order, or an abandoned cart (half of those look at the cart first).
         ordering = rng.random() < profile.order_rate
-        steps = [catalogue.cart, catalogue.checkout] if ordering else (
-            [catalogue.cart] if rng.random() < 0.5 else []
+        steps = (
+            [catalogue.cart, catalogue.checkout]
+            if ordering
+            else ([catalogue.cart] if rng.random() < 0.5 else [])
         )
         for step in steps:
             ts += self._gap()
@@ -264,9 +275,15 @@ class _Simulation:
             self._order_seq += 1
             revenue = round(rng.lognormvariate(self._revenue_mu, profile.revenue_sigma), 2)
             emit(
-                visit, ts, events.ORDER, catalogue.checkout.path, catalogue.checkout.url,
-                category=cart_category, offer=clicked_offer,
-                order_id=f"o-{self._run_id}-{self._order_seq}", revenue=revenue,
+                visit,
+                ts,
+                events.ORDER,
+                catalogue.checkout.path,
+                catalogue.checkout.url,
+                category=cart_category,
+                offer=clicked_offer,
+                order_id=f"o-{self._run_id}-{self._order_seq}",
+                revenue=revenue,
             )
             ts += rng.randint(500, 3000)
             thanks = catalogue.thank_you
@@ -278,8 +295,10 @@ class _Simulation:
         rng, catalogue = self._rng, self._catalogue
         if campaign is not None:
             source, medium, click_id = CAMPAIGN_TAGS[channel]
-            url = (f"{campaign.landing.url}?utm_source={source}&utm_medium={medium}"
-                   f"&utm_campaign={campaign.quoted}")
+            url = (
+                f"{campaign.landing.url}?utm_source={source}&utm_medium={medium}"
+                f"&utm_campaign={campaign.quoted}"
+            )
             if click_id:
                 url += f"&{click_id}={rng.getrandbits(64):016x}"
             return campaign.landing, url, CAMPAIGN_REFERRERS[channel] or None
@@ -311,18 +330,23 @@ class _Simulation:
         user_agent = BOTS[catalogue.bot_pick.pick(rng)][0]
         visitor_id = self._visitor_id(visitor)
         visit_fields: dict[str, object] = {
-            "visitor_id": visitor_id, "country": BOT_COUNTRY, "user_agent": user_agent,
+            "visitor_id": visitor_id,
+            "country": BOT_COUNTRY,
+            "user_agent": user_agent,
         }
         # Crawlers log server-side: UTC, milliseconds.
-        visit = _Visit(visitor_id, Clock(UTC_STYLE, 0), _encode(visit_fields)[1:-1],
-                       visit_fields, bot=True)
+        visit = _Visit(
+            visitor_id, Clock(UTC_STYLE, 0), _encode(visit_fields)[1:-1], visit_fields, bot=True
+        )
         ts, last = start, start
         for _ in range(1 + geometric(rng, self._profile.bot_pages_per_visit - 1)):
             if ts >= self._end_ms:
                 break
-            page = catalogue.products[int(rng.random() * len(catalogue.products))] \
-                if rng.random() < 0.7 else catalogue.others[int(rng.random()
-                                                                 * len(catalogue.others))]
+            page = (
+                catalogue.products[int(rng.random() * len(catalogue.products))]
+                if rng.random() < 0.7
+                else catalogue.others[int(rng.random() * len(catalogue.others))]
+            )
             self._emit(visit, ts, events.PAGE_VIEW, page.path, page.url)
             last = ts
             ts += 200 + int(rng.lognormvariate(math.log(2000), 0.7))
@@ -342,9 +366,18 @@ class _Simulation:
     # ------------------------------------------------------------ lines
 
     def _emit(
-        self, visit: _Visit, ts: int, event_type: str, page: str, url: str,
-        referrer: str | None = None, *, category: str | None = None, offer: str | None = None,
-        order_id: str | None = None, revenue: float | None = None,
+        self,
+        visit: _Visit,
+        ts: int,
+        event_type: str,
+        page: str,
+        url: str,
+        referrer: str | None = None,
+        *,
+        category: str | None = None,
+        offer: str | None = None,
+        order_id: str | None = None,
+        revenue: float | None = None,
     ) -> None:
         if ts >= self._end_ms:
             return  # the visit runs past the generated span
@@ -369,8 +402,9 @@ class _Simulation:
         if draw >= self._fault_total:
             kind, arrival = VALID, ts
         else:
-            index = min(bisect.bisect_right(self._fault_cumulative, draw),
-                        len(self._fault_kinds) - 1)
+            index = min(
+                bisect.bisect_right(self._fault_cumulative, draw), len(self._fault_kinds) - 1
+            )
             kind = self._fault_kinds[index]
             if kind not in ACCEPTED_KINDS:
                 self._push(self._damaged(kind, event, visit, ts), ts)
@@ -402,7 +436,7 @@ class _Simulation:
             text = _encode(record)
             variant = rng.randrange(4)
             if variant == 0:  # the sender died mid-line
-                text = text[:rng.randint(1, len(text) - 1)]
+                text = text[: rng.randint(1, len(text) - 1)]
             elif variant == 1:
                 text = text[:-1] + ",}"
             elif variant == 2:

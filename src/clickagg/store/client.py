@@ -78,9 +78,13 @@ class SolrClient:
         """Upload (or replace) configset `name` from the files in `directory`."""
         params = {"action": "UPLOAD", "name": name, "overwrite": "true", "cleanup": "true"}
         self._json_call(
-            "POST", "admin/configs", collection=None, params=params,
-            data=_zip_directory(directory), headers={"Content-Type": "application/octet-stream"},
-        )  # fmt: skip
+            "POST",
+            "admin/configs",
+            collection=None,
+            params=params,
+            data=_zip_directory(directory),
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
     def list_collections(self) -> list[str]:
         body = self._get_json("admin/collections", {"action": "LIST"}, collection=None)
@@ -93,10 +97,13 @@ class SolrClient:
         if name in self.list_collections():
             return
         params: dict[str, str | int] = {
-            "action": "CREATE", "name": name, "collection.configName": configset,
-            "numShards": shards, "replicationFactor": replication_factor,
+            "action": "CREATE",
+            "name": name,
+            "collection.configName": configset,
+            "numShards": shards,
+            "replicationFactor": replication_factor,
             "waitForFinalState": "true",
-        }  # fmt: skip
+        }
         try:
             self._get_json("admin/collections", params, collection=name)
         except errors.SolrError:
@@ -129,43 +136,59 @@ class SolrClient:
             params["commitWithin"] = commit_within_ms
         body = json.dumps([_encode_doc(doc) for doc in docs])
         self._json_call(
-            "POST", f"{_quote(collection)}/update", collection=collection, params=params,
-            data=body.encode(), headers=_JSON,
-        )  # fmt: skip
+            "POST",
+            f"{_quote(collection)}/update",
+            collection=collection,
+            params=params,
+            data=body.encode(),
+            headers=_JSON,
+        )
 
     def delete_by_query(self, collection: str, query: str) -> None:
         """Delete every document matching a Lucene query."""
         self._json_call(
-            "POST", f"{_quote(collection)}/update", collection=collection,
-            params={"wt": "json"}, data=json.dumps({"delete": {"query": query}}).encode(),
+            "POST",
+            f"{_quote(collection)}/update",
+            collection=collection,
+            params={"wt": "json"},
+            data=json.dumps({"delete": {"query": query}}).encode(),
             headers=_JSON,
-        )  # fmt: skip
+        )
 
     def commit(self, collection: str) -> None:
         """A hard commit that opens a new searcher: every write so far becomes visible."""
         self._json_call(
-            "POST", f"{_quote(collection)}/update", collection=collection,
+            "POST",
+            f"{_quote(collection)}/update",
+            collection=collection,
             params={"commit": "true", "wt": "json"},
-            data=b"{}", headers=_JSON,
-        )  # fmt: skip
+            data=b"{}",
+            headers=_JSON,
+        )
 
     # --- reads ---------------------------------------------------------------------------------
 
     def query(self, collection: str, params: Params) -> dict[str, Any]:
         """A /select request; the whole JSON response (parameters are sent as a form)."""
         return self._json_call(
-            "POST", f"{_quote(collection)}/select", collection=collection,
-            data=_form(params), headers=_FORM,
-        )  # fmt: skip
+            "POST",
+            f"{_quote(collection)}/select",
+            collection=collection,
+            data=_form(params),
+            headers=_FORM,
+        )
 
     def get(self, collection: str, ids: Sequence[str], fl: str = "*") -> list[Doc]:
         """Documents by id through real-time get: the newest version, committed or not."""
         if not ids:
             return []
         body = self._json_call(
-            "POST", f"{_quote(collection)}/get", collection=collection,
-            data=_form({"id": list(ids), "fl": fl, "wt": "json"}), headers=_FORM,
-        )  # fmt: skip
+            "POST",
+            f"{_quote(collection)}/get",
+            collection=collection,
+            data=_form({"id": list(ids), "fl": fl, "wt": "json"}),
+            headers=_FORM,
+        )
         if "doc" in body:  # one id: Solr answers {"doc": {...}} or {"doc": null}
             return [body["doc"]] if body["doc"] else []
         return list(body.get("response", {}).get("docs", []))
@@ -181,9 +204,12 @@ class SolrClient:
         """Run a JSON Facet request; returns its `facets` part (count plus one key per facet)."""
         request = {"query": query, "filter": list(filters), "limit": 0, "facet": dict(facet)}
         body = self._json_call(
-            "POST", f"{_quote(collection)}/select", collection=collection,
-            data=json.dumps(request).encode(), headers=_JSON,
-        )  # fmt: skip
+            "POST",
+            f"{_quote(collection)}/select",
+            collection=collection,
+            data=json.dumps(request).encode(),
+            headers=_JSON,
+        )
         return dict(body.get("facets", {}))
 
     def export(self, collection: str, q: str, fl: Sequence[str], sort: str) -> Iterator[Doc]:
@@ -201,9 +227,13 @@ class SolrClient:
     def stream(self, collection: str, expr: str) -> Iterator[Doc]:
         """The tuples of a streaming expression, read incrementally, without the EOF tuple."""
         response = self._call(
-            "POST", f"{_quote(collection)}/stream", collection=collection,
-            data=_form({"expr": expr, "indent": "off"}), headers=_FORM, stream=True,
-        )  # fmt: skip
+            "POST",
+            f"{_quote(collection)}/stream",
+            collection=collection,
+            data=_form({"expr": expr, "indent": "off"}),
+            headers=_FORM,
+            stream=True,
+        )
         return _tuples(response, collection)
 
     # --- HTTP ----------------------------------------------------------------------------------
@@ -242,9 +272,14 @@ class SolrClient:
         url = f"{self.base_url}/{path}"
         try:
             response = self._session.request(
-                method, url, params=params, data=data, headers=dict(headers or {}),
-                timeout=self.timeout, stream=stream,
-            )  # fmt: skip
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=dict(headers or {}),
+                timeout=self.timeout,
+                stream=stream,
+            )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise errors.SolrUnreachable(
                 f"{_about(collection)}Solr at {self.base_url} could not be reached: {exc}"
@@ -267,9 +302,14 @@ def _session_with_retries(connect_retries: int) -> requests.Session:
     # Retry only when the connection could not be made: the request never reached Solr,
     # so even an update is safe to resend. Answers and read time-outs are not retried.
     policy = retry.Retry(
-        total=None, connect=connect_retries, read=0, status=0, other=0,
-        backoff_factor=0.3, raise_on_status=False,
-    )  # fmt: skip
+        total=None,
+        connect=connect_retries,
+        read=0,
+        status=0,
+        other=0,
+        backoff_factor=0.3,
+        raise_on_status=False,
+    )
     session = requests.Session()
     session.mount("http://", adapters.HTTPAdapter(max_retries=policy))
     session.mount("https://", adapters.HTTPAdapter(max_retries=policy))

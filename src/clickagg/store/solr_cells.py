@@ -58,9 +58,14 @@ class SolrCellStore:
         end_ms: int,
     ) -> int:
         return cell_writes.replace_range(
-            self.client, level, cells_state, bot_counts,
-            writer=writer, start_ms=start_ms, end_ms=end_ms,
-        )  # fmt: skip
+            self.client,
+            level,
+            cells_state,
+            bot_counts,
+            writer=writer,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
 
     def report_progress(
         self,
@@ -72,9 +77,13 @@ class SolrCellStore:
         watermark_ms: int | None,
     ) -> None:
         stored_progress.write(
-            self.client, level, lag_ms=lag_ms, reported_ms=reported_ms,
-            newest_event_ms=newest_event_ms, watermark_ms=watermark_ms,
-        )  # fmt: skip
+            self.client,
+            level,
+            lag_ms=lag_ms,
+            reported_ms=reported_ms,
+            newest_event_ms=newest_event_ms,
+            watermark_ms=watermark_ms,
+        )
 
     def progress(self, level: model.Level) -> progress.Report | None:
         return stored_progress.read(self.client, level)
