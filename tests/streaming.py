@@ -15,7 +15,7 @@ from clickagg import sim
 from clickagg.domain import model, sessions, sketches, validation
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
-from clickagg.store import cell_reads, cell_writes, protocol
+from clickagg.store import cell_reads, protocol
 from clickagg.store import client as solr
 from clickagg.store import solr_cells as solr_store
 
@@ -142,7 +142,7 @@ def run_to_end(
     aggregation: model.Aggregation,
     paths: archive.JobPaths,
     solr_url: str,
-    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
 ) -> None:
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
@@ -159,7 +159,7 @@ def close_every_visit(
     solr_url: str,
     deliver: Callable[[bytes], None],
     sentinel_ms: int,
-    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
 ) -> None:
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""

@@ -38,7 +38,7 @@ from clickagg.store import cell_reads
 from clickagg.store import client as store_client
 from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures("peer_crds")]
 
 NAME = "shop-kpis"
 STREAM = children.stream_name(NAME)

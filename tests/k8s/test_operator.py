@@ -30,7 +30,7 @@ from clickagg.operator import children, reconcile
 from clickagg.store import client as store_client
 from examples import BAD, GOOD
 
-pytestmark = pytest.mark.k8s
+pytestmark = [pytest.mark.k8s, pytest.mark.usefixtures("peer_crds")]
 
 T = TypeVar("T")
 

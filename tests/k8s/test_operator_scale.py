@@ -33,7 +33,7 @@ from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from clickagg.store import client as store_client
 
-pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600), pytest.mark.usefixtures("peer_crds")]
 
 COUNT = int(os.environ.get("CLICKAGG_SCALE_COUNT", "100"))
 DEADLINE_SECONDS = 120.0

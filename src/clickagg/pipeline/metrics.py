@@ -15,7 +15,7 @@ from typing import Any
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg.domain import buckets
-from clickagg.store import cell_writes
+from clickagg.store import protocol
 
 INGEST_COUNTS = "ingest_counts"  # the observe() name of the ingest query's counters
 
@@ -70,7 +70,7 @@ class StreamMetrics:
             lines.append(f"{name}{{{rendered}}} {value:.6g}" if rendered else f"{name} {value:.6g}")
         return "\n".join(lines) + "\n"
 
-    def record_solr_write(self, report: cell_writes.WriteReport) -> None:
+    def record_solr_write(self, report: protocol.WriteReport) -> None:
         self.add("clickagg_solr_write_seconds_sum", report.seconds)
         self.add("clickagg_solr_write_seconds_count", 1)
         self.add("clickagg_solr_cells_written_total", report.written)

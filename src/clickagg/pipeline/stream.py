@@ -25,7 +25,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 
 from clickagg.domain import model, sessions
 from clickagg.pipeline import archive, cell_sums, metrics, parse, sessionize
-from clickagg.store import cell_writes, protocol
+from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def aggregate(
     trigger_seconds: float,
     *,
     available_now: bool = False,
-    on_batch: Callable[[int, cell_writes.WriteReport], None] | None = None,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
 ) -> StreamingQuery:
     watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
     events = (
@@ -150,7 +150,7 @@ class CellWriter:
         self,
         aggregation: model.Aggregation,
         open_store: Callable[[], protocol.CellStore],
-        on_batch: Callable[[int, cell_writes.WriteReport], None] | None,
+        on_batch: Callable[[int, protocol.WriteReport], None] | None,
     ) -> None:
         self.aggregation = aggregation
         self.open_store = open_store

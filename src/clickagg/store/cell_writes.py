@@ -13,13 +13,12 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from clickagg import errors
 from clickagg.domain import cells, model, sessions, sketches
 from clickagg.store import client as solr
-from clickagg.store import queries
+from clickagg.store import protocol, queries
 from clickagg.store import sketches as stored_sketches
 
 _GET_CHUNK = 500
@@ -30,13 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class WriteReport:
-    written: int
-    skipped: int
-    seconds: float
-
-
 def write_deltas(
     client: solr.SolrClient,
     level: model.Level,
@@ -44,7 +36,7 @@ def write_deltas(
     *,
     stream_id: str,
     batch_id: int,
-) -> WriteReport:
+) -> protocol.WriteReport:
     """Apply one batch's deltas to their documents, idempotently per (stream, batch)."""
     started = time.monotonic()
     ids = [cells.doc_id(level.name, d.bucket_ms, d.cuboid.name, d.values) for d in deltas]
@@ -56,7 +48,9 @@ def write_deltas(
             continue
         documents.append(_merged(level, delta, old, stream_id, batch_id))
     _add_all(client, level.collection, documents)
-    return WriteReport(len(documents), len(deltas) - len(documents), time.monotonic() - started)
+    return protocol.WriteReport(
+        len(documents), len(deltas) - len(documents), time.monotonic() - started
+    )
 
 
 def _already_applied(document: Mapping[str, Any], stream_id: str, batch_id: int) -> bool:

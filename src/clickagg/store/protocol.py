@@ -6,11 +6,21 @@ is its implementation over a SolrCloud (its tests run against the real one).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from clickagg.domain import cells, kpis, model, progress
-from clickagg.store import cell_reads, cell_writes, collections
+from clickagg.domain import cells, kpis, model
+from clickagg.store import cell_reads, collections
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What one batch's write did: cells replaced, cells skipped as already applied."""
+
+    written: int
+    skipped: int
+    seconds: float
 
 
 class CellStore(Protocol):
@@ -25,7 +35,7 @@ class CellStore(Protocol):
         *,
         stream_id: str,
         batch_id: int,
-    ) -> cell_writes.WriteReport:
+    ) -> WriteReport:
         """Add one batch's deltas to their cells, once per (stream, batch)."""
         ...
 
@@ -60,10 +70,6 @@ class CellStore(Protocol):
         """Replace the stream's progress report."""
         ...
 
-    def progress(self, level: model.Level) -> progress.Report | None:
-        """The stream's newest progress report, if any."""
-        ...
-
     def totals(
         self,
         level: model.Level,
@@ -86,16 +92,6 @@ class CellStore(Protocol):
         limit: int = 10,
     ) -> list[cell_reads.Row]:
         """The values of a dimension with the most of state field `by`, with their KPIs."""
-        ...
-
-    def cells(
-        self, aggregation: model.Aggregation, level: model.Level, cuboid: str | None = None
-    ) -> Iterator[cell_reads.StoredCell]:
-        """Every aggregate cell of the level, or of one of its cuboids."""
-        ...
-
-    def bot_counts(self, level: model.Level) -> dict[int, int]:
-        """Bot events per bucket."""
         ...
 
     def close(self) -> None: ...

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from clickagg.domain import cells, kpis, model, progress
-from clickagg.store import cell_reads, cell_writes, collections
+from clickagg.domain import cells, kpis, model
+from clickagg.store import cell_reads, cell_writes, collections, protocol
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -35,7 +35,7 @@ class SolrCellStore:
         *,
         stream_id: str,
         batch_id: int,
-    ) -> cell_writes.WriteReport:
+    ) -> protocol.WriteReport:
         return cell_writes.write_deltas(
             self.client, level, deltas, stream_id=stream_id, batch_id=batch_id
         )
@@ -85,9 +85,6 @@ class SolrCellStore:
             watermark_ms=watermark_ms,
         )
 
-    def progress(self, level: model.Level) -> progress.Report | None:
-        return stored_progress.read(self.client, level)
-
     def totals(
         self,
         level: model.Level,
@@ -111,11 +108,3 @@ class SolrCellStore:
         return cell_reads.top(
             self.client, level, dimension, start_ms, end_ms, by=by, names=names, limit=limit
         )
-
-    def cells(
-        self, aggregation: model.Aggregation, level: model.Level, cuboid: str | None = None
-    ) -> Iterator[cell_reads.StoredCell]:
-        return cell_reads.stored_cells(self.client, aggregation, level, cuboid)
-
-    def bot_counts(self, level: model.Level) -> dict[int, int]:
-        return cell_reads.bot_counts(self.client, level)
