@@ -340,8 +340,7 @@ def test_event_fields_are_the_contract_fields_plus_bot() -> None:
 
 def test_the_lateness_window_is_the_allowed_lateness() -> None:
     window = events.lateness_window(durations.parse("1d"))
-    assert window == events.TimeWindow(max_future_ms=events.DEFAULT_MAX_FUTURE_MS,
-                                       max_past_ms=86_400_000)
+    assert window == events.TimeWindow(events.DEFAULT_MAX_FUTURE_MS, max_past_ms=86_400_000)
     assert parse(line(ts=NOW_MS - 86_400_000), window=window).ts_ms == NOW_MS - 86_400_000
 
 
