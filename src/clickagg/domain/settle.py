@@ -62,9 +62,9 @@ def affected_buckets(
     uncounted: Collection[str],
     config: sessions.Config,
 ) -> frozenset[int]:
-    """The buckets whose cells differ between one visitor's events without the `uncounted`
-    event ids and with them: every bucket of a visit that is not the same in both (same
-    events, and first visit or not), and each such visit's start bucket."""
+    """The buckets whose cells can differ between one visitor's events without the
+    `uncounted` event ids and with them: the buckets of every visit that is not the same in
+    both (same events, and first visit or not). A visit's start bucket is its first event's."""
     ordered = sorted(events)
     without = sorted(e for e in ordered if e.event_id not in uncounted)
     before = _visit_keys(without, config.timeout_ms)
