@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from clickagg import errors
-from clickagg.domain import events
+from clickagg.domain import durations, events
 
 pytestmark = pytest.mark.unit
 
@@ -233,7 +233,8 @@ def test_ts_too_far_in_the_future() -> None:
 def test_ts_too_far_in_the_past() -> None:
     window = events.TimeWindow(max_past_ms=2 * 3_600_000)
     assert reason(line(ts="2016-02-16T07:00:00Z"), window=window) == (
-        "field 'ts': 2016-02-16T07:00:00Z is more than 2 hours before now (2016-02-16T10:00:00Z)"
+        "too_late: field 'ts': 2016-02-16T07:00:00Z is more than 2 hours before now "
+        "(2016-02-16T10:00:00Z)"
     )
 
 
@@ -335,3 +336,27 @@ def test_event_fields_are_the_contract_fields_plus_bot() -> None:
         *events.OPTIONAL_NUMBER_FIELDS,
         "bot",
     ]
+
+
+# --- the window follows the spec's allowed lateness ------------------------------------------
+
+
+def test_the_lateness_window_is_the_allowed_lateness() -> None:
+    window = events.lateness_window(durations.parse("1d"))
+    assert window == events.TimeWindow(events.DEFAULT_MAX_FUTURE_MS, max_past_ms=86_400_000)
+    assert parse(line(ts=NOW_MS - 86_400_000), window=window).ts_ms == NOW_MS - 86_400_000
+
+
+def test_an_event_later_than_the_allowed_lateness_is_too_late() -> None:
+    window = events.lateness_window(durations.parse("6h"))
+    too_late = reason(line(ts="2016-02-16T03:59:59Z"), window=window)
+    assert too_late == (
+        "too_late: field 'ts': 2016-02-16T03:59:59Z is more than 6 hours before now "
+        "(2016-02-16T10:00:00Z)"
+    )
+    assert too_late.startswith(events.TOO_LATE)
+
+
+def test_a_month_of_lateness_counts_an_average_month() -> None:
+    window = events.lateness_window(durations.parse("1mo"))
+    assert window.max_past_ms == durations.AVERAGE_MONTH_SECONDS * 1000

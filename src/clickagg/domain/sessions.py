@@ -114,7 +114,7 @@ def advance(
     """
     known = {e.event_id for e in state.open_events}
     merged = sorted(state.open_events + [e for e in arrived if e.event_id not in known])
-    visits = _split(merged, config.timeout_ms)
+    visits = split_visits(merged, config.timeout_ms)
     closed = [v for v in visits if v[-1].ts_ms + config.timeout_ms < watermark_ms]
     still_open = visits[len(closed) :]
     contributions: Deltas = {}
@@ -135,7 +135,8 @@ def advance(
     return facts, (forget_at if forget_at >= watermark_ms else None)
 
 
-def _split(ordered: Sequence[Counted], timeout_ms: int) -> list[list[Counted]]:
+def split_visits(ordered: Sequence[Counted], timeout_ms: int) -> list[list[Counted]]:
+    """Events in time order, cut into visits where a gap is longer than the timeout."""
     visits: list[list[Counted]] = []
     for event in ordered:
         if visits and event.ts_ms - visits[-1][-1].ts_ms <= timeout_ms:

@@ -23,7 +23,7 @@ TS_FAR_FUTURE = "ts_far_future"
 #: Kinds of line the contract accepts (a duplicate is accepted, then dropped by event_id).
 ACCEPTED_KINDS = frozenset({VALID, DUPLICATE, LATE, OUT_OF_ORDER})
 #: Kinds the contract rejects, each with a text its dead-letter reason always contains.
-#: The ts kinds assume the default TimeWindow or one with limits in days.
+#: TS_FAR_FUTURE assumes a future limit in days.
 REJECTED_REASONS: Mapping[str, str] = MappingProxyType(
     {
         MALFORMED_JSON: "malformed JSON",
@@ -31,7 +31,7 @@ REJECTED_REASONS: Mapping[str, str] = MappingProxyType(
         MISSING_FIELD: "required but missing",
         INVALID_UTF8: "not valid UTF-8",
         OVERSIZED: f"more than the limit of {events.MAX_LINE_BYTES} bytes",
-        TS_FAR_PAST: "days before now",
+        TS_FAR_PAST: events.TOO_LATE,
         TS_FAR_FUTURE: "after now",
     }
 )
