@@ -30,7 +30,10 @@ def test_a_finer_bucket_rolls_up_into_the_coarser_bucket_holding_it() -> None:
     assert rollup.parent(at("2026-11-29T23:00:00Z"), DAY) == at("2026-11-29T00:00:00Z")
     hour = rollup.children(at("2026-11-29T10:00:00Z"), HOUR)
     assert [buckets.iso(b)[11:16] for b in buckets.starts(hour, FIFTEEN.granularity)] == [
-        "10:00", "10:15", "10:30", "10:45",
+        "10:00",
+        "10:15",
+        "10:30",
+        "10:45",
     ]
     assert buckets.count(rollup.children(at("2026-11-29T00:00:00Z"), DAY), HOUR.granularity) == 24
 
@@ -69,8 +72,10 @@ def test_the_first_step_starts_at_the_oldest_input_and_the_next_after_the_waterm
     )
     assert after is not None
     assert after.span == buckets.Span(at("2026-11-29T12:00:00Z"), at("2026-11-29T14:00:00Z"))
-    assert rollup.next_step(HOUR, after.last_bucket_ms, at("2026-11-29T14:59:00Z"),
-                            input_start_ms=0) is None
+    assert (
+        rollup.next_step(HOUR, after.last_bucket_ms, at("2026-11-29T14:59:00Z"), input_start_ms=0)
+        is None
+    )
     assert rollup.next_step(HOUR, None, None, input_start_ms=0) is None
 
 
@@ -85,12 +90,18 @@ def test_each_level_reads_up_to_the_finer_levels_rolled_up_end() -> None:
 
 
 def test_how_far_behind_a_level_is() -> None:
-    assert rollup.behind_ms(
-        HOUR, at("2026-11-29T09:00:00Z"), at("2026-11-29T12:10:00Z"), input_start_ms=0
-    ) == 2 * 60 * MIN
-    assert rollup.behind_ms(
-        HOUR, at("2026-11-29T11:00:00Z"), at("2026-11-29T12:10:00Z"), input_start_ms=0
-    ) == 0
+    assert (
+        rollup.behind_ms(
+            HOUR, at("2026-11-29T09:00:00Z"), at("2026-11-29T12:10:00Z"), input_start_ms=0
+        )
+        == 2 * 60 * MIN
+    )
+    assert (
+        rollup.behind_ms(
+            HOUR, at("2026-11-29T11:00:00Z"), at("2026-11-29T12:10:00Z"), input_start_ms=0
+        )
+        == 0
+    )
 
 
 def test_a_bucket_settled_again_redoes_its_rolled_up_ancestors() -> None:

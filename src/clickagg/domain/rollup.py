@@ -31,9 +31,7 @@ def children(coarse_bucket_ms: int, coarser: model.Level) -> buckets.Span:
     return buckets.Span(coarse_bucket_ms, buckets.end(coarse_bucket_ms, coarser.granularity))
 
 
-def parent_doc_id(
-    coarser: model.Level, bucket_ms: int, cuboid: str, values: Sequence[str]
-) -> str:
+def parent_doc_id(coarser: model.Level, bucket_ms: int, cuboid: str, values: Sequence[str]) -> str:
     """The id of the coarser document a finer cell adds to."""
     return cells.doc_id(coarser.name, parent(bucket_ms, coarser), cuboid, values)
 

@@ -71,9 +71,7 @@ def affected_buckets(
     after = _visit_keys(ordered, config.timeout_ms)
     changed = [v for key, v in before.items() if key not in after]
     changed += [v for key, v in after.items() if key not in before]
-    return frozenset(
-        buckets.floor(e.ts_ms, config.granularity) for visit in changed for e in visit
-    )
+    return frozenset(buckets.floor(e.ts_ms, config.granularity) for visit in changed for e in visit)
 
 
 def _visit_keys(
