@@ -137,6 +137,10 @@ def up(
     if running is not None:
         return running
     _check_sizes(worker_hosts, worker_cores, worker_memory)
+    # Workers outlive a master that died; they would register with the new one as extras.
+    for name in _worker_names_running():
+        _progress(f"stopping {name}, left from a master that is gone")
+        process.stop(name, grace=STOP_GRACE_S)
     web_ports = list(
         worker_web_ports
         or process.free_ports(len(worker_hosts), besides=[master_port, master_web_port])
