@@ -20,8 +20,11 @@ in place of the driver pod:
 - a deleted application's job is killed (its whole process group: spark-submit's JVM, the
   Python driver and the Python workers).
 
-Not played: restartPolicy (a failed or completed job stays so), ScheduledSparkApplications
-(no cron), executors (local mode runs everything in the driver). `stop()` kills every job
+ScheduledSparkApplications run on demand (`run_scheduled`): as the Spark Operator does on
+each tick of the schedule, a SparkApplication is created from the template, owned by the
+scheduled one and labelled with its name, and runs like any other. Not played:
+restartPolicy (a failed or completed job stays so), the cron schedule itself, executors
+(local mode runs everything in the driver). `stop()` kills every job
 and writes no status: the applications may be gone by then.
 """
 
@@ -54,6 +57,8 @@ KILL_GRACE_SECONDS = 10.0
 ERROR_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 
+#: The Spark Operator's label on the runs of a ScheduledSparkApplication.
+SCHEDULED_APP_LABEL = "sparkoperator.k8s.io/scheduled-app-name"
 SUBMITTED, RUNNING, COMPLETED, FAILED = "SUBMITTED", "RUNNING", "COMPLETED", "FAILED"
 
 
@@ -169,6 +174,45 @@ class SparkOperatorRunner:
         raise TimeoutError(
             f"{self.namespace}/{name} not {state} after {timeout:.0f}s: {self.jobs().get(name)}"
         )
+
+    def run_scheduled(self, name: str) -> str:
+        """Start one run of ScheduledSparkApplication `name` now; the run's name."""
+        kind = children.SCHEDULED_SPARK_APPLICATION
+        scheduled = cast(
+            dict[str, Any],
+            self._objects().get_namespaced_custom_object(
+                kind.group, kind.version, self.namespace, kind.plural, name
+            ),
+        )
+        run_name = f"{name}-{time.time_ns() // 1_000_000}"
+        application = {
+            "apiVersion": children.SPARK_APPLICATION.api_version,
+            "kind": children.SPARK_APPLICATION.kind,
+            "metadata": {
+                "name": run_name,
+                "namespace": self.namespace,
+                "labels": {SCHEDULED_APP_LABEL: name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": kind.api_version,
+                        "kind": kind.kind,
+                        "name": name,
+                        "uid": scheduled["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": scheduled["spec"]["template"],
+        }
+        application_kind = children.SPARK_APPLICATION
+        self._objects().create_namespaced_custom_object(
+            application_kind.group,
+            application_kind.version,
+            self.namespace,
+            application_kind.plural,
+            application,
+        )
+        return run_name
 
     # ------------------------------------------------------------------ the loop
 
@@ -297,9 +341,9 @@ class SparkOperatorRunner:
         argv = [str(_spark_submit()), "--master", self.master]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
-        return [*argv, str(main_file), *self._arguments(spec.get("arguments") or [])]
+        return [*argv, str(main_file), *self._arguments(main_file, spec.get("arguments") or [])]
 
-    def _arguments(self, arguments: Sequence[str]) -> list[str]:
+    def _arguments(self, main_file: Path, arguments: Sequence[str]) -> list[str]:
         rewritten = list(arguments)
         for index, argument in enumerate(rewritten[:-1]):
             value = rewritten[index + 1]
@@ -307,7 +351,7 @@ class SparkOperatorRunner:
                 rewritten[index + 1] = str(self.work_dir / "data" / value.lstrip("/"))
             elif argument == "--solr-url" and self.solr_url is not None:
                 rewritten[index + 1] = self.solr_url
-        if "--metrics-port" not in rewritten:
+        if "--metrics-port" not in rewritten and main_file.name == "stream.py":
             rewritten += ["--metrics-port", "0"]  # many jobs on one host: no fixed port
         return rewritten
 

@@ -78,3 +78,17 @@ def test_the_newest_complete_bucket_is_the_one_the_watermark_passed(
     report = progress.Report(lag_ms=0, reported_ms=NOW_MS, watermark_ms=watermark_ms)
     found = progress.newest_complete_bucket(report, finest)
     assert (buckets.iso(found) if found is not None else None) == complete
+
+
+def test_a_level_progress_document_round_trips() -> None:
+    from clickagg.domain import level_progress
+
+    report = level_progress.LevelReport(
+        last_bucket_ms=3_600_000, input_end_ms=7_200_000, checked_ms=900_000, reported_ms=5_000
+    )
+    finest = validation.validate(examples.one_level("ns", "shop", "shop")).finest
+    document = level_progress.document(finest, report)
+    assert document["id"] == level_progress.LEVEL_ID and "horizon_ms_l" not in document
+    assert level_progress.report_of(document) == report
+    assert report.changed_since() == 900_000 - level_progress.CHANGE_MARGIN_MS
+    assert level_progress.LevelReport().changed_since() is None

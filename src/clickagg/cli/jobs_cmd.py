@@ -96,3 +96,75 @@ def replay(
     arguments.configure_logging()
     report = replay_job.run(aggregation, options)
     console.print(f"replayed {report.events} events into {report.documents} documents")
+
+
+def rollup(
+    spec: SpecArg,
+    level: Annotated[
+        str | None, typer.Option(help="The level to build (default: every level).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep every level current until stopped (Ctrl-C).")
+    ] = False,
+    every: Annotated[float, typer.Option(help="Seconds between runs with --follow.")] = 60.0,
+    solr_url: SolrOption = None,
+    data: DataOption = None,
+) -> None:
+    """Build the coarser levels from the finer ones, then apply retention per level."""
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import rollup as rollup_job
+
+    aggregation = specfile.load(spec)
+    options = rollup_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        level=level,
+        follow=follow,
+        follow_seconds=every,
+        master=LOCAL_MASTER,
+    )
+    arguments.configure_logging()
+    result = rollup_job.run(aggregation, options)
+    for run in result.levels:
+        console.print(str(run))
+    for name, count in result.deleted.items():
+        console.print(f"{name}: retention deleted {count} documents")
+    if not result.levels:
+        console.print(f"nothing to roll up in {', '.join(lv.name for lv in aggregation.levels)}")
+
+
+def retention(
+    spec: SpecArg,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would go and what is held back.")
+    ] = False,
+    solr_url: SolrOption = None,
+    data: DataOption = None,
+) -> None:
+    """Apply each level's and the raw archive's retention, never before rollup."""
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import rollup as rollup_job
+    from clickagg.store import solr_cells
+
+    aggregation = specfile.load(spec)
+    with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
+        plan = rollup_job.retention_plan(aggregation, store)
+        for line in plan.lines():
+            console.print(line, highlight=False)
+        if dry_run:
+            return
+        arguments.configure_logging()
+        names = {level.name for level in aggregation.levels}
+        deleted = rollup_job.apply_retention(aggregation, store, plan, names)
+    for name, count in deleted.items():
+        console.print(f"{name}: deleted {count} documents")
+    if plan.archive.delete_before_ms is not None:
+        from clickagg.jobs import spark
+        from clickagg.pipeline import archive, archive_retention
+
+        session = spark.session_for(f"{aggregation.name}-retention", LOCAL_MASTER, ())
+        paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
+        partitions = archive_retention.apply(session, paths, plan.archive)
+        console.print(f"raw archive: deleted {partitions} hour partitions")

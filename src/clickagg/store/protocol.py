@@ -6,11 +6,11 @@ is its implementation over a SolrCloud (its tests run against the real one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from clickagg.domain import cells, kpis, model
+from clickagg.domain import cells, kpis, level_progress, model, progress
 from clickagg.store import cell_reads, collections
 
 
@@ -92,6 +92,38 @@ class CellStore(Protocol):
         limit: int = 10,
     ) -> list[cell_reads.Row]:
         """The values of a dimension with the most of state field `by`, with their KPIs."""
+        ...
+
+    def stream_progress(self, level: model.Level) -> progress.Report | None:
+        """The stream's newest progress report (None before the first)."""
+        ...
+
+    def documents_in(
+        self, level: model.Level, start_ms: int, end_ms: int
+    ) -> Iterator[dict[str, Any]]:
+        """Every cell and bot-count document of the level with a bucket in [start, end)."""
+        ...
+
+    def oldest_bucket(self, level: model.Level) -> int | None:
+        """The start of the level's oldest bucket holding a document (None: empty)."""
+        ...
+
+    def changed_buckets(
+        self, level: model.Level, since_ms: int, start_ms: int, end_ms: int
+    ) -> list[int]:
+        """The level's buckets in [start, end) with a document written at or after since."""
+        ...
+
+    def read_level_progress(self, level: model.Level) -> level_progress.LevelReport:
+        """The level's batch progress (an empty report before the first)."""
+        ...
+
+    def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
+        """Commit the level's writes, then replace its batch progress."""
+        ...
+
+    def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:
+        """Retention: delete the level's documents with a bucket before `before_ms`."""
         ...
 
     def close(self) -> None: ...

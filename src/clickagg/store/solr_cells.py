@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from clickagg.domain import cells, kpis, model
-from clickagg.store import cell_reads, cell_writes, collections, protocol
+from clickagg.domain import cells, kpis, level_progress, model, progress
+from clickagg.store import batch, cell_reads, cell_writes, collections, protocol
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -108,3 +109,29 @@ class SolrCellStore:
         return cell_reads.top(
             self.client, level, dimension, start_ms, end_ms, by=by, names=names, limit=limit
         )
+
+    def stream_progress(self, level: model.Level) -> progress.Report | None:
+        return stored_progress.read(self.client, level)
+
+    def documents_in(
+        self, level: model.Level, start_ms: int, end_ms: int
+    ) -> Iterator[dict[str, Any]]:
+        return batch.documents_in(self.client, level, start_ms, end_ms)
+
+    def oldest_bucket(self, level: model.Level) -> int | None:
+        return batch.oldest_bucket(self.client, level)
+
+    def changed_buckets(
+        self, level: model.Level, since_ms: int, start_ms: int, end_ms: int
+    ) -> list[int]:
+        return batch.changed_buckets(self.client, level, since_ms, start_ms, end_ms)
+
+    def read_level_progress(self, level: model.Level) -> level_progress.LevelReport:
+        return batch.read_progress(self.client, level)
+
+    def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
+        self.client.commit(level.collection)
+        batch.write_progress(self.client, level, report)
+
+    def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:
+        return batch.delete_before(self.client, level, before_ms)
