@@ -7,9 +7,11 @@ real SolrCloud (through CLICKAGG_SOLR_URL_OVERRIDE: the spec's solrCloudRef name
 in-cluster Service) and the children; `SparkOperatorRunner` plays the Spark Operator and
 runs the stream application with spark-submit on local[2]; generated traffic written into
 the landing dir must show up in the totals cuboid exactly as the DuckDB oracle counts it;
-the runner's RUNNING turns the Aggregation Ready; `kubectl get agg`'s table has its
-columns; deleting the Aggregation removes the children, stops the job and drops the
-collections.
+the runner's RUNNING turns the Aggregation Ready; a sentinel event a day and a half later
+settles the traffic, and the runner runs both rollup ScheduledSparkApplications on demand
+(1h, then 1d), which write 1h and 1d documents and turn RollupsCurrent True;
+`kubectl get agg`'s table has its columns; deleting the Aggregation removes the children,
+stops the job and drops the collections.
 """
 
 from __future__ import annotations

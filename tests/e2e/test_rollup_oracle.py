@@ -319,6 +319,26 @@ def all_healthy(client: store_client.SolrClient, aggregation: model.Aggregation)
     return True
 
 
+def test_retention_dry_run_lists_each_level_and_the_archive_and_deletes_nothing(
+    rolled: dict[str, Any], solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    from typer.testing import CliRunner
+
+    from clickagg.cli import main
+
+    aggregation = rolled["aggregation"]
+    before = cell_reads.count(solr_client, aggregation.finest.collection)
+    result = CliRunner().invoke(
+        main.app,
+        ["retention", str(rolled["spec_file"]), "--dry-run", "--solr-url", solr.base_url],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("retention at ")
+    for name in ("15m: retention 5d", "1h: retention 6d", "1d: retention forever", "raw archive"):
+        assert name in result.output, result.output
+    assert cell_reads.count(solr_client, aggregation.finest.collection) == before
+
+
 def test_retention_leaves_nothing_past_a_horizon_and_takes_nothing_from_coarser_levels(
     rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
 ) -> None:

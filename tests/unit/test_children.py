@@ -160,6 +160,24 @@ def test_rollups_are_scheduled_per_level_and_never_overlap(shop: model.Aggregati
         assert rollup["metadata"]["labels"][children.LEVEL_LABEL] == level
 
 
+def test_the_rollup_job_takes_the_arguments_the_operator_passes(shop: model.Aggregation) -> None:
+    from pathlib import Path
+
+    from clickagg.jobs import rollup as rollup_job
+
+    for manifest, level in zip(
+        children.desired(shop, OWNER, SETTINGS)[1:], ("1h", "1d"), strict=True
+    ):
+        template = manifest["spec"]["template"]
+        image_path = template["mainApplicationFile"].removeprefix("local:///opt/clickagg/")
+        assert (Path(__file__).resolve().parents[2] / image_path).is_file()
+        aggregation, options = rollup_job.parse(template["arguments"])
+        assert aggregation == shop
+        assert options.level == level and not options.follow
+        assert options.solr_url == children.cluster_solr_url(shop)
+        assert options.data_root == children.data_root(shop, SETTINGS.default_data_root)
+
+
 @pytest.mark.parametrize(
     ("granularity", "schedule"),
     [

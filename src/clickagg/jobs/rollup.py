@@ -178,12 +178,12 @@ def run(aggregation: model.Aggregation, options: Options) -> Result:
                 return result
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse(argv: Sequence[str]) -> tuple[model.Aggregation, Options]:
+    """The job's command line (what the operator's ScheduledSparkApplications pass)."""
     parser = arguments.parser("clickagg-rollup", __doc__)
     parser.add_argument("--level", help="the level to build (default: every level)")
     parser.add_argument("--follow", action="store_true", help="keep every level current")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    arguments.configure_logging()
+    args = parser.parse_args(argv)
     options = Options(
         solr_url=args.solr_url,
         data_root=args.data_root,
@@ -192,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         master=args.master,
         jars=arguments.jars_of(args),
     )
-    result = run(arguments.aggregation_of(args), options)
+    aggregation = arguments.aggregation_of(args)
+    scope(aggregation, options.level)  # an unknown level fails here, naming the levels
+    return aggregation, options
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    aggregation, options = parse(sys.argv[1:] if argv is None else argv)
+    arguments.configure_logging()
+    result = run(aggregation, options)
     for level_run in result.levels:
         log.info("%s", level_run)
