@@ -101,18 +101,12 @@ def main() -> None:
                 aggregation,
                 paths,
                 endpoints.base_url,
-                lambda line: (work / "landing" / "zz.jsonl").write_bytes(line + b"\n"),
+                streaming.deliver_to(work / "landing"),
                 sentinel_ms,
             )
             stream_s = time.monotonic() - streamed
+            streaming.report_watermark(endpoints.base_url, aggregation, sentinel_ms)
             with solr_cells.SolrCellStore(endpoints.base_url) as store:
-                store.report_progress(
-                    aggregation.finest,
-                    lag_ms=0,
-                    reported_ms=int(time.time() * 1000),
-                    newest_event_ms=sentinel_ms,
-                    watermark_ms=sentinel_ms - 600_000,
-                )
                 rolled = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=start_ms)
                 client = store.client
                 out = [

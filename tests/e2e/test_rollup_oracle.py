@@ -63,20 +63,11 @@ def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> d
         aggregation,
         paths,
         solr.base_url,
-        lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        streaming.deliver_to(work / "landing"),
         sentinel_ms,
     )
-    watermark_ms = sentinel_ms - int(aggregation.watermark.approx_seconds * 1000)
+    streaming.report_watermark(solr.base_url, aggregation, sentinel_ms)
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        # What the stream's progress reporter writes after a batch (this test runs the
-        # queries directly, without the job's listener).
-        store.report_progress(
-            aggregation.finest,
-            lag_ms=0,
-            reported_ms=int(time.time() * 1000),
-            newest_event_ms=sentinel_ms,
-            watermark_ms=watermark_ms,
-        )
         first = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
     spec_file = streaming.write_spec(aggregation, work / "spec.yaml")
     return {
@@ -93,15 +84,8 @@ def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> d
 def expected_cells(rolled: dict[str, Any], level: model.Level) -> oracle.OracleResult:
     cached = rolled["expected"].get(level.name)
     if cached is None:
-        aggregation = rolled["aggregation"]
-        cached = oracle.compute(
-            rolled["lines"],
-            finest_granularity_s=int(level.granularity.approx_seconds),
-            session_timeout_s=int(aggregation.session_timeout.approx_seconds),
-            dimensions=streaming.oracle_dimensions(aggregation),
-            cuboids=[c.dimensions for c in aggregation.cuboids],
-            now_ms=int(time.time() * 1000),
-        )
+        granularity_s = int(level.granularity.approx_seconds)
+        cached = streaming.oracle_result(rolled["aggregation"], rolled["lines"], granularity_s)
         rolled["expected"][level.name] = cached
     return cached
 
