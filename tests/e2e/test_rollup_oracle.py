@@ -51,7 +51,7 @@ def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     aggregation = streaming.aggregation_for(
         work / "landing", solr.base_url, "rollup-oracle", levels=LEVELS
     )
-    lines = streaming.traffic_lines(START_MS, hours=24 * DAYS, visitors=900, seed=11)
+    lines = streaming.traffic_lines(START_MS, hours=24 * DAYS, visitors=600, seed=11)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     paths = archive.JobPaths(str(work / "data"))
     with solr_cells.SolrCellStore(solr.base_url) as store:

@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from clickagg.domain import buckets, cells, durations, level_progress, model, rollup, sessions
+from clickagg.domain import buckets, cells, durations, kpis, level_progress, model, rollup, sessions
 from clickagg.store import protocol
 from clickagg.store import sketches as stored_sketches
 
@@ -60,7 +60,7 @@ class SparkCombine:
         self.spark = spark
         self.aggregation = aggregation
         self.store = store
-        self.rules = rollup.combine_rules(sessions.FIELDS)
+        self.rules = rollup.combine_rules(kpis.STATE_FIELDS)
 
     def __call__(self, finer: model.Level, coarser: model.Level, span: buckets.Span) -> Combined:
         rows = list(self._rows(finer, coarser, span))
