@@ -9,7 +9,9 @@
 4. as the reference in the same run, reads the same finer documents from Solr and computes
    the 1h and 1d additive state in DuckDB (no sketches: DuckDB cannot merge them), and
    checks it equals what the rollup wrote;
-5. applies retention to the oldest day of 15m and of 1h (delete-by-query) and times it.
+5. applies retention to the oldest day of 15m and of 1h (delete-by-query) and times it,
+   and, for comparison, what a time-routed alias would do per day instead: create a
+   collection for the new day and delete the oldest one.
 
 Run: PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python benchmarks/rollup.py
 Event times must lie within the event contract's 30 days, so the traffic ends yesterday.
@@ -37,7 +39,7 @@ from clickagg.jobs import rollup as rollup_job  # noqa: E402
 from clickagg.pipeline import archive  # noqa: E402
 from clickagg.pipeline import session as spark_session  # noqa: E402
 from clickagg.sim import landing  # noqa: E402
-from clickagg.store import batch, cell_reads, queries, solr_cells  # noqa: E402
+from clickagg.store import batch, cell_reads, collections, queries, solr_cells  # noqa: E402
 
 DAY_MS = 86_400_000
 ADDITIVE = [cells.solr_field(name) for name in sessions.FIELDS]
@@ -158,6 +160,23 @@ def main() -> None:
                         f"{seconds:.2f}s ({deleted / max(seconds, 1e-9):,.0f} documents/s, "
                         "delete-by-query on bucket with a commit)"
                     )
+                # What a time-routed alias does instead, per interval: create the next
+                # collection, delete the oldest (autoDeleteAge), on the same SolrCloud.
+                target = aggregation.spec.solr
+                started = time.monotonic()
+                client.create_collection(
+                    "routed-day",
+                    collections.CONFIGSET_NAME,
+                    target.shards,
+                    target.replication_factor,
+                )
+                created_s = time.monotonic() - started
+                started = time.monotonic()
+                client.delete_collection("routed-day")
+                out.append(
+                    f"a time-routed alias instead: creating a day's collection "
+                    f"{created_s:.2f}s, deleting it {time.monotonic() - started:.2f}s"
+                )
             spark.stop()
     print("\n".join(f"- {line}" for line in out))
 
