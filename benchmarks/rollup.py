@@ -116,7 +116,7 @@ def main() -> None:
                     f"streamed into 15m in {stream_s:.0f}s"
                 ]
                 for run, finer, coarser in zip(
-                    rolled.levels, aggregation.levels, aggregation.levels[1:], strict=True
+                    rolled.levels, aggregation.levels[:-1], aggregation.levels[1:], strict=True
                 ):
                     read_started = time.monotonic()
                     documents = list(
