@@ -156,7 +156,8 @@ def main() -> None:
                     deleted = store.delete_buckets_before(level, cut) if cut else 0
                     seconds = time.monotonic() - started
                     out.append(
-                        f"retention {level.name}: deleted {deleted:,} documents before {buckets.iso(cut or 0)} in "
+                        f"retention {level.name}: deleted {deleted:,} documents before "
+                        f"{buckets.iso(cut or 0)} in "
                         f"{seconds:.2f}s ({deleted / max(seconds, 1e-9):,.0f} documents/s, "
                         "delete-by-query on bucket with a commit)"
                     )
