@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clickagg import errors
 from clickagg.local import cache
 
 console = Console()
@@ -125,7 +126,11 @@ def rollup(
         master=LOCAL_MASTER,
     )
     arguments.configure_logging()
-    result = rollup_job.run(aggregation, options)
+    try:
+        result = rollup_job.run(aggregation, options)
+    except errors.ClickaggError as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
     for run in result.levels:
         console.print(str(run))
     for name, count in result.deleted.items():
@@ -149,15 +154,19 @@ def retention(
     from clickagg.store import solr_cells
 
     aggregation = specfile.load(spec)
-    with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
-        plan = rollup_job.retention_plan(aggregation, store)
-        for line in plan.lines():
-            console.print(line, highlight=False)
-        if dry_run:
-            return
-        arguments.configure_logging()
-        names = {level.name for level in aggregation.levels}
-        deleted = rollup_job.apply_retention(aggregation, store, plan, names)
+    try:
+        with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
+            plan = rollup_job.retention_plan(aggregation, store)
+            for line in plan.lines():
+                console.print(line, highlight=False)
+            if dry_run:
+                return
+            arguments.configure_logging()
+            names = {level.name for level in aggregation.levels}
+            deleted = rollup_job.apply_retention(aggregation, store, plan, names)
+    except errors.SolrError as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
     for name, count in deleted.items():
         console.print(f"{name}: deleted {count} documents")
     if plan.archive.delete_before_ms is not None:

@@ -166,6 +166,7 @@ def apply_retention(
 
 def run(aggregation: model.Aggregation, options: Options) -> Result:
     """Roll up (and apply retention) once, or with `follow` until stopped."""
+    scope(aggregation, options.level)  # an unknown level fails before Spark starts
     session = spark.session_for(f"{aggregation.name}-rollup", options.master, options.jars)
     stop = threading.Event()
     with solr_cells.SolrCellStore(options.solr_url) as store:
