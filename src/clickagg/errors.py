@@ -3,6 +3,8 @@
 ClickaggError
 ├── SpecError                 an Aggregation spec is invalid (carries every issue with its path)
 ├── EventContractError        one event breaks the event contract (carries the reason)
+├── QuestionError             a KPI question is wrong; names the parameter at fault (a 4xx)
+│   └── UnknownAggregation    the question names an Aggregation that is not served
 ├── LocalStackError           the local engines could not be built or started
 │   ├── ToolchainMissing      a needed program (java, mvn, go) is not installed
 │   ├── PortInUse             a loopback port the stack needs is taken
@@ -43,6 +45,18 @@ class SpecError(ClickaggError):
 
 class EventContractError(ClickaggError):
     """One event breaks the event contract; the message is the dead-letter reason."""
+
+
+class QuestionError(ClickaggError):
+    """A KPI question is wrong; `parameter` names the request parameter at fault."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
+class UnknownAggregation(QuestionError):
+    """The question names an Aggregation that is not served."""
 
 
 class LocalStackError(ClickaggError):

@@ -65,6 +65,17 @@ app.kubernetes.io/component: operator
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* KPI service labels and selector labels. */}}
+{{- define "clickagg.service.labels" -}}
+{{ include "clickagg.labels" . }}
+app.kubernetes.io/component: service
+{{- end }}
+
+{{- define "clickagg.service.selectorLabels" -}}
+{{ include "clickagg.selectorLabels" . }}
+app.kubernetes.io/component: service
+{{- end }}
+
 {{/* Spark driver RBAC labels. */}}
 {{- define "clickagg.spark.labels" -}}
 {{ include "clickagg.labels" . }}

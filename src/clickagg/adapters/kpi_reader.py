@@ -1,17 +1,21 @@
-"""Read KPIs back from Solr: totals over a time range and top dimension values.
+"""Read KPIs back from Solr: totals over a time range and top dimension values, and the
+state the query service asks for (`SolrKpiStore`: per bucket, per dimension value, progress).
 
 Only additive state is stored, so every answer sums state over buckets first and then
 applies the KPI formulas of the catalogue (a ratio of sums, never a sum of ratios).
+Unique visitors come from merging the cells' HLL sketches, never from adding estimates.
+Every Solr query the service makes is written here (to move into `store` with the rest).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from clickagg.adapters import cell_store, solr
-from clickagg.domain import buckets, cells, dimensions, kpis, model, sessions
+from clickagg.domain import buckets, cells, dimensions, kpis, model, progress, questions, sessions
 
 Kpis = dict[str, float | None]
 
@@ -98,3 +102,135 @@ def top(
         state = {name: float(bucket.get(name) or 0) for name in fields}
         rows.append(Row(str(bucket["val"]), _kpis(state, names)))
     return rows
+
+
+# --- the query service's reads ------------------------------------------------------------
+
+State = dict[str, float]
+_PAGE_ROWS = 5000
+_CELLS_ONLY = f"-cuboid:({cells.BOTS_CUBOID} OR {cells.PROGRESS_CUBOID})"
+
+
+class SolrKpiStore:
+    """The service's `KpiStore` on SolrCloud: summed state by JSON facets, merged sketches.
+
+    `fields` are state fields of kpis.STATE_FIELDS; `hll_visitors` comes back as the merged
+    sketch's estimate. Cells of a larger cuboid than the filters need are summed over its
+    other dimensions, missing values included.
+    """
+
+    def __init__(self, client: solr.SolrClient) -> None:
+        self.client = client
+
+    def healthy(self) -> bool:
+        return self.client.ping()
+
+    def series(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        filters: Sequence[questions.Filter],
+        span: questions.TimeRange,
+        fields: Sequence[str],
+    ) -> dict[int, State]:
+        """State per bucket start (epoch ms); buckets without cells are absent."""
+        per_bucket = self._summed(level, cuboid, filters, span, fields, "bucket")
+        return {buckets.parse_iso(key): state for key, state in per_bucket.items()}
+
+    def breakdown(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        dimension: str,
+        filters: Sequence[questions.Filter],
+        span: questions.TimeRange,
+        fields: Sequence[str],
+    ) -> dict[str, State]:
+        """State per value of `dimension` over the range (`__none__` included)."""
+        return self._summed(level, cuboid, filters, span, fields, cells.dimension_field(dimension))
+
+    def progress(self, level: model.Level) -> progress.Report | None:
+        stored = self.client.get(level.collection, [progress.PROGRESS_ID])
+        return progress.report_of(stored[0]) if stored else None
+
+    def levels_with_documents(self, levels: Sequence[model.Level]) -> set[str]:
+        """Names of the levels whose collection exists and holds at least one cell."""
+        existing = set(self.client.list_collections())
+        found = set()
+        for level in levels:
+            if level.collection not in existing:
+                continue
+            page = self.client.query(level.collection, {"q": "*:*", "fq": _CELLS_ONLY, "rows": 0})
+            if page["response"]["numFound"]:
+                found.add(level.name)
+        return found
+
+    def _summed(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        filters: Sequence[questions.Filter],
+        span: questions.TimeRange,
+        fields: Sequence[str],
+        key_field: str,
+    ) -> dict[str, State]:
+        query = _cell_filter(level, cuboid, filters, span)
+        additive = [f for f in fields if f in sessions.FIELDS]
+        facet = {
+            "keys": {
+                "type": "terms", "field": key_field, "limit": -1, "sort": "index asc",
+                "missing": False, "facet": _facet_sums(additive),
+            }
+        }  # fmt: skip
+        found = self.client.json_facet(level.collection, "*:*", facet, filters=query)
+        summed: dict[str, State] = {}
+        for bucket in found.get("keys", {}).get("buckets", []):
+            summed[str(bucket["val"])] = {name: float(bucket.get(name) or 0) for name in additive}
+        if cells.SKETCH_FIELD in fields:
+            merged = _merged_sketches(self.client, level.collection, query, key_field)
+            for key, state in summed.items():
+                state[cells.SKETCH_FIELD] = cell_store.estimate(merged.get(key))
+        return summed
+
+
+def _cell_filter(
+    level: model.Level,
+    cuboid: model.Cuboid,
+    filters: Sequence[questions.Filter],
+    span: questions.TimeRange,
+) -> list[str]:
+    query = _range_filter(level, cuboid.name, span.start_ms, span.end_ms)
+    query += [f"{cells.dimension_field(f.dimension)}:{_quoted(f.value)}" for f in filters]
+    return query
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _merged_sketches(
+    client: solr.SolrClient, collection: str, query: Sequence[str], key_field: str
+) -> dict[str, bytes | None]:
+    """One merged sketch per key, from every matching cell (paged by cursor)."""
+    grouped: dict[str, list[bytes]] = defaultdict(list)
+    for document in _documents(client, collection, query, f"id,{key_field},{cells.SKETCH_FIELD}"):
+        sketch = document.get(cells.SKETCH_FIELD)
+        if sketch:
+            raw = sketch[0] if isinstance(sketch, list) else sketch
+            grouped[str(document[key_field])].append(base64.b64decode(raw))
+    return {key: cell_store.merge_sketches(found) for key, found in grouped.items()}
+
+
+def _documents(
+    client: solr.SolrClient, collection: str, query: Sequence[str], fields: str
+) -> Iterator[solr.Doc]:
+    cursor = "*"
+    while True:
+        page = client.query(collection, {
+            "q": "*:*", "fq": list(query), "fl": fields, "rows": _PAGE_ROWS, "sort": "id asc",
+            "cursorMark": cursor,
+        })  # fmt: skip
+        yield from page["response"]["docs"]
+        if page["nextCursorMark"] == cursor:
+            return
+        cursor = page["nextCursorMark"]

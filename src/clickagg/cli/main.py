@@ -13,7 +13,7 @@ from rich.console import Console
 
 from clickagg import errors
 from clickagg.adapters import specfile
-from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render
+from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render, serve_cmd
 from clickagg.domain import crd, plan, spec_doc
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(local_cmd.app, name="local")
 app.command("generate")(generate_cmd.generate)
 app.command()(jobs_cmd.stream)
 app.command()(jobs_cmd.replay)
+app.command()(serve_cmd.serve)
 console = Console()
 err = Console(stderr=True)
 

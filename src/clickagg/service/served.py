@@ -1,0 +1,102 @@
+"""What every router shares: the served Aggregations, the store, the clock, and a bound on
+how long any answer may take.
+
+Routers run their Solr reads on a dedicated thread pool through `answer`, which gives up
+after `answer_timeout_s` so a hanging Solr yields a 503, never a hung client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from clickagg import errors
+from clickagg.domain import buckets, model, progress
+from clickagg.service import answers, kpi_store, settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: How long the set of levels that hold documents is trusted (rollups appear rarely).
+LEVELS_CACHE_S = 30.0
+
+
+class AnswerTimeout(errors.SolrError):
+    """Solr did not answer in time (the reads may still be running)."""
+
+
+class Served:
+    def __init__(
+        self,
+        config: settings.Settings,
+        store: kpi_store.KpiStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = config
+        self.store = store
+        self.clock = clock
+        self._by_name = {a.name: a for a in config.aggregations}
+        self._pool = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="solr-read")
+        self._levels: dict[str, tuple[float, set[str]]] = {}
+        self._levels_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def aggregation(self, name: str) -> model.Aggregation:
+        found = self._by_name.get(name)
+        if found is None:
+            raise errors.UnknownAggregation(
+                "aggregation", f"'{name}' is not served; served: {', '.join(self._by_name)}"
+            )
+        return found
+
+    @property
+    def aggregations(self) -> list[model.Aggregation]:
+        return list(self._by_name.values())
+
+    async def answer(self, work: Callable[[], T]) -> T:
+        """Run blocking reads on the pool; AnswerTimeout after `answer_timeout_s`."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, work)
+        try:
+            return await asyncio.wait_for(future, self.settings.answer_timeout_s)
+        except TimeoutError:
+            raise AnswerTimeout(
+                f"Solr at {self.settings.solr_url} did not answer within "
+                f"{self.settings.answer_timeout_s:g}s"
+            ) from None
+
+    def levels_with_documents(self, aggregation: model.Aggregation) -> set[str]:
+        now = time.monotonic()
+        with self._levels_lock:
+            cached = self._levels.get(aggregation.name)
+            if cached and now - cached[0] < LEVELS_CACHE_S:
+                return cached[1]
+        found = self.store.levels_with_documents(aggregation.levels)
+        with self._levels_lock:
+            self._levels[aggregation.name] = (now, found)
+        return found
+
+    def freshness(self, aggregation: model.Aggregation) -> answers.Freshness:
+        report = self.store.progress(aggregation.finest)
+        if report is None:
+            return answers.Freshness(
+                newest_complete_bucket=None, lag_seconds=None, reported_at=None, stalled=True
+            )
+        now_ms = self.now_ms()
+        complete = progress.newest_complete_bucket(report, aggregation.finest)
+        return answers.Freshness(
+            newest_complete_bucket=buckets.iso(complete) if complete is not None else None,
+            lag_seconds=progress.lag_ms(report, now_ms) / 1000,
+            reported_at=buckets.iso(report.reported_ms),
+            stalled=now_ms - report.reported_ms > progress.STALE_AFTER_MS,
+        )
