@@ -231,3 +231,86 @@ def test_the_example_named_in_notes_is_accepted_by_the_chart_crd(
         pytest.fail("charts/clickagg/crds/ is empty: run `make crd`")
     example = k8s_fixtures.REPO / "examples" / "shop-kpis.yaml"
     server_side_dry_run(api, [yaml.safe_load(example.read_text())])
+
+
+def service_values(tmp_path: Path, **service: Any) -> list[str]:
+    """`-f` a values file that enables the KPI service for the reference Aggregation."""
+    example = yaml.safe_load((k8s_fixtures.REPO / "examples" / "shop-kpis.yaml").read_text())
+    values = {"service": {
+        "enabled": True, "solrUrl": "http://analytics-solrcloud-common/solr",
+        "aggregations": {"shop-kpis": example}, **service,
+    }}  # fmt: skip
+    path = tmp_path / "service-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return ["-f", str(path)]
+
+
+def service_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-service")
+    ]
+    return deployment
+
+
+def test_the_service_is_off_by_default(helm: k8s_fixtures.HelmRunner) -> None:
+    docs = render(helm)
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-service")]
+
+
+def test_the_service_runs_hardened_with_probes_and_its_aggregations(
+    helm: k8s_fixtures.HelmRunner, tmp_path: Path
+) -> None:
+    docs = render(helm, *service_values(tmp_path, tokenSecret={"name": "kpi-token", "key": "t"}))
+    deployment = service_deployment(docs)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["clickagg", "serve"]
+    assert "--solr-url=http://analytics-solrcloud-common/solr" in container["args"]
+    assert container["args"][-1] == "/etc/clickagg/aggregations/shop-kpis.yaml"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    token = next(e for e in container["env"] if e["name"] == "CLICKAGG_SERVICE_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "kpi-token", "key": "t"}
+    (config_map,) = by_kind(docs, "ConfigMap")
+    served = yaml.safe_load(config_map["data"]["shop-kpis.yaml"])
+    assert served["metadata"]["name"] == "shop-kpis"
+    (service,) = by_kind(docs, "Service")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_service_needs_a_solr_url(helm: k8s_fixtures.HelmRunner, tmp_path: Path) -> None:
+    result = helm(
+        "template", CHART, "--kube-version", KUBE_VERSION, *service_values(tmp_path, solrUrl=""),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "service.solrUrl is required when service.enabled is true" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "bad_value",
+    ["service.port=80", "service.corsOrigins={*}", "service.solrUrl=solr:8983",
+     "service.kubernetesService.type=Ingress"],
+)  # fmt: skip
+def test_the_values_schema_rejects_bad_service_values(
+    helm: k8s_fixtures.HelmRunner, bad_value: str
+) -> None:
+    result = helm(
+        "template", CHART, "--kube-version", KUBE_VERSION, "--set", bad_value, check=False
+    )
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+
+
+def test_the_api_server_accepts_the_service_manifests(
+    helm: k8s_fixtures.HelmRunner, kubeconfig: Path, api: k8s_client.ApiClient, tmp_path: Path
+) -> None:
+    local_kube.create_namespace(kubeconfig, "dry-run-service")
+    docs = render(helm, *service_values(tmp_path), namespace="dry-run-service")
+    server_side_dry_run(api, docs)
+    helm("lint", "--strict", CHART, "--kube-version", KUBE_VERSION, *service_values(tmp_path))
