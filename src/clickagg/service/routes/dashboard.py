@@ -7,7 +7,7 @@ import importlib.resources
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -23,6 +23,11 @@ def plotly_bundle() -> Path:
 @router.get("/")
 async def page() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@router.get("/favicon.ico")
+async def no_icon() -> Response:
+    return Response(status_code=204)
 
 
 @router.get("/static/{name}")

@@ -157,20 +157,38 @@ async function refresh() {
   const kpi = $("kpi").value;
   const dimension = $("dimension").value;
   const base = `/api/${encodeURIComponent(name)}`;
+  const choices = { aggregation: name, range: $("range").value, level: $("level").value, kpi,
+                    dimension, filters: $("filters").value };
   try {
-    const [series, breakdown, steering] = await Promise.all([
+    // Each panel stands alone: a breakdown no cuboid answers must not hide the series.
+    const [series, breakdown, steering] = await Promise.allSettled([
       api(`${base}/series`, { ...common(), kpi }),
       api(`${base}/breakdown`, { ...common(), kpi, dimension, limit: 10 }),
       api(`${base}/steering`, { from: common().from, to: "now", level: common().level, kpi, dimension }),
     ]);
-    drawSeries(series, kpi);
-    drawBreakdown(breakdown);
-    drawSteering(steering);
-    drawFreshness(series.freshness);
-    $("error").hidden = true;
-  } catch (failure) {
-    $("error").textContent = failure.message;
-    $("error").hidden = false;
+    const problems = [];
+    if (series.status === "fulfilled") {
+      drawSeries(series.value, kpi);
+      drawFreshness(series.value.freshness);
+    } else {
+      problems.push(`time series: ${series.reason.message}`);
+    }
+    if (breakdown.status === "fulfilled") {
+      drawBreakdown(breakdown.value);
+    } else {
+      Plotly.react($("breakdown"), [{ x: [], y: [], type: "bar" }], {});
+      problems.push(`top ${dimension}: ${breakdown.reason.message}`);
+    }
+    if (steering.status === "fulfilled") {
+      drawSteering(steering.value);
+    } else {
+      $("leaders").replaceChildren();
+      $("movers").replaceChildren();
+      problems.push(`steering: ${steering.reason.message}`);
+    }
+    $("error").textContent = problems.join("\n");
+    $("error").hidden = problems.length === 0;
+    document.body.dataset.drawn = JSON.stringify(choices);  // what the panels show now
   } finally {
     page.busy = false;
     page.renders += 1;
