@@ -11,6 +11,7 @@ ClickaggError
 │   └── StartupTimeout        an engine did not report ready in time
 └── AdapterError              a real engine answered with an error
     ├── SolrError             Solr answered with an error or could not be reached
+    ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
     └── KubeError             the Kubernetes API answered with an error
 """
 
@@ -81,6 +82,10 @@ class AdapterError(ClickaggError):
 
 class SolrError(AdapterError):
     """Solr answered with an error or could not be reached."""
+
+
+class SqlError(AdapterError):
+    """Spark could not run an ad-hoc query; the message is Spark's, without a JVM stack."""
 
 
 class KubeError(AdapterError):

@@ -234,3 +234,27 @@ def _documents(
         if page["nextCursorMark"] == cursor:
             return
         cursor = page["nextCursorMark"]
+
+
+def cell_rows(
+    client: solr.SolrClient, collection: str, dimension_names: Sequence[str]
+) -> Iterator[dict[str, object]]:
+    """Every cell of a level's collection as a flat row: level, bucket, cuboid, one column
+    per dimension (None outside the cell's cuboid), every additive state field, and
+    `unique_visitors`, the estimate of the cell's own sketch (for ad-hoc SQL)."""
+    fields = ",".join(
+        ["id", "level", "bucket", "bucket_end", "cuboid", cells.SKETCH_FIELD,
+         *(cells.dimension_field(n) for n in dimension_names),
+         *(cells.solr_field(f) for f in sessions.FIELDS)]
+    )  # fmt: skip
+    for document in _documents(client, collection, [_CELLS_ONLY], fields):
+        row: dict[str, object] = {
+            "level": document.get("level"), "bucket": document.get("bucket"),
+            "bucket_end": document.get("bucket_end"), "cuboid": document.get("cuboid"),
+        }  # fmt: skip
+        row.update({n: document.get(cells.dimension_field(n)) for n in dimension_names})
+        row.update(cells.state_of(document, sessions.FIELDS))
+        sketch = document.get(cells.SKETCH_FIELD)
+        raw = sketch[0] if isinstance(sketch, list) else sketch
+        row["unique_visitors"] = cell_store.estimate(base64.b64decode(raw) if raw else None)
+        yield row

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from clickagg import errors
 from clickagg.adapters import specfile
-from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render, serve_cmd
+from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render, serve_cmd, sql_cmd
 from clickagg.domain import crd, plan, spec_doc
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("generate")(generate_cmd.generate)
 app.command()(jobs_cmd.stream)
 app.command()(jobs_cmd.replay)
 app.command()(serve_cmd.serve)
+app.command()(sql_cmd.sql)
 console = Console()
 err = Console(stderr=True)
 
@@ -90,14 +91,19 @@ def demo(
     duration: Annotated[str, typer.Option(help="Span of generated traffic.")] = "1d",
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     keep: Annotated[bool, typer.Option(help="Leave Solr running afterwards.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the dashboard until Ctrl-C (--no-serve: exit).")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Loopback port of the dashboard.")] = 8080,
 ) -> None:
-    """Generate a day of shop traffic, stream it into a local SolrCloud, show the KPIs."""
+    """Generate a day of shop traffic, stream it into a local SolrCloud, show the KPIs, then
+    serve the dashboard."""
     from clickagg.cli import demo_cmd
     from clickagg.domain import durations
 
     started = time.monotonic()
     span_ms = int(durations.parse(duration).approx_seconds * 1000)
-    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep)
+    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep, port if serve else None)
     try:
         demo_cmd.run(console, spec_file, options)
     except specfile.SpecFileError as exc:
