@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How long the set of levels that hold documents is trusted (rollups appear rarely).
 LEVELS_CACHE_S = 30.0
+#: How long a progress report read is reused: the stream reports every trigger (10 s).
+FRESHNESS_CACHE_S = 1.0
 
 
 class AnswerTimeout(errors.SolrError):
@@ -43,7 +45,8 @@ class Served:
         self._by_name = {a.name: a for a in config.aggregations}
         self._pool = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="solr-read")
         self._levels: dict[str, tuple[float, set[str]]] = {}
-        self._levels_lock = threading.Lock()
+        self._reports: dict[str, tuple[float, progress.Report | None]] = {}
+        self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -75,19 +78,30 @@ class Served:
                 f"{self.settings.answer_timeout_s:g}s"
             ) from None
 
+    def _report(self, aggregation: model.Aggregation) -> progress.Report | None:
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._reports.get(aggregation.name)
+        if cached and now - cached[0] < FRESHNESS_CACHE_S:
+            return cached[1]
+        report = self.store.progress(aggregation.finest)
+        with self._cache_lock:
+            self._reports[aggregation.name] = (now, report)
+        return report
+
     def levels_with_documents(self, aggregation: model.Aggregation) -> set[str]:
         now = time.monotonic()
-        with self._levels_lock:
+        with self._cache_lock:
             cached = self._levels.get(aggregation.name)
             if cached and now - cached[0] < LEVELS_CACHE_S:
                 return cached[1]
         found = self.store.levels_with_documents(aggregation.levels)
-        with self._levels_lock:
+        with self._cache_lock:
             self._levels[aggregation.name] = (now, found)
         return found
 
     def freshness(self, aggregation: model.Aggregation) -> answers.Freshness:
-        report = self.store.progress(aggregation.finest)
+        report = self._report(aggregation)
         if report is None:
             return answers.Freshness(
                 newest_complete_bucket=None, lag_seconds=None, reported_at=None, stalled=True
