@@ -1,8 +1,8 @@
 """`make demo`: the whole local path on a laptop, with a real SolrCloud and Spark.
 
 It generates a day of traffic for a mid-size shop, streams it through the streaming job
-(progress bar and live KPIs in the terminal), then reads the top campaigns, offers and
-contents back from Solr.
+(progress bar and live KPIs in the terminal), reads the top campaigns, offers and contents
+back from Solr, and then serves the dashboard on loopback until Ctrl-C (unless told not to).
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clickagg.adapters import kpi_reader, landing, metrics, solr_collections, specfile, stream
+from clickagg.adapters import (
+    kpi_reader,
+    landing,
+    metrics,
+    progress_report,
+    solr_collections,
+    specfile,
+    stream,
+)
 from clickagg.adapters import solr as solr_client
 from clickagg.adapters import spark as spark_adapter
 from clickagg.cli import render
@@ -37,6 +45,7 @@ class DemoOptions:
     duration_ms: int
     seed: int
     keep: bool
+    serve_port: int | None = None  # None: do not serve the dashboard at the end
 
 
 def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
@@ -58,6 +67,8 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
                 console.print(f"collection {ensured.collection}: created")
             _stream(console, aggregation, work, endpoints.base_url, options)
             _summary(console, client, aggregation, options)
+        if options.serve_port is not None:
+            _serve(console, aggregation, endpoints.base_url, options.serve_port)
     finally:
         if not (options.keep or was_running):
             solr.down()
@@ -90,6 +101,11 @@ def _stream(
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job_metrics = metrics.StreamMetrics(aggregation.name)
     session.streams.addListener(metrics.ProgressListener(job_metrics))
+    session.streams.addListener(
+        progress_report.ProgressReporter(
+            aggregation, solr_url, stream.aggregate_query_name(aggregation)
+        )
+    )
     paths = stream.JobPaths(str(work / "data"))
     queries = [
         stream.ingest(session, aggregation, paths, stream.source_of(aggregation), 2),
@@ -180,3 +196,17 @@ def _shown(name: str, value: Any) -> str:
     if "revenue" in name:
         return f"{value:,.2f}"
     return f"{value:,.0f}"
+
+
+def _serve(console: Console, aggregation: model.Aggregation, solr_url: str, port: int) -> None:
+    """The KPI service and dashboard over what the demo streamed, until Ctrl-C."""
+    from clickagg.service import server, settings
+
+    with server.Server(settings.Settings((aggregation,), solr_url), "127.0.0.1", port) as running:
+        console.print(f"[bold]dashboard: {running.url}/[/bold]  (API docs at {running.url}/docs; "
+                      "Ctrl-C stops serving)")  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopped serving")

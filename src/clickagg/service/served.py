@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from clickagg import errors
-from clickagg.domain import buckets, model, progress
+from clickagg.domain import buckets, model, progress, questions
 from clickagg.service import answers, kpi_store, settings
 
 T = TypeVar("T")
@@ -78,26 +78,56 @@ class Served:
                 f"{self.settings.answer_timeout_s:g}s"
             ) from None
 
+    def choose_level(
+        self,
+        aggregation: model.Aggregation,
+        span: questions.TimeRange,
+        asked: str | None,
+        max_buckets: int,
+    ) -> questions.LevelChoice:
+        """The one place the service picks a level: swap in `domain.query`'s level choice
+        here once the rollup issue lands it."""
+        return questions.choose_level(
+            aggregation,
+            span,
+            self.now_ms(),
+            asked=asked,
+            with_documents=self.levels_with_documents(aggregation),
+            max_buckets=max_buckets,
+        )
+
     def _report(self, aggregation: model.Aggregation) -> progress.Report | None:
-        now = time.monotonic()
-        with self._cache_lock:
-            cached = self._reports.get(aggregation.name)
-        if cached and now - cached[0] < FRESHNESS_CACHE_S:
-            return cached[1]
-        report = self.store.progress(aggregation.finest)
-        with self._cache_lock:
-            self._reports[aggregation.name] = (now, report)
-        return report
+        return self._cached(
+            self._reports,
+            aggregation,
+            FRESHNESS_CACHE_S,
+            lambda: self.store.progress(aggregation.finest),
+        )
 
     def levels_with_documents(self, aggregation: model.Aggregation) -> set[str]:
+        return self._cached(
+            self._levels,
+            aggregation,
+            LEVELS_CACHE_S,
+            lambda: self.store.levels_with_documents(aggregation.levels),
+        )
+
+    def _cached(
+        self,
+        cache: dict[str, tuple[float, T]],
+        aggregation: model.Aggregation,
+        seconds: float,
+        read: Callable[[], T],
+    ) -> T:
+        """A store read reused for `seconds` per Aggregation."""
         now = time.monotonic()
         with self._cache_lock:
-            cached = self._levels.get(aggregation.name)
-            if cached and now - cached[0] < LEVELS_CACHE_S:
-                return cached[1]
-        found = self.store.levels_with_documents(aggregation.levels)
+            cached = cache.get(aggregation.name)
+        if cached and now - cached[0] < seconds:
+            return cached[1]
+        found = read()
         with self._cache_lock:
-            self._levels[aggregation.name] = (now, found)
+            cache[aggregation.name] = (now, found)
         return found
 
     def freshness(self, aggregation: model.Aggregation) -> answers.Freshness:

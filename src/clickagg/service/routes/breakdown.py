@@ -49,13 +49,8 @@ async def breakdown(
     fields = kpis.required_state([name])
 
     def read() -> answers.BreakdownAnswer:
-        choice = questions.choose_level(
-            served_aggregation,
-            asked,
-            context.now_ms(),
-            asked=level,
-            with_documents=context.levels_with_documents(served_aggregation),
-            max_buckets=questions.MAX_BREAKDOWN_BUCKETS,
+        choice = context.choose_level(
+            served_aggregation, asked, level, questions.MAX_BREAKDOWN_BUCKETS
         )
         found = context.store.breakdown(
             choice.level, cuboid.cuboid, ranked_by, filters, choice.range, fields

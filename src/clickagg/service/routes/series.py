@@ -36,13 +36,8 @@ async def series(
     fields = kpis.required_state(names)
 
     def read() -> answers.SeriesAnswer:
-        choice = questions.choose_level(
-            served_aggregation,
-            asked,
-            context.now_ms(),
-            asked=level,
-            with_documents=context.levels_with_documents(served_aggregation),
-            max_buckets=questions.MAX_SERIES_BUCKETS,
+        choice = context.choose_level(
+            served_aggregation, asked, level, questions.MAX_SERIES_BUCKETS
         )
         found = context.store.series(choice.level, cuboid.cuboid, filters, choice.range, fields)
         points = []

@@ -42,13 +42,8 @@ async def steering_answer(
 
     def read() -> answers.SteeringAnswer:
         both = questions.TimeRange(asked.previous().start_ms, asked.end_ms)
-        choice = questions.choose_level(
-            served_aggregation,
-            both,
-            context.now_ms(),
-            asked=level,
-            with_documents=context.levels_with_documents(served_aggregation),
-            max_buckets=questions.MAX_BREAKDOWN_BUCKETS,
+        choice = context.choose_level(
+            served_aggregation, both, level, questions.MAX_BREAKDOWN_BUCKETS
         )
         now = questions.aligned(choice.level, asked)
         before = now.previous()
