@@ -7,6 +7,8 @@ how fresh they are.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -254,6 +256,33 @@ def test_without_solr_the_answer_is_503_with_retry_after_in_bounded_time(
         assert "could not be reached" in response.json()["detail"]
         health = requests.get(f"{running.url}/healthz", timeout=30)
         assert (health.status_code, health.headers["Retry-After"]) == (503, "5")
+
+
+def test_a_solr_that_hangs_gets_a_503_within_the_answer_bound(
+    solr: local_solr.SolrEndpoints, served: Served
+) -> None:
+    aggregation = served[0]
+    config = settings.Settings(
+        (aggregation,), solr.base_url, solr_timeout_s=1.0, answer_timeout_s=3.0
+    )
+    running_solr = process.status(local_solr.PROCESS_NAME)
+    assert running_solr is not None
+    with service_data.serving(config) as running:
+        # The whole SolrCloud JVM is frozen: connections are accepted, nothing answers.
+        os.kill(running_solr.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            response = requests.get(
+                f"{running.url}/api/{aggregation.name}/series",
+                params={"kpi": "visits", "from": "now-1h", "to": "now"},
+                timeout=30,
+            )
+            took = time.monotonic() - started
+        finally:
+            os.kill(running_solr.pid, signal.SIGCONT)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert took < config.answer_timeout_s + 1
 
 
 def test_a_token_when_set_is_required_on_the_api_but_not_the_probes(
