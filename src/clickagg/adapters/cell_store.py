@@ -91,7 +91,7 @@ def _merged(
     for name, value in state.items():
         kind_is_count = cells.solr_field(name).startswith("m_")
         document[cells.solr_field(name)] = round(value) if kind_is_count else value
-    sketch = merge_sketches([_stored_sketch(old), delta.sketch])
+    sketch = merge_sketches([stored_sketch(old), delta.sketch])
     if sketch is not None:
         document[cells.SKETCH_FIELD] = sketch
     document[cells.STREAM_FIELD] = stream_id
@@ -117,7 +117,8 @@ def estimate(sketch: bytes | None) -> float:
     return 0.0 if not sketch else float(hll_sketch.deserialize(sketch).get_estimate())
 
 
-def _stored_sketch(document: Mapping[str, Any] | None) -> bytes | None:
+def stored_sketch(document: Mapping[str, Any] | None) -> bytes | None:
+    """The sketch a stored document holds, decoded; None when it holds none."""
     value = (document or {}).get(cells.SKETCH_FIELD)
     if value is None:
         return None

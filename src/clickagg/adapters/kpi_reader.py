@@ -214,10 +214,9 @@ def _merged_sketches(
     """One merged sketch per key, from every matching cell (paged by cursor)."""
     grouped: dict[str, list[bytes]] = defaultdict(list)
     for document in _documents(client, collection, query, f"id,{key_field},{cells.SKETCH_FIELD}"):
-        sketch = document.get(cells.SKETCH_FIELD)
+        sketch = cell_store.stored_sketch(document)
         if sketch:
-            raw = sketch[0] if isinstance(sketch, list) else sketch
-            grouped[str(document[key_field])].append(base64.b64decode(raw))
+            grouped[str(document[key_field])].append(sketch)
     return {key: cell_store.merge_sketches(found) for key, found in grouped.items()}
 
 
@@ -254,7 +253,5 @@ def cell_rows(
         }  # fmt: skip
         row.update({n: document.get(cells.dimension_field(n)) for n in dimension_names})
         row.update(cells.state_of(document, sessions.FIELDS))
-        sketch = document.get(cells.SKETCH_FIELD)
-        raw = sketch[0] if isinstance(sketch, list) else sketch
-        row["unique_visitors"] = cell_store.estimate(base64.b64decode(raw) if raw else None)
+        row["unique_visitors"] = cell_store.estimate(cell_store.stored_sketch(document))
         yield row

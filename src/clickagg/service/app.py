@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -78,11 +78,8 @@ def create_app(config: settings.Settings, store: kpi_store.KpiStore | None = Non
     return app
 
 
-class Unauthorized(Exception):
-    pass
-
-
-def _bearer(token: str | None):  # type: ignore[no-untyped-def]  # a FastAPI dependency
+def _bearer(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that requires `Authorization: Bearer <token>` when a token is set."""
     expected = f"Bearer {token}".encode() if token else None
 
     async def check(request: Request) -> None:
@@ -90,7 +87,11 @@ def _bearer(token: str | None):  # type: ignore[no-untyped-def]  # a FastAPI dep
             return
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            raise Unauthorized
+            raise HTTPException(
+                401,
+                "a bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     return check
 
@@ -113,11 +114,3 @@ def _answer_errors(app: FastAPI, config: settings.Settings) -> None:
     async def solr_down(request: Request, exc: errors.SolrError) -> JSONResponse:
         log.warning("%s: answering 503, Solr unavailable: %s", request.url.path, exc)
         return JSONResponse({"detail": f"Solr unavailable: {exc}"}, 503, headers=retry)
-
-    @app.exception_handler(Unauthorized)
-    async def unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "a bearer token is required (Authorization: Bearer <token>)"},
-            401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
