@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 import service_data
 from clickagg.adapters import solr as solr_adapter
@@ -22,6 +26,7 @@ from clickagg.domain import buckets, dimensions, model
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.service import settings
+from polling import eventually
 
 pytestmark = pytest.mark.solr
 
@@ -344,3 +349,47 @@ def test_the_openapi_document_and_the_dashboard_are_served(served: Served) -> No
     bundle = requests.get(f"{url}/static/plotly.min.js", timeout=30)
     assert bundle.status_code == 200 and len(bundle.content) > 1_000_000
     assert requests.get(f"{url}/static/../app.py", timeout=30).status_code == 404
+
+
+def test_clickagg_serve_reads_its_token_from_the_environment(
+    solr: local_solr.SolrEndpoints, served: Served, tmp_path: Path
+) -> None:
+    aggregation = served[0]
+    spec = tmp_path / "served.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "clickagg.io/v1alpha1",
+                "kind": "Aggregation",
+                "metadata": {"name": aggregation.name},
+                "spec": aggregation.spec.model_dump(by_alias=True, exclude_none=True),
+            }
+        )
+    )
+    port = process.free_port()
+    secret = "from-a-secret"  # noqa: S105 (a test's own token)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "clickagg", "serve", str(spec), "--port", str(port)],
+        env={**os.environ, settings.TOKEN_ENV: secret},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        eventually(healthy, "clickagg serve answers /healthz", timeout=60)
+        catalogue = f"{url}/api/aggregations"
+        assert requests.get(catalogue, timeout=30).status_code == 401
+        answer = requests.get(catalogue, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+        assert [a["name"] for a in answer.json()["aggregations"]] == [aggregation.name]
+    finally:
+        service.terminate()
+        output, _ = service.communicate(timeout=30)
+    assert secret not in output  # the token is never logged
