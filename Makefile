@@ -43,8 +43,8 @@ browser: ## install Debian's chromium for the dashboard tests (first run only)
 	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 
-demo: venv ## run the main job on the local embedded stack, then serve the dashboard (DEMO_ARGS=--no-serve: exit)
-	@$(PY) -m clickagg demo $(DEMO_ARGS)
+demo: venv ## run the main job on the local stack, then serve the dashboard (START=ISO time: fixed traffic; DEMO_ARGS=--no-serve: exit)
+	@$(PY) -m clickagg demo $(if $(START),--start $(START)) $(DEMO_ARGS)
 
 demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubelet needed)
 	@$(PY) -m pytest -p no:cacheprovider -s tests/e2e/test_k8s_path.py
@@ -52,8 +52,9 @@ demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubele
 test: tools browser lint ## run every test (unit, solr, spark, k8s, e2e, browser), serially
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: venv ## ruff, mypy strict and import-linter
+lint: venv ## ruff (lint and format), mypy strict and import-linter
 	@$(PY) -m ruff check src tests benchmarks
+	@$(PY) -m ruff format --check src tests benchmarks
 	@$(PY) -m mypy
 	@lint-imports
 

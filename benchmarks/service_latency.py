@@ -43,10 +43,11 @@ import run_facts
 import yaml
 from datasketches import hll_sketch
 
-from clickagg.adapters import cell_store, kpi_reader, solr, solr_collections
-from clickagg.domain import buckets, durations, kpis, model, questions, validation
+from clickagg.domain import buckets, cells, durations, kpis, model, questions, sketches, validation
 from clickagg.local import process
 from clickagg.local import solr as local_solr
+from clickagg.store import cell_writes, collections, solr_kpis
+from clickagg.store import client as solr
 
 SECTION = "## KPI service latency"
 Q_MS = 900_000
@@ -81,7 +82,7 @@ def measure(solr_url: str, run_dir: Path, options: argparse.Namespace) -> str:
     aggregation = shop(solr_url)
     now_ms = int(time.time() * 1000)
     with solr.SolrClient(solr_url) as client:
-        solr_collections.ensure_level_collections(client, aggregation)
+        collections.ensure_level_collections(client, aggregation)
         started = time.monotonic()
         documents = fill(client, aggregation, now_ms, options.days)
         fill_s = time.monotonic() - started
@@ -155,41 +156,52 @@ def fill(client: solr.SolrClient, aggregation: model.Aggregation, now_ms: int, d
     start = buckets.floor(now_ms - days * 86_400_000, durations.parse("1d"))
     keys = cell_keys()
     coarser: dict[str, dict[tuple[Any, ...], dict[str, float]]] = {"1h": {}, "1d": {}}
-    sketches: dict[str, dict[int, Any]] = {"1h": {}, "1d": {}}
+    visitor_ids: dict[str, dict[int, Any]] = {"1h": {}, "1d": {}}
     written = 0
-    batch: list[cell_store.CellDelta] = []
+    batch: list[cells.CellDelta] = []
     for bucket in range(start, buckets.floor(now_ms, finest.granularity) + Q_MS, Q_MS):
         visitors = [f"v{rng.randrange(200_000)}" for _ in range(300)]
         for dims, values in keys:
             state = traffic_state(rng)
             sketch = hll(visitors) if not dims else None
-            batch.append(cell_store.CellDelta(model.Cuboid(dims), bucket, values, state, sketch))
+            batch.append(cells.CellDelta(model.Cuboid(dims), bucket, values, state, sketch))
             for level in (hour, day):
                 coarse = buckets.floor(bucket, level.granularity)
                 summed = coarser[level.name].setdefault((coarse, dims, values), defaultdict(float))
                 for name, amount in state.items():
                     summed[name] += amount
                 if not dims:
-                    sketches[level.name].setdefault(coarse, []).extend(visitors)
+                    visitor_ids[level.name].setdefault(coarse, []).extend(visitors)
         if len(batch) >= 20_000:
-            written += cell_store.replace_cells(client, finest, batch, {}, writer="bench")
+            written += replace(client, finest, batch)
             batch = []
-    written += cell_store.replace_cells(client, finest, batch, {}, writer="bench")
+    written += replace(client, finest, batch)
     for level in (hour, day):
         rolled = [
-            cell_store.CellDelta(
+            cells.CellDelta(
                 model.Cuboid(dims),
                 coarse,
                 values,
                 dict(state),
-                hll(sketches[level.name][coarse]) if not dims else None,
+                hll(visitor_ids[level.name][coarse]) if not dims else None,
             )
             for (coarse, dims, values), state in coarser[level.name].items()
         ]
-        written += cell_store.replace_cells(client, level, rolled, {}, writer="bench")
+        written += replace(client, level, rolled)
     for level in aggregation.levels:
         client.commit(level.collection)
     return written
+
+
+def replace(client: solr.SolrClient, level: model.Level, batch: list[cells.CellDelta]) -> int:
+    """The batch's cells as the whole state of the buckets they are in."""
+    if not batch:
+        return 0
+    first = min(cell.bucket_ms for cell in batch)
+    last = max(cell.bucket_ms for cell in batch)
+    return cell_writes.replace_range(
+        client, level, batch, {}, writer="bench", start_ms=first, end_ms=last + 1
+    )
 
 
 def traffic_state(rng: random.Random) -> dict[str, float]:
@@ -222,7 +234,7 @@ def traffic_state(rng: random.Random) -> dict[str, float]:
 
 
 def hll(visitors: list[str]) -> bytes:
-    sketch = hll_sketch(cell_store.LG_K)
+    sketch = hll_sketch(sketches.LG_K)
     for visitor in visitors:
         sketch.update(visitor)
     return bytes(sketch.serialize_compact())
@@ -286,7 +298,7 @@ def endpoints(aggregation: model.Aggregation) -> list[Endpoint]:
 
 
 def store_read(
-    store: kpi_reader.SolrKpiStore,
+    store: solr_kpis.SolrKpiStore,
     aggregation: model.Aggregation,
     path: str,
     params: dict[str, Any],
@@ -300,7 +312,7 @@ def store_read(
     fields = kpis.required_state(names)
     filters = questions.filters(aggregation, [params["filter"]] if "filter" in params else [])
     levels = {lvl.name for lvl in aggregation.levels}
-    choice = questions.choose_level(
+    choice = questions.level_for(
         aggregation,
         asked,
         now_ms,
@@ -312,15 +324,15 @@ def store_read(
     )
     if path.endswith("/series"):
         cuboid = questions.cuboid_for(aggregation, [f.dimension for f in filters], "filter")
-        return lambda: store.series(choice.level, cuboid.cuboid, filters, choice.range, fields)
+        return lambda: store.series(choice.level, cuboid.cuboid, filters, choice.span, fields)
     cuboid = questions.cuboid_for(aggregation, [params["dimension"]], "dimension")
     if path.endswith("/breakdown"):
         return lambda: store.breakdown(
-            choice.level, cuboid.cuboid, params["dimension"], filters, choice.range, fields
+            choice.level, cuboid.cuboid, params["dimension"], filters, choice.span, fields
         )
-    previous = choice.range.previous()
+    previous = choice.span.previous()
     return lambda: (
-        store.breakdown(choice.level, cuboid.cuboid, params["dimension"], (), choice.range, fields),
+        store.breakdown(choice.level, cuboid.cuboid, params["dimension"], (), choice.span, fields),
         store.breakdown(choice.level, cuboid.cuboid, params["dimension"], (), previous, fields),
         store.progress(aggregation.finest),
     )
@@ -339,7 +351,7 @@ def timed(call: Callable[[], object], count: int) -> list[float]:
 def per_endpoint(
     url: str, client: solr.SolrClient, aggregation: model.Aggregation, count: int
 ) -> list[tuple[str, list[float], list[float]]]:
-    store = kpi_reader.SolrKpiStore(client)
+    store = solr_kpis.SolrKpiStore(client)
     session = requests.Session()
     rows = []
     for label, path, params in endpoints(aggregation):
@@ -403,7 +415,7 @@ def render(
 ) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts = run_facts.machine()
-    commit = run_facts.git_commit(["src/clickagg/service", "src/clickagg/adapters/kpi_reader.py"])
+    commit = run_facts.git_commit(["src/clickagg/service", "src/clickagg/store"])
     lines = [
         f"### {stamp}: KPI service, {options.days} days of cells, {options.clients} clients",
         "",

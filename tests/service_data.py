@@ -1,5 +1,5 @@
 """A small Aggregation for the service tests, and cells with known state written into the
-real SolrCloud by the project's own cell writer (`cell_store.write_deltas`).
+real SolrCloud by the project's own cell writer (`store.cell_writes.write_deltas`).
 
 Its cuboids leave out [offer] on purpose: offer questions are answered by faceting
 [offer, device_class], and [offer, country] by nothing.
@@ -17,10 +17,12 @@ from pathlib import Path
 import yaml
 from datasketches import hll_sketch
 
-from clickagg.adapters import cell_store, solr, solr_collections
-from clickagg.domain import buckets, durations, model, progress, validation
+from clickagg.domain import buckets, cells, durations, model, sketches, validation
 from clickagg.local import process
 from clickagg.service import server, settings
+from clickagg.store import cell_writes, collections
+from clickagg.store import client as solr
+from clickagg.store import progress as stored_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 QUARTER_MS = 900_000
@@ -44,7 +46,7 @@ def aggregation(solr_url: str, name: str | None = None) -> model.Aggregation:
 
 def sketch(visitors: Iterable[str]) -> bytes:
     """An HLL sketch of visitor ids, as Spark's hll_sketch_agg writes it."""
-    built = hll_sketch(cell_store.LG_K)
+    built = hll_sketch(sketches.LG_K)
     for visitor in visitors:
         built.update(visitor)
     return bytes(built.serialize_compact())
@@ -59,7 +61,7 @@ class Cells:
     """Cells to write: (cuboid dims, bucket, values) → state, plus optional visitors."""
 
     aggregation: model.Aggregation
-    deltas: list[cell_store.CellDelta] = field(default_factory=list)
+    deltas: list[cells.CellDelta] = field(default_factory=list)
 
     def add(
         self,
@@ -71,7 +73,7 @@ class Cells:
     ) -> None:
         names = list(who)
         self.deltas.append(
-            cell_store.CellDelta(
+            cells.CellDelta(
                 model.Cuboid(dims),
                 bucket_ms,
                 values,
@@ -82,8 +84,8 @@ class Cells:
 
     def write(self, client: solr.SolrClient) -> None:
         level = self.aggregation.finest
-        solr_collections.ensure_level_collections(client, self.aggregation)
-        cell_store.write_deltas(client, level, self.deltas, stream_id="service-test", batch_id=0)
+        collections.ensure_level_collections(client, self.aggregation)
+        cell_writes.write_deltas(client, level, self.deltas, stream_id="service-test", batch_id=0)
         client.commit(level.collection)
 
 
@@ -91,14 +93,14 @@ def report_progress(
     client: solr.SolrClient, level: model.Level, *, watermark_ms: int, reported_ms: int
 ) -> None:
     """The stream's progress document, as the streaming job writes it."""
-    document = progress.document(
+    stored_progress.write(
+        client,
         level,
         lag_ms=5_000,
         reported_ms=reported_ms,
         newest_event_ms=watermark_ms,
         watermark_ms=watermark_ms,
     )
-    client.add(level.collection, [document])
     client.commit(level.collection)
 
 

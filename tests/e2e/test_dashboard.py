@@ -19,11 +19,14 @@ from playwright.sync_api import Error as PlaywrightError
 
 import service_data
 import streaming
-from clickagg.adapters import cell_store, landing, progress_report, solr_collections, stream
-from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import buckets, model
+from clickagg.domain import buckets, cells, model
 from clickagg.local import solr as local_solr
+from clickagg.pipeline import archive, stream
+from clickagg.pipeline import progress as progress_report
 from clickagg.service import settings
+from clickagg.sim import landing
+from clickagg.store import cell_writes, collections
+from clickagg.store import client as solr_adapter
 from polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -43,13 +46,15 @@ def shop(
     lines = streaming.traffic_lines(START_MS, hours=HOURS, visitors=300, seed=11)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     with solr_adapter.SolrClient(solr.base_url) as client:
-        solr_collections.ensure_level_collections(client, aggregation)
+        collections.ensure_level_collections(client, aggregation)
     reporter = progress_report.ProgressReporter(
-        aggregation, solr.base_url, stream.aggregate_query_name(aggregation)
+        aggregation, streaming.store_at(solr.base_url), stream.aggregate_query_name(aggregation)
     )
     spark.streams.addListener(reporter)
     try:
-        streaming.run_to_end(spark, aggregation, stream.JobPaths(str(work / "data")), solr.base_url)
+        streaming.run_to_end(
+            spark, aggregation, archive.JobPaths(str(work / "data")), solr.base_url
+        )
     finally:
         spark.streams.removeListener(reporter)
     return aggregation
@@ -226,8 +231,8 @@ def test_freshness_is_shown_and_the_current_bucket_refreshes_live(
 
     shown = drawn(page, "series")
     before, current = shown["y"][-1], buckets.parse_iso(shown["x"][-1])
-    added = cell_store.CellDelta(model.Cuboid(()), current, (), {"events": 42.0}, None)
-    cell_store.write_deltas(solr_client, shop.finest, [added], stream_id="live", batch_id=0)
+    added = cells.CellDelta(model.Cuboid(()), current, (), {"events": 42.0}, None)
+    cell_writes.write_deltas(solr_client, shop.finest, [added], stream_id="live", batch_id=0)
     solr_client.commit(shop.finest.collection)
 
     def refreshed() -> float | None:

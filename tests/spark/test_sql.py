@@ -11,11 +11,12 @@ import pytest
 import service_data
 import streaming
 from clickagg import errors
-from clickagg.adapters import landing, stream
-from clickagg.adapters import solr as solr_adapter
-from clickagg.adapters import sql as sql_adapter
 from clickagg.domain import model
 from clickagg.local import solr as local_solr
+from clickagg.pipeline import archive, stream
+from clickagg.pipeline import sql as sql_adapter
+from clickagg.sim import landing
+from clickagg.store import client as solr_adapter
 
 pytestmark = [pytest.mark.spark, pytest.mark.solr]
 
@@ -36,7 +37,7 @@ def tables(
     lines = streaming.traffic_lines(first, hours=1, visitors=40, seed=3)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     source = stream.Source("files", {"path": str(work / "landing"), "maxFilesPerTrigger": "10"})
-    paths = stream.JobPaths(str(work / "data"))
+    paths = archive.JobPaths(str(work / "data"))
     stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
     cells = service_data.Cells(aggregation)
     for i in range(4):

@@ -7,7 +7,7 @@ import yaml
 
 import examples
 from clickagg import errors
-from clickagg.domain import buckets, questions, validation
+from clickagg.domain import buckets, query, questions, validation
 
 pytestmark = pytest.mark.unit
 
@@ -20,16 +20,16 @@ DAY_MS = 24 * HOUR_MS
 ALL_LEVELS = {"15m", "1h", "1d"}
 
 
-def level_for(start_ms: int, end_ms: int = NOW_MS, **options: object) -> questions.LevelChoice:
+def level_for(start_ms: int, end_ms: int = NOW_MS, **options: object) -> query.LevelChoice:
     settings: dict[str, object] = {
         "asked": None,
         "with_documents": ALL_LEVELS,
         "max_buckets": questions.MAX_SERIES_BUCKETS,
     }
     settings.update(options)
-    return questions.choose_level(
+    return questions.level_for(
         SHOP,
-        questions.TimeRange(start_ms, end_ms),
+        buckets.Span(start_ms, end_ms),
         NOW_MS,
         **settings,  # type: ignore[arg-type]
     )
@@ -93,45 +93,52 @@ def test_a_combination_no_cuboid_holds_names_the_cuboid_that_would() -> None:
 def test_the_finest_level_answers_a_short_range() -> None:
     choice = level_for(NOW_MS - 6 * HOUR_MS)
     assert choice.level.name == "15m"
-    assert choice.range == questions.TimeRange(
+    assert choice.span == buckets.Span(
         buckets.parse_iso("2026-11-30T04:00:00Z"), buckets.parse_iso("2026-11-30T10:15:00Z")
     )
-    assert "25 bucket(s)" in choice.reason
+    assert choice.reason.startswith("15m: 25 buckets")
 
 
 def test_a_range_too_long_for_the_finest_level_takes_the_next() -> None:
     choice = level_for(NOW_MS - 25 * DAY_MS)
     assert choice.level.name == "1h"
-    assert "15m would need 2401+ buckets" in choice.reason
+    assert "15m needs 2401 buckets, more than 2000" in choice.reason
 
 
 def test_a_range_older_than_the_finest_retention_takes_a_level_that_keeps_it() -> None:
     choice = level_for(NOW_MS - 40 * DAY_MS, NOW_MS - 39 * DAY_MS)
     assert choice.level.name == "1h"
-    assert "15m keeps only 30d" in choice.reason
+    assert "15m keeps 30d" in choice.reason
 
 
 def test_levels_without_documents_are_skipped_until_rollups_exist() -> None:
     choice = level_for(NOW_MS - 40 * DAY_MS, NOW_MS - 39 * DAY_MS, with_documents={"15m", "1d"})
     assert choice.level.name == "1d"
-    assert "1h has no documents yet" in choice.reason
+    assert choice.reason.startswith("1h has no documents yet; 15m keeps 30d")
+
+
+def test_every_level_is_a_candidate_while_none_has_documents() -> None:
+    assert level_for(NOW_MS - 6 * HOUR_MS, with_documents=set()).level.name == "15m"
 
 
 def test_a_range_outside_every_retention_is_refused_on_from() -> None:
-    with pytest.raises(errors.QuestionError, match="every retention") as raised:
+    with pytest.raises(errors.QuestionError, match="no level can answer") as raised:
         level_for(NOW_MS - 3 * 365 * DAY_MS)
     assert raised.value.parameter == "from"
 
 
 def test_an_asked_level_must_keep_the_range_and_stay_under_the_bound() -> None:
-    assert level_for(NOW_MS - HOUR_MS, asked="1h").reason == "1h: asked for"
-    with pytest.raises(errors.QuestionError, match="keeps only 30d"):
+    assert level_for(NOW_MS - HOUR_MS, asked="1h").reason.startswith("asked for; 1h: 2 buckets")
+    with pytest.raises(errors.QuestionError, match="15m keeps 30d") as raised:
         level_for(NOW_MS - 31 * DAY_MS, asked="15m")
-    with pytest.raises(errors.QuestionError, match="2401\\+ buckets") as raised:
+    assert raised.value.parameter == "level"
+    with pytest.raises(errors.QuestionError, match="2401 buckets, more than 2000") as raised:
         level_for(NOW_MS - 25 * DAY_MS, asked="15m")
+    assert raised.value.parameter == "level"
+    with pytest.raises(errors.QuestionError, match="not a level") as raised:
+        level_for(NOW_MS - HOUR_MS, asked="5m")
     assert raised.value.parameter == "level"
 
 
 def test_the_previous_period_has_the_same_length() -> None:
-    span = questions.TimeRange(10, 25)
-    assert span.previous() == questions.TimeRange(-5, 10)
+    assert buckets.Span(10, 25).previous() == buckets.Span(-5, 10)

@@ -39,7 +39,7 @@ def serve(
     The bearer token comes from $CLICKAGG_SERVICE_TOKEN, Solr credentials from
     $CLICKAGG_SOLR_USERNAME and $CLICKAGG_SOLR_PASSWORD.
     """
-    from clickagg.adapters import specfile
+    from clickagg.domain import specfile
     from clickagg.service import server, settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

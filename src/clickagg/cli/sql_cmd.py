@@ -30,30 +30,27 @@ def sql(
     max_rows: Annotated[int, typer.Option(help="Rows printed at most.")] = 100,
 ) -> None:
     """Tables: events, dead_letters, and level_<name> per level (e.g. level_15m)."""
-    from clickagg.adapters import spark, specfile
-    from clickagg.adapters import sql as sql_adapter
-    from clickagg.adapters import stream as stream_job
+    from clickagg.domain import specfile
+    from clickagg.pipeline import archive
+    from clickagg.pipeline import sql as spark_sql
 
     if file_format not in ("csv", "parquet"):
         err.print(f"--format: '{file_format}' is neither csv nor parquet")
         raise typer.Exit(2)
     aggregation = specfile.load(spec)
-    session = spark.local_session(f"{aggregation.name}-sql")
-    session.sparkContext.setLogLevel("ERROR")
-    paths = stream_job.JobPaths.of(jobs_cmd.data_root(data, aggregation.name), aggregation)
+    paths = archive.JobPaths.of(jobs_cmd.data_root(data, aggregation.name), aggregation)
+    solr = jobs_cmd.local_solr_url(solr_url)
     try:
-        sql_adapter.register(session, aggregation, paths, jobs_cmd.local_solr_url(solr_url))
-        result = sql_adapter.run(session, query)
-        if out is not None:
-            sql_adapter.write(result, out, file_format)
-            console.print(f"wrote {out} ({file_format})")
-            return
-        columns, rows = sql_adapter.collect(result, max_rows + 1)
+        answer = spark_sql.ask(
+            aggregation, paths, solr, query, max_rows=max_rows + 1, out=out, file_format=file_format
+        )
     except errors.SqlError as exc:
         err.print(f"query failed: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
-    finally:
-        session.stop()
+    if answer is None:
+        console.print(f"wrote {out} ({file_format})")
+        return
+    columns, rows = answer
     table = Table(*columns)
     for row in rows[:max_rows]:
         table.add_row(*("" if value is None else str(value) for value in row))

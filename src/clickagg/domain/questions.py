@@ -6,33 +6,18 @@ The query service turns request parameters into these values; anything wrong rai
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from clickagg import errors
-from clickagg.domain import buckets, durations, kpis, model, plan
+from clickagg.domain import buckets, durations, kpis, model, plan, query
 
 #: A time series never has more points than this; a longer range takes a coarser level.
 MAX_SERIES_BUCKETS = 2000
 #: A breakdown sums at most this many buckets of its level (30 days of 1-minute buckets).
 MAX_BREAKDOWN_BUCKETS = 43_200
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """[start, end) in epoch milliseconds, UTC."""
-
-    start_ms: int
-    end_ms: int
-
-    @property
-    def span_ms(self) -> int:
-        return self.end_ms - self.start_ms
-
-    def previous(self) -> TimeRange:
-        """The period of the same length just before this one."""
-        return TimeRange(self.start_ms - self.span_ms, self.start_ms)
 
 
 @dataclass(frozen=True)
@@ -47,13 +32,6 @@ class Filter:
 class CuboidChoice:
     cuboid: model.Cuboid
     exact: bool  # False: summed over the cuboid's other dimensions by faceting
-    reason: str
-
-
-@dataclass(frozen=True)
-class LevelChoice:
-    level: model.Level
-    range: TimeRange  # the asked range widened to whole buckets of the level
     reason: str
 
 
@@ -82,9 +60,9 @@ def instant(text: str, now_ms: int, parameter: str) -> int:
     return round(stamp.timestamp() * 1000)
 
 
-def time_range(start: str, end: str, now_ms: int) -> TimeRange:
-    asked = TimeRange(instant(start, now_ms, "from"), instant(end, now_ms, "to"))
-    if asked.span_ms <= 0:
+def time_range(start: str, end: str, now_ms: int) -> buckets.Span:
+    asked = buckets.Span(instant(start, now_ms, "from"), instant(end, now_ms, "to"))
+    if asked.end_ms <= asked.start_ms:
         raise errors.QuestionError("to", f"'{end}' is not after from='{start}'")
     return asked
 
@@ -154,94 +132,35 @@ def cuboid_for(
     )
 
 
-def bucket_count(level: model.Level, wanted: TimeRange, bound: int) -> int:
-    """Buckets of `level` that [start, end) touches, counted up to bound + 1."""
-    if not level.granularity.is_calendar:
-        size = level.granularity.seconds * 1000
-        first = buckets.floor(wanted.start_ms, level.granularity)
-        return -(-(wanted.end_ms - first) // size)
-    count, start = 0, buckets.floor(wanted.start_ms, level.granularity)
-    while start < wanted.end_ms and count <= bound:
-        count, start = count + 1, buckets.end(start, level.granularity)
-    return count
-
-
-def aligned(level: model.Level, wanted: TimeRange) -> TimeRange:
-    """The range widened to whole buckets of the level."""
-    last = buckets.floor(wanted.end_ms - 1, level.granularity)
-    return TimeRange(
-        buckets.floor(wanted.start_ms, level.granularity), buckets.end(last, level.granularity)
-    )
-
-
-def covers(level: model.Level, start_ms: int, now_ms: int) -> bool:
-    """True when the level still keeps the bucket holding `start_ms`."""
-    if level.retention is None:
-        return True
-    horizon = buckets.floor(buckets.subtract(now_ms, level.retention), level.granularity)
-    return buckets.floor(start_ms, level.granularity) >= horizon
-
-
-def choose_level(
+def level_for(
     aggregation: model.Aggregation,
-    wanted: TimeRange,
+    wanted: buckets.Span,
     now_ms: int,
     *,
     asked: str | None,
     with_documents: Collection[str],
     max_buckets: int,
-) -> LevelChoice:
-    """The finest level that keeps the whole range, has documents, and stays within
-    `max_buckets`; or the level asked for, if it can answer.
-
-    Interim: the rollup issue's `domain.query` level choice replaces this function (same
-    rule); levels without documents are skipped because rollups may not exist yet.
-    """
+) -> query.LevelChoice:
+    """The level `query.choose_level` picks for the range, among the levels that hold
+    documents (rollups may not exist yet; all levels when none does), or the level asked
+    for; a QuestionError on `level` (asked) or `from` when none can answer."""
     if asked is not None:
-        return _asked_level(aggregation, wanted, now_ms, asked, max_buckets)
-    notes: list[str] = []
-    in_retention = [lvl for lvl in aggregation.levels if covers(lvl, wanted.start_ms, now_ms)]
-    if not in_retention:
-        kept = ", ".join(f"{lvl.name} keeps {lvl.retention_text}" for lvl in aggregation.levels)
-        raise errors.QuestionError("from", f"the range starts outside every retention ({kept})")
-    for level in aggregation.levels:
-        if level not in in_retention:
-            notes.append(f"{level.name} keeps only {level.retention_text}")
-    candidates = [lvl for lvl in in_retention if lvl.name in with_documents] or in_retention
-    for level in in_retention:
-        if level not in candidates:
-            notes.append(f"{level.name} has no documents yet")
-    for level in candidates:
-        count = bucket_count(level, wanted, max_buckets)
-        if count <= max_buckets:
-            reason = (
-                f"{level.name}: the finest level that keeps the range, with {count} "
-                f"bucket(s) of at most {max_buckets}"
-            )
-            return LevelChoice(level, aligned(level, wanted), "; ".join([reason, *notes]))
-        notes.append(f"{level.name} would need {count}+ buckets")
-    raise errors.QuestionError(
-        "from", f"the range is too long: {'; '.join(notes)} (at most {max_buckets})"
-    )
+        levels = [_level_named(aggregation, asked)]
+        skipped, parameter = ["asked for"], "level"
+    else:
+        levels = [lvl for lvl in aggregation.levels if lvl.name in with_documents]
+        skipped = [f"{lvl.name} has no documents yet" for lvl in aggregation.levels
+                   if levels and lvl not in levels]  # fmt: skip
+        levels, parameter = levels or list(aggregation.levels), "from"
+    choice = query.choose_level(levels, wanted, now_ms=now_ms, max_buckets=max_buckets)
+    if isinstance(choice, query.NoLevel):
+        raise errors.QuestionError(parameter, f"{choice.reason} (at most {max_buckets} buckets)")
+    return dataclasses.replace(choice, reason="; ".join([*skipped, choice.reason]))
 
 
-def _asked_level(
-    aggregation: model.Aggregation, wanted: TimeRange, now_ms: int, asked: str, max_buckets: int
-) -> LevelChoice:
-    level = next((lvl for lvl in aggregation.levels if lvl.name == asked), None)
+def _level_named(aggregation: model.Aggregation, name: str) -> model.Level:
+    level = next((lvl for lvl in aggregation.levels if lvl.name == name), None)
     if level is None:
         known = ", ".join(lvl.name for lvl in aggregation.levels)
-        raise errors.QuestionError("level", f"'{asked}' is not a level; known: {known}")
-    if not covers(level, wanted.start_ms, now_ms):
-        raise errors.QuestionError(
-            "from",
-            f"level {level.name} keeps only {level.retention_text}; the range starts before that",
-        )
-    count = bucket_count(level, wanted, max_buckets)
-    if count > max_buckets:
-        raise errors.QuestionError(
-            "level",
-            f"{level.name} would need {count}+ buckets for this range "
-            f"(at most {max_buckets}); ask a coarser level or a shorter range",
-        )
-    return LevelChoice(level, aligned(level, wanted), f"{level.name}: asked for")
+        raise errors.QuestionError("level", f"'{name}' is not a level; known: {known}")
+    return level

@@ -19,14 +19,15 @@ from fastapi.responses import JSONResponse
 
 import clickagg
 from clickagg import errors
-from clickagg.adapters import kpi_reader, solr
-from clickagg.service import kpi_store, served, settings
+from clickagg.service import served, settings
 from clickagg.service.routes import breakdown, catalogue, dashboard, series, steering
+from clickagg.store import client as solr
+from clickagg.store import protocol, solr_kpis
 
 log = logging.getLogger(__name__)
 
 
-def create_app(config: settings.Settings, store: kpi_store.KpiStore | None = None) -> FastAPI:
+def create_app(config: settings.Settings, store: protocol.KpiStore | None = None) -> FastAPI:
     """The service for `config`; the store is Solr at `config.solr_url` unless given."""
     client = None
     if store is None:
@@ -37,7 +38,7 @@ def create_app(config: settings.Settings, store: kpi_store.KpiStore | None = Non
             auth=config.solr_auth,
             connections=64,
         )
-        store = kpi_reader.SolrKpiStore(client)
+        store = solr_kpis.SolrKpiStore(client)
     context = served.Served(config, store)
 
     @asynccontextmanager

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from clickagg import errors
-from clickagg.domain import buckets, model, progress, questions
-from clickagg.service import answers, kpi_store, settings
+from clickagg.domain import buckets, model, progress, query, questions
+from clickagg.service import answers, settings
+from clickagg.store import protocol
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -28,15 +29,11 @@ LEVELS_CACHE_S = 30.0
 FRESHNESS_CACHE_S = 1.0
 
 
-class AnswerTimeout(errors.SolrError):
-    """Solr did not answer in time (the reads may still be running)."""
-
-
 class Served:
     def __init__(
         self,
         config: settings.Settings,
-        store: kpi_store.KpiStore,
+        store: protocol.KpiStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = config
@@ -67,13 +64,14 @@ class Served:
         return list(self._by_name.values())
 
     async def answer(self, work: Callable[[], T]) -> T:
-        """Run blocking reads on the pool; AnswerTimeout after `answer_timeout_s`."""
+        """Run blocking reads on the pool; SolrUnreachable after `answer_timeout_s` (the
+        reads may still be running)."""
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, work)
         try:
             return await asyncio.wait_for(future, self.settings.answer_timeout_s)
         except TimeoutError:
-            raise AnswerTimeout(
+            raise errors.SolrUnreachable(
                 f"Solr at {self.settings.solr_url} did not answer within "
                 f"{self.settings.answer_timeout_s:g}s"
             ) from None
@@ -81,13 +79,13 @@ class Served:
     def choose_level(
         self,
         aggregation: model.Aggregation,
-        span: questions.TimeRange,
+        span: buckets.Span,
         asked: str | None,
         max_buckets: int,
-    ) -> questions.LevelChoice:
-        """The one place the service picks a level: swap in `domain.query`'s level choice
-        here once the rollup issue lands it."""
-        return questions.choose_level(
+    ) -> query.LevelChoice:
+        """The one place the service picks a level (`domain.query.choose_level`, among the
+        levels that hold documents)."""
+        return questions.level_for(
             aggregation,
             span,
             self.now_ms(),

@@ -53,7 +53,7 @@ async def breakdown(
             served_aggregation, asked, level, questions.MAX_BREAKDOWN_BUCKETS
         )
         found = context.store.breakdown(
-            choice.level, cuboid.cuboid, ranked_by, filters, choice.range, fields
+            choice.level, cuboid.cuboid, ranked_by, filters, choice.span, fields
         )
         if not include_missing:
             found.pop(dimensions.MISSING, None)
@@ -66,7 +66,7 @@ async def breakdown(
             kpi=name,
             filters={f.dimension: f.value for f in filters},
             min_base=min_base,
-            level=params.level_used(choice),
+            level=params.level_used(choice.level, choice.span, choice.reason),
             cuboid=params.cuboid_used(cuboid),
             rows=[params.row(r) for r in ranked],
             freshness=context.freshness(served_aggregation),

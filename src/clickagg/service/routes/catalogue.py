@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from clickagg import errors
 from clickagg.domain import model
 from clickagg.service import answers, served
 from clickagg.service.routes import params
@@ -41,7 +42,7 @@ async def health(context: params.Context) -> JSONResponse:
     Service while it cannot answer."""
     try:
         healthy = await context.answer(context.store.healthy)
-    except served.AnswerTimeout:
+    except errors.SolrUnreachable:
         healthy = False
     if healthy:
         return JSONResponse({"solr": "ok"})

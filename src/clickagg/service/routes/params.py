@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from clickagg.domain import buckets, questions, steering
+from clickagg.domain import buckets, model, questions, steering
 from clickagg.service import answers, served
 
 From = Annotated[
@@ -38,12 +38,12 @@ def served_of(request: Request) -> served.Served:
 Context = Annotated[served.Served, Depends(served_of)]
 
 
-def level_used(choice: questions.LevelChoice) -> answers.LevelUsed:
+def level_used(level: model.Level, span: buckets.Span, reason: str) -> answers.LevelUsed:
     return answers.LevelUsed(
-        level=choice.level.name,
-        reason=choice.reason,
-        start=buckets.iso(choice.range.start_ms),
-        end=buckets.iso(choice.range.end_ms),
+        level=level.name,
+        reason=reason,
+        start=buckets.iso(span.start_ms),
+        end=buckets.iso(span.end_ms),
     )
 
 

@@ -39,10 +39,10 @@ async def series(
         choice = context.choose_level(
             served_aggregation, asked, level, questions.MAX_SERIES_BUCKETS
         )
-        found = context.store.series(choice.level, cuboid.cuboid, filters, choice.range, fields)
+        found = context.store.series(choice.level, cuboid.cuboid, filters, choice.span, fields)
         points = []
-        bucket = choice.range.start_ms
-        while bucket < choice.range.end_ms:
+        bucket = choice.span.start_ms
+        while bucket < choice.span.end_ms:
             state = found.get(bucket, {})
             values = {name: kpis.CATALOGUE[name].compute(state) for name in names}
             points.append(answers.Point(bucket=buckets.iso(bucket), kpis=values, state=state))
@@ -51,7 +51,7 @@ async def series(
             aggregation=served_aggregation.name,
             kpis=names,
             filters={f.dimension: f.value for f in filters},
-            level=params.level_used(choice),
+            level=params.level_used(choice.level, choice.span, choice.reason),
             cuboid=params.cuboid_used(cuboid),
             points=points,
             freshness=context.freshness(served_aggregation),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from clickagg.domain import dimensions, kpis, questions, steering
+from clickagg.domain import buckets, dimensions, kpis, questions, steering
 from clickagg.service import answers
 from clickagg.service.routes import params
 
@@ -41,14 +41,14 @@ async def steering_answer(
     fields = kpis.required_state([name])
 
     def read() -> answers.SteeringAnswer:
-        both = questions.TimeRange(asked.previous().start_ms, asked.end_ms)
+        both = buckets.Span(asked.previous().start_ms, asked.end_ms)
         choice = context.choose_level(
             served_aggregation, both, level, questions.MAX_BREAKDOWN_BUCKETS
         )
-        now = questions.aligned(choice.level, asked)
+        now = asked.aligned(choice.level.granularity)
         before = now.previous()
 
-        def read_period(span: questions.TimeRange) -> dict[str, dict[str, float]]:
+        def read_period(span: buckets.Span) -> dict[str, dict[str, float]]:
             found = context.store.breakdown(
                 choice.level, cuboid.cuboid, ranked_by, (), span, fields
             )
@@ -63,10 +63,8 @@ async def steering_answer(
             kpi=name,
             min_base=min_base,
             trust_rule=TRUST_RULE,
-            level=params.level_used(questions.LevelChoice(choice.level, now, choice.reason)),
-            previous=params.level_used(
-                questions.LevelChoice(choice.level, before, "the previous period")
-            ),
+            level=params.level_used(choice.level, now, choice.reason),
+            previous=params.level_used(choice.level, before, "the previous period"),
             cuboid=params.cuboid_used(cuboid),
             leaders=[
                 params.row(r)

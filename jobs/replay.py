@@ -1,0 +1,3 @@
+from clickagg.jobs import replay
+
+replay.main()

@@ -1,0 +1,138 @@
+"""The seams between the store and its users: cells, levels and buckets, never HTTP.
+
+The pipeline and the jobs depend on `CellStore`, the query service on `KpiStore` (reads
+only); `solr_cells` and `solr_kpis` implement them over a SolrCloud (their tests run
+against the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from clickagg.domain import buckets, cells, kpis, model, progress, questions
+from clickagg.store import cell_reads, collections
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What one batch's write did: cells replaced, cells skipped as already applied."""
+
+    written: int
+    skipped: int
+    seconds: float
+
+
+class CellStore(Protocol):
+    def ensure_collections(self, aggregation: model.Aggregation) -> list[collections.Ensured]:
+        """Each level's collection, created when missing."""
+        ...
+
+    def write_deltas(
+        self,
+        level: model.Level,
+        deltas: Sequence[cells.CellDelta],
+        *,
+        stream_id: str,
+        batch_id: int,
+    ) -> WriteReport:
+        """Add one batch's deltas to their cells, once per (stream, batch)."""
+        ...
+
+    def write_bot_counts(
+        self, level: model.Level, counts: Mapping[int, int], *, stream_id: str, batch_id: int
+    ) -> None:
+        """Add one batch's bot events per bucket, once per (stream, batch)."""
+        ...
+
+    def replace_range(
+        self,
+        level: model.Level,
+        cells_state: Sequence[cells.CellDelta],
+        bot_counts: Mapping[int, int],
+        *,
+        writer: str,
+        start_ms: int,
+        end_ms: int,
+    ) -> int:
+        """Make these cells the whole content of the buckets in [start, end)."""
+        ...
+
+    def report_progress(
+        self,
+        level: model.Level,
+        *,
+        lag_ms: int,
+        reported_ms: int,
+        newest_event_ms: int | None,
+        watermark_ms: int | None,
+    ) -> None:
+        """Replace the stream's progress report."""
+        ...
+
+    def totals(
+        self,
+        level: model.Level,
+        start_ms: int,
+        end_ms: int,
+        names: Sequence[str] = tuple(kpis.CATALOGUE),
+    ) -> cell_reads.Kpis:
+        """KPIs of the totals cuboid over [start, end)."""
+        ...
+
+    def top(
+        self,
+        level: model.Level,
+        dimension: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        by: str,
+        names: Sequence[str],
+        limit: int = 10,
+    ) -> list[cell_reads.Row]:
+        """The values of a dimension with the most of state field `by`, with their KPIs."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class KpiStore(Protocol):
+    """What the query service reads: summed additive state (`hll_visitors` as the merged
+    sketch's estimate), the stream's progress, and which levels hold cells."""
+
+    def healthy(self) -> bool:
+        """True when the store answers."""
+        ...
+
+    def series(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[int, cells.State]:
+        """Summed state per bucket start; buckets without cells are absent."""
+        ...
+
+    def breakdown(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        dimension: str,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[str, cells.State]:
+        """Summed state per value of `dimension` over the whole span (`__none__` included)."""
+        ...
+
+    def progress(self, level: model.Level) -> progress.Report | None:
+        """The stream's progress report for the finest level, if any."""
+        ...
+
+    def levels_with_documents(self, levels: Sequence[model.Level]) -> set[str]:
+        """The names of the levels that hold at least one cell."""
+        ...
