@@ -17,7 +17,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from clickagg.adapters import cell_store, sessionize, solr, stream
+from clickagg.adapters import cell_store, jvm_sessionizer, sessionize, solr, stream
 from clickagg.domain import buckets, cells, model, sessions
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,19 @@ def replay(
         (F.col("ts_ms") >= start_ms - history_ms) & (F.col("ts_ms") < end_ms + _VISIT_TAIL_MS)
     ).dropDuplicates(["event_id"])
     config = sessionize.config_of(aggregation)
-    whole_history = WholeHistory(config, watermark)
+    if jvm_sessionizer.chosen(spark) == jvm_sessionizer.JVM:
+        facts = jvm_sessionizer.facts_once(window, config, watermark)
+    else:
+        whole_history = WholeHistory(config, watermark)
 
-    def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
-        # applyInPandas inspects the argument count, so it gets a plain function.
-        return whole_history(key, frame)
+        def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
+            # applyInPandas inspects the argument count, so it gets a plain function.
+            return whole_history(key, frame)
 
-    output = sessionize.packed_events(window, config).groupBy("visitor_id").applyInPandas(
-        sessionize_visitor, sessionize.OUTPUT_SCHEMA
-    )
-    facts = sessionize.unpacked_facts(output)
+        output = sessionize.packed_events(window, config).groupBy("visitor_id").applyInPandas(
+            sessionize_visitor, sessionize.OUTPUT_SCHEMA
+        )
+        facts = sessionize.unpacked_facts(output)
     in_range = facts.where((F.col("bucket_ms") >= start_ms) & (F.col("bucket_ms") < end_ms))
     in_range.cache()
     state, bots = stream.cell_deltas(in_range, aggregation)

@@ -23,7 +23,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from clickagg.adapters import archive, cell_store, metrics, sessionize, solr
+from clickagg.adapters import archive, cell_store, jvm_sessionizer, metrics, sessionize, solr
 from clickagg.domain import model, sessions
 
 log = logging.getLogger(__name__)
@@ -138,23 +138,7 @@ def aggregate(
     available_now: bool = False,
     on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
 ) -> StreamingQuery:
-    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
-    events = (
-        archived_events(spark, paths, streaming=True)
-        .withColumn("event_time", F.timestamp_millis("ts_ms"))
-        .withWatermark("event_time", watermark)
-        .dropDuplicatesWithinWatermark(["event_id"])
-    )
-    config = sessionize.config_of(aggregation)
-    packed = sessionize.packed_events(events, config, keep=("event_time",))
-    output = packed.groupBy("visitor_id").applyInPandasWithState(
-        sessionize.Sessionizer(config),
-        sessionize.OUTPUT_SCHEMA,
-        sessionize.STATE_SCHEMA,
-        "append",
-        GroupStateTimeout.EventTimeTimeout,
-    )
-    facts = sessionize.unpacked_facts(output)
+    facts = sessionized_facts(spark, aggregation, paths)
     writer = CellWriter(aggregation, solr_url, on_batch)
     stream = (
         facts.writeStream.queryName(aggregate_query_name(aggregation))
@@ -164,6 +148,32 @@ def aggregate(
     query: StreamingQuery = _with_trigger(stream, trigger_seconds, available_now).start()
     writer.stream_id = str(query.id)
     return query
+
+
+def sessionized_facts(
+    spark: SparkSession, aggregation: model.Aggregation, paths: JobPaths
+) -> DataFrame:
+    """The archive as a stream → dedup within the watermark → the sessionizer's facts, on
+    the path `spark.clickagg.sessionizer` chooses (the JVM's by default)."""
+    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
+    events = (
+        archived_events(spark, paths, streaming=True)
+        .withColumn("event_time", F.timestamp_millis("ts_ms"))
+        .withWatermark("event_time", watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    config = sessionize.config_of(aggregation)
+    if jvm_sessionizer.chosen(spark) == jvm_sessionizer.JVM:
+        return jvm_sessionizer.facts(events, config)
+    packed = sessionize.packed_events(events, config, keep=("event_time",))
+    output = packed.groupBy("visitor_id").applyInPandasWithState(
+        sessionize.Sessionizer(config),
+        sessionize.OUTPUT_SCHEMA,
+        sessionize.STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.EventTimeTimeout,
+    )
+    return sessionize.unpacked_facts(output)
 
 
 class CellWriter:

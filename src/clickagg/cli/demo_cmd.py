@@ -22,7 +22,7 @@ from rich.table import Table
 from clickagg.adapters import kpi_reader, landing, metrics, solr_collections, specfile, stream
 from clickagg.adapters import solr as solr_client
 from clickagg.adapters import spark as spark_adapter
-from clickagg.cli import render
+from clickagg.cli import jobs_cmd, render
 from clickagg.domain import durations, model, plan, traffic, validation
 from clickagg.local import cache, solr
 
@@ -86,7 +86,9 @@ def _stream(
                   f"traffic for {options.visitors:,} visitors (seed {options.seed})")  # fmt: skip
     lines = list(traffic.generate(profile, traffic.Faults(), start_ms, options.duration_ms,
                                   options.seed))  # fmt: skip
-    session = spark_adapter.local_session(f"{aggregation.name}-demo")
+    session = spark_adapter.local_session(
+        f"{aggregation.name}-demo", conf={"spark.jars": jobs_cmd.local_jars(kafka=False)}
+    )
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job_metrics = metrics.StreamMetrics(aggregation.name)
     session.streams.addListener(metrics.ProgressListener(job_metrics))

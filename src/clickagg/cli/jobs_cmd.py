@@ -38,6 +38,18 @@ def data_root(given: str | None, name: str) -> str:
     return given or str(cache.cache_root() / "data" / name)
 
 
+def local_jars(kafka: bool) -> str:
+    """`spark.jars` of a local session: the JVM sessionizer, and Kafka's source if read."""
+    from clickagg.local import sessionizer
+
+    jars = [str(sessionizer.jar())]
+    if kafka:
+        from clickagg.local import kafka as local_kafka
+
+        jars += local_kafka.spark_connector_jars()
+    return ",".join(jars)
+
+
 def stream(
     spec: SpecArg,
     solr_url: SolrOption = None,
@@ -55,10 +67,7 @@ def stream(
     aggregation = specfile.load(spec)
     argv = ["--spec", str(spec), "--solr-url", local_solr_url(solr_url),
             "--data-root", data_root(data, aggregation.name), "--master", "local[2]"]  # fmt: skip
-    if aggregation.spec.source.kafka is not None:
-        from clickagg.local import kafka
-
-        argv += ["--jars", ",".join(kafka.spark_connector_jars())]
+    argv += ["--jars", local_jars(aggregation.spec.source.kafka is not None)]
     if available_now:
         argv.append("--available-now")
     if trigger_seconds:
@@ -81,7 +90,9 @@ def replay(
     from clickagg.domain import buckets, sessions
 
     aggregation = specfile.load(spec)
-    session = spark.local_session(f"{aggregation.name}-replay")
+    session = spark.local_session(
+        f"{aggregation.name}-replay", conf={"spark.jars": local_jars(kafka=False)}
+    )
     paths = stream_job.JobPaths.of(data_root(data, aggregation.name), aggregation)
     report = replay_job.replay(
         session, aggregation, paths, local_solr_url(solr_url),

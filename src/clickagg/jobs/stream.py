@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> None:
                 "created" if ensured.created else "present",
             )
     session = (
-        spark.local_session(aggregation.name) if args.master else spark.session(aggregation.name)
+        spark.local_session(aggregation.name, conf={"spark.jars": args.jars} if args.jars else None)
+        if args.master
+        else spark.session(aggregation.name)
     )
     paths = stream.JobPaths.of(args.data_root, aggregation)
     job_metrics = metrics.StreamMetrics(aggregation.name)
