@@ -31,6 +31,8 @@ SPARK_GROUP = "sparkoperator.k8s.io"
 SPARK_VERSION = "v1beta2"
 STREAM_FILE = "local:///opt/clickagg/jobs/stream.py"
 ROLLUP_FILE = "local:///opt/clickagg/jobs/rollup.py"
+#: The JVM sessionizer, built into the jobs image (jobs/Dockerfile); the stream job runs it.
+SESSIONIZER_JAR = "local:///opt/clickagg/jars/clickagg-sessionizer.jar"
 
 MANAGER = "clickagg-operator"
 AGGREGATION_LABEL = "clickagg.io/aggregation"
@@ -153,6 +155,7 @@ def stream_application(
             "onSubmissionFailureRetryInterval": STREAM_SUBMISSION_RETRY_SECONDS,
         },
     )
+    app_spec["deps"] = {"jars": [SESSIONIZER_JAR]}
     name = stream_name(aggregation.name)
     return _manifest(SPARK_APPLICATION, name, owner, _labels(aggregation, STREAM), app_spec)
 
