@@ -3,13 +3,17 @@
 1. The same randomly ordered batches of one visitor's events (disorder within the
    watermark, late and duplicate events, visits crossing buckets, midnight, a week and a
    month, gaps of exactly the timeout, blank and non-ASCII values) through both, batch by
-   batch, with the state encoded and decoded in between as the state store does.
+   batch, with the state encoded and decoded in between as the state store does. Each
+   granularity gets the same share, and the test checks that every case class occurred.
+   By default 200 sequences (seconds); CLICKAGG_JVM_DIFF_SEQUENCES=1500 is the big run.
 2. The same generated traffic through the streaming query on both paths, batch by batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import random
 import struct
 import time
@@ -20,8 +24,8 @@ from typing import Any
 import pytest
 
 import streaming
-from clickagg.adapters import archive, jvm_sessionizer, stream
 from clickagg.domain import durations, events, sessions
+from clickagg.pipeline import archive, jvm_sessionizer, parse, stream
 
 pytestmark = pytest.mark.spark
 
@@ -40,10 +44,23 @@ DIMENSIONS = (
     sessions.DimensionSource("offer", "offer", "event"),
     sessions.DimensionSource("visitor_type", "visitor_type", "visit"),
 )
-VALUES = ("a", "b", "/cart", "", "  ", None, "\u00a0", "\x85", "\u2007x", "é", "😀", "z")
+#: Blank, absent, non-breaking and other Unicode whitespace, accents, outside the BMP.
+ODD = ("", "  ", None, "\u00a0", "\x85", "\u2007x", "é", "😀")
+VALUES = ("a", "b", "/cart", *ODD, "z")
 TYPES = (*sorted(events.KNOWN_TYPES), "custom")
 REVENUES = (19.99, 0.1, 0.2, 1e-3, 100.0, 0.0, -5.0)
-SEQUENCES = 1500
+EVERY_CASE = {
+    *(f"granularity {g}" for g in GRANULARITIES),
+    "late",
+    "disorder",
+    "duplicate",
+    "exact timeout gap",
+    "across month start",
+    "across week start",
+    "revenue",
+    *(f"value {v!r}" for v in ODD),
+}
+SEQUENCES = int(os.environ.get("CLICKAGG_JVM_DIFF_SEQUENCES", "200"))
 
 Step = tuple[int | None, dict[tuple[int, tuple[str, ...]], tuple[float, ...]]]
 
@@ -57,12 +74,20 @@ def visitor_events(rng: random.Random) -> list[dict[str, Any]]:
             ts += rng.choice((TIMEOUT_MS, TIMEOUT_MS + 1, TIMEOUT_MS + rng.randrange(2, 3 * HOUR)))
         for _ in range(rng.randint(1, 6)):
             kind = rng.choice(TYPES)
-            records.append({
-                "event_id": f"e{len(records)}-{rng.randrange(3)}", "ts_ms": ts, "type": kind,
-                "revenue": rng.choice(REVENUES) if kind == events.ORDER or rng.random() < 0.1
-                else None,
-                **{field: rng.choice(VALUES) for field in ("channel", "campaign", "page", "offer")},
-            })  # fmt: skip
+            records.append(
+                {
+                    "event_id": f"e{len(records)}-{rng.randrange(3)}",
+                    "ts_ms": ts,
+                    "type": kind,
+                    "revenue": rng.choice(REVENUES)
+                    if kind == events.ORDER or rng.random() < 0.1
+                    else None,
+                    **{
+                        field: rng.choice(VALUES)
+                        for field in ("channel", "campaign", "page", "offer")
+                    },
+                }
+            )
             if rng.random() < 0.15:  # the same event delivered twice
                 records.append(dict(rng.choice(records)))
             ts += rng.choice((0, 1, 9_999, 10_000, TIMEOUT_MS, rng.randrange(0, TIMEOUT_MS)))
@@ -87,8 +112,11 @@ def batches(rng: random.Random, records: list[dict[str, Any]]) -> list[tuple[int
         steps.append((watermark, batch))
         newest = max([newest or 0, *(r["ts_ms"] for r in batch)])
     assert newest is not None
-    for watermark in (newest + TIMEOUT_MS, newest + TIMEOUT_MS + 1,
-                      newest + sessions.VISITOR_MEMORY_MS + 1):  # fmt: skip
+    for watermark in (
+        newest + TIMEOUT_MS,
+        newest + TIMEOUT_MS + 1,
+        newest + sessions.VISITOR_MEMORY_MS + 1,
+    ):
         steps.append((watermark, []))
     return steps
 
@@ -98,11 +126,16 @@ def config_for(granularity: str) -> sessions.Config:
 
 
 def counted(record: dict[str, Any], config: sessions.Config) -> sessions.Counted:
-    """As the Python sessionizer reads an event (adapters/sessionize.py)."""
+    """As the Python sessionizer reads an event (pipeline/sessionize.py)."""
     revenue = record["revenue"]
     revenue = 0.0 if revenue is None or revenue != revenue else float(revenue)
-    return sessions.Counted(record["ts_ms"], record["event_id"], record["type"], revenue,
-                            sessions.values_of(record, config))  # fmt: skip
+    return sessions.Counted(
+        record["ts_ms"],
+        record["event_id"],
+        record["type"],
+        revenue,
+        sessions.values_of(record, config),
+    )
 
 
 def python_steps(steps: list[tuple[int, list[Any]]], config: sessions.Config) -> list[Step]:
@@ -113,18 +146,27 @@ def python_steps(steps: list[tuple[int, list[Any]]], config: sessions.Config) ->
             state, [counted(r, config) for r in batch], watermark, config
         )
         state = sessions.load_state(sessions.dump_state(state))  # as the state store keeps it
-        out.append((next_check, {
-            (f.bucket_ms, f.values): tuple(float(f.deltas.get(n, 0.0)) for n in sessions.FIELDS)
-            for f in facts
-        }))  # fmt: skip
+        out.append(
+            (
+                next_check,
+                {
+                    (f.bucket_ms, f.values): tuple(
+                        float(f.deltas.get(n, 0.0)) for n in sessions.FIELDS
+                    )
+                    for f in facts
+                },
+            )
+        )
     return out
 
 
 def jvm_steps(
-    scenario: Callable[[str, str], str], steps: list[tuple[int, list[Any]]],
+    scenario: Callable[[str, str], str],
+    steps: list[tuple[int, list[Any]]],
     config: sessions.Config,
-) -> tuple[list[Step], list[int]]:  # fmt: skip
+) -> tuple[list[Step], list[int]]:
     """The same batches through io.clickagg.sessionizer.Scenario; also the state's bytes."""
+
     def hexed(value: str | None) -> str:
         return "-" if value is None else value.encode().hex()
 
@@ -133,8 +175,13 @@ def jvm_steps(
         lines.append(f"W\t{watermark}")
         for r in batch:
             revenue = 0.0 if r["revenue"] is None else float(r["revenue"])
-            fields = [str(r["ts_ms"]), hexed(r["event_id"]), hexed(r["type"]), str(_bits(revenue)),
-                      *(hexed(r.get(d.field)) for d in config.dimensions)]  # fmt: skip
+            fields = [
+                str(r["ts_ms"]),
+                hexed(r["event_id"]),
+                hexed(r["type"]),
+                str(_bits(revenue)),
+                *(hexed(r.get(d.field)) for d in config.dimensions),
+            ]
             lines.append("\t".join(["E", *fields]))
     out: list[Step] = []
     sizes: list[int] = []
@@ -162,6 +209,24 @@ def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
 
+def cases(granularity: str, steps: list[tuple[int, list[Any]]]) -> set[str]:
+    """The case classes one sequence exercises, so that a smaller run still proves each."""
+    records = [r for _, batch in steps for r in batch]
+    times = sorted({r["ts_ms"] for r in records})
+    found = {f"granularity {granularity}"}
+    found |= {"late" for w, batch in steps if any(r["ts_ms"] < w for r in batch)}
+    arrived = [r["ts_ms"] for r in records]
+    found |= {"disorder"} if arrived != sorted(arrived) else set()
+    ids = [r["event_id"] for r in records]
+    found |= {"duplicate"} if len(ids) > len(set(ids)) else set()
+    found |= {"exact timeout gap" for x, y in itertools.pairwise(times) if y - x == TIMEOUT_MS}
+    for name, midnight in (("month", MIDNIGHTS[0]), ("week", MIDNIGHTS[1])):
+        found |= {f"across {name} start"} if times[0] < midnight <= times[-1] else set()
+    found |= {f"value {v!r}" for r in records for v in (r["channel"], r["page"]) if v in ODD}
+    found |= {"revenue" for r in records if r["revenue"] is not None}
+    return found
+
+
 def test_random_sequences_give_identical_deltas(spark: Any) -> None:
     scenario = spark._jvm.io.clickagg.sessionizer.Scenario.run
     rng = random.Random(20261130)
@@ -169,9 +234,12 @@ def test_random_sequences_give_identical_deltas(spark: Any) -> None:
     batches_compared = facts = closed = 0
     differences: list[str] = []
     sizes: list[int] = []
+    covered: set[str] = set()
     for number in range(SEQUENCES):
-        config = config_for(rng.choice(GRANULARITIES))
+        granularity = GRANULARITIES[number % len(GRANULARITIES)]
+        config = config_for(granularity)
         steps = batches(rng, visitor_events(rng))
+        covered |= cases(granularity, steps)
         want = python_steps(steps, config)
         got, step_sizes = jvm_steps(scenario, steps, config)
         sizes += step_sizes
@@ -181,10 +249,14 @@ def test_random_sequences_give_identical_deltas(spark: Any) -> None:
             facts += len(wanted[1])
             closed += sum(1 for a in wanted[1].values() if a[closing])
             differences += [f"sequence {number} batch {index} {d}" for d in compare(wanted, gotten)]
-    print(f"\n{SEQUENCES} sequences, {batches_compared} batches, {facts} facts ({closed} closing "
-          f"a visit), {len(differences)} differences; state bytes max {max(sizes)}")  # fmt: skip
+    print(
+        f"\n{SEQUENCES} sequences, {batches_compared} batches, {facts} facts ({closed} closing "
+        f"a visit), {len(differences)} differences; state bytes max {max(sizes)}"
+    )
     assert not differences, "\n".join(differences[:20])
     assert closed > SEQUENCES  # visits did close, and were compared
+    missing = EVERY_CASE - covered
+    assert not missing, f"not exercised: {sorted(missing)}"
 
 
 def compare(want: Step, got: Step) -> list[str]:
@@ -202,63 +274,81 @@ def test_the_streaming_query_gives_identical_deltas_on_both_paths(
     now_ms = int(time.time() * 1000)
     start_ms = now_ms // (24 * HOUR) * 24 * HOUR - HOUR  # across the last midnight
     aggregation = streaming.aggregation_for(tmp_path / "landing", "http://unused", "diff-run")
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    lines = [item.line for item in streaming.traffic_lines(start_ms, 2, visitors=150, seed=5)]
-    third = len(lines) // 3 + 1
-    # Three archive files of traffic, in arrival order; the sentinel moves the watermark
-    # past every visit; two runs without new files: the watermark moves, then timers fire.
-    steps = [lines[i : i + third] for i in range(0, len(lines), third)]
-    steps += [[streaming.sentinel(start_ms + 5 * HOUR)], [], []]
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    lines = [item.line for item in streaming.traffic_lines(start_ms, 2, visitors=40, seed=5)]
+    half = len(lines) // 2 + 1
+    # Two archive files of traffic, in arrival order (the second meets the state the first
+    # left), the second with a sentinel that moves the watermark past every visit; two runs
+    # without new files: the watermark moves, then timers fire. Each run starts a query per
+    # path, and both paths run side by side: query starts, not events, are the cost here,
+    # so few visitors (the random sequences above cover the cases).
+    steps = [lines[:half], [*lines[half:], streaming.sentinel(start_ms + 5 * HOUR)], [], []]
     collected: dict[str, list[dict[tuple[Any, ...], tuple[float, ...]]]] = {"python": [], "jvm": []}
     for step, step_lines in enumerate(steps):
         if step_lines:
             _archive(step_lines, paths, f"step{step}")
-        for path, batches_seen in collected.items():
-            spark.conf.set(jvm_sessionizer.CONF, path)
-            try:
-                _run_once(spark, aggregation, paths, path, batches_seen)
-            finally:
-                spark.conf.unset(jvm_sessionizer.CONF)
+        queries = [
+            _started(spark, aggregation, paths, path, batches_seen)
+            for path, batches_seen in collected.items()
+        ]
+        for query in queries:
+            query.awaitTermination()
         assert len(collected["python"]) == len(collected["jvm"]), f"step {step}"
     assert collected["python"] == collected["jvm"]
     closing = sessions.FIELDS.index("closed_visits")
     facts = [a for batch in collected["jvm"] for a in batch.values()]
     print(f"\n{len(collected['jvm'])} batches, {len(facts)} facts, both paths equal")
-    assert sum(a[closing] for a in facts) > 100
+    assert sum(a[closing] for a in facts) > 20
 
 
-def _archive(lines: list[bytes], paths: stream.JobPaths, name: str) -> None:
+def _archive(lines: list[bytes], paths: archive.JobPaths, name: str) -> None:
     """The lines as the ingest query archives them (its parser), as one step's files."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     batch = pa.RecordBatch.from_pydict({"value": lines}, schema=pa.schema([("value", pa.binary())]))
     parsed = pa.Table.from_batches(
-        list(archive.parse_batches(iter([batch]), archive.ParseSettings())), archive.SCHEMA
+        list(parse.parse_batches(iter([batch]), parse.ParseSettings())), archive.SCHEMA
     )
-    pq.write_to_dataset(parsed, paths.archive, partition_cols=list(archive.PARTITIONS),
-                        basename_template=f"{name}-{{i}}.parquet")  # fmt: skip
+    pq.write_to_dataset(
+        parsed,
+        paths.archive,
+        partition_cols=list(archive.PARTITIONS),
+        basename_template=f"{name}-{{i}}.parquet",
+    )
 
 
-def _run_once(spark: Any, aggregation: Any, paths: stream.JobPaths, path: str,
-              into: list[dict[tuple[Any, ...], tuple[float, ...]]]) -> None:  # fmt: skip
-    """One availableNow run of the aggregate query's sessionizing part; facts per batch."""
+def _started(
+    spark: Any,
+    aggregation: Any,
+    paths: archive.JobPaths,
+    path: str,
+    into: list[dict[tuple[Any, ...], tuple[float, ...]]],
+) -> Any:
+    """One availableNow run of the aggregate query's sessionizing part on `path`, started;
+    it appends the facts of each batch to `into`."""
+
     def collect(frame: Any, _: int) -> None:
         batch: dict[tuple[Any, ...], tuple[float, ...]] = {}
         for row in frame.collect():
             key = (row["visitor"], row["bucket_ms"], tuple(row["dims"]), row["bot"])
             amounts = tuple(row["amounts"])
             before = batch.get(key)
-            batch[key] = amounts if before is None else tuple(
-                x + y for x, y in zip(before, amounts, strict=True)
+            batch[key] = (
+                amounts
+                if before is None
+                else tuple(x + y for x, y in zip(before, amounts, strict=True))
             )  # bots: one row per event (Python) or per bucket (JVM)
         into.append(batch)
 
-    facts = stream.sessionized_facts(spark, aggregation, paths)
-    query = (
+    spark.conf.set(jvm_sessionizer.CONF, path)  # read once, when the plan is built
+    try:
+        facts = stream.sessionized_facts(spark, aggregation, paths)
+    finally:
+        spark.conf.unset(jvm_sessionizer.CONF)
+    return (
         facts.writeStream.foreachBatch(collect)
         .option("checkpointLocation", paths.checkpoint(f"diff-{path}"))
         .trigger(availableNow=True)
         .start()
     )
-    query.awaitTermination()

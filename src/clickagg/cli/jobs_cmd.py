@@ -11,6 +11,7 @@ from rich.console import Console
 from clickagg.local import cache
 
 console = Console()
+LOCAL_MASTER = "local[2]"
 
 SpecArg = Annotated[Path, typer.Argument(help="Aggregation YAML file.", exists=True)]
 SolrOption = Annotated[
@@ -38,8 +39,8 @@ def data_root(given: str | None, name: str) -> str:
     return given or str(cache.cache_root() / "data" / name)
 
 
-def local_jars(kafka: bool) -> str:
-    """`spark.jars` of a local session: the JVM sessionizer, and Kafka's source if read."""
+def local_jars(kafka: bool) -> tuple[str, ...]:
+    """The jars of a local session: the JVM sessionizer's, and Kafka's source if read."""
     from clickagg.local import sessionizer
 
     jars = [str(sessionizer.jar())]
@@ -47,7 +48,7 @@ def local_jars(kafka: bool) -> str:
         from clickagg.local import kafka as local_kafka
 
         jars += local_kafka.spark_connector_jars()
-    return ",".join(jars)
+    return tuple(jars)
 
 
 def stream(
@@ -61,19 +62,22 @@ def stream(
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
 ) -> None:
     """Run the streaming job in local mode: events → raw archive → live aggregates in Solr."""
-    from clickagg.adapters import specfile
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
     from clickagg.jobs import stream as stream_job
 
     aggregation = specfile.load(spec)
-    argv = ["--spec", str(spec), "--solr-url", local_solr_url(solr_url),
-            "--data-root", data_root(data, aggregation.name), "--master", "local[2]"]  # fmt: skip
-    argv += ["--jars", local_jars(aggregation.spec.source.kafka is not None)]
-    if available_now:
-        argv.append("--available-now")
-    if trigger_seconds:
-        argv += ["--trigger-seconds", str(trigger_seconds)]
-    argv += ["--metrics-port", str(metrics_port)]
-    stream_job.main(argv)
+    options = stream_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        trigger_seconds=trigger_seconds,
+        available_now=available_now,
+        master=LOCAL_MASTER,
+        jars=local_jars(kafka=aggregation.spec.source.kafka is not None),
+        metrics_port=metrics_port,
+    )
+    arguments.configure_logging()
+    stream_job.run(aggregation, options)
 
 
 def replay(
@@ -84,18 +88,19 @@ def replay(
     data: DataOption = None,
 ) -> None:
     """Recompute the finest level for [from, to) from the raw archive and replace it in Solr."""
-    from clickagg.adapters import replay as replay_job
-    from clickagg.adapters import spark, specfile
-    from clickagg.adapters import stream as stream_job
-    from clickagg.domain import buckets, sessions
+    from clickagg.domain import buckets, specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import replay as replay_job
 
     aggregation = specfile.load(spec)
-    session = spark.local_session(
-        f"{aggregation.name}-replay", conf={"spark.jars": local_jars(kafka=False)}
+    options = replay_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        start_ms=buckets.parse_iso(start),
+        end_ms=buckets.parse_iso(end),
+        master=LOCAL_MASTER,
+        jars=local_jars(kafka=False),
     )
-    paths = stream_job.JobPaths.of(data_root(data, aggregation.name), aggregation)
-    report = replay_job.replay(
-        session, aggregation, paths, local_solr_url(solr_url),
-        buckets.parse_iso(start), buckets.parse_iso(end), history_ms=sessions.VISITOR_MEMORY_MS,
-    )  # fmt: skip
+    arguments.configure_logging()
+    report = replay_job.run(aggregation, options)
     console.print(f"replayed {report.events} events into {report.documents} documents")

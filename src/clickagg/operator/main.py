@@ -75,8 +75,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logger.info(
         "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
-        FINALIZER, settings.execution.max_workers,
-    )  # fmt: skip
+        FINALIZER,
+        settings.execution.max_workers,
+    )
 
 
 @kopf.on.login()
@@ -118,9 +119,7 @@ def delete_aggregation(body: kopf.Body, retry: int, logger: kopf.Logger, **_: An
 
 
 @kopf.on.event(*SPARK_APPLICATIONS, labels=STREAM_LABELS)
-def stream_state_changed(
-    body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any
-) -> None:
+def stream_state_changed(body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any) -> None:
     if type == "DELETED":
         return  # the owner's re-sync recreates it, or the owner is being deleted
     owner = body.metadata.labels.get(children.AGGREGATION_LABEL)
@@ -140,8 +139,9 @@ def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) ->
         body, retry=retry, logger=logger, config=reconcile.Config.from_env()
     )
     # Written even when retrying: kopf applies the patch before it schedules the retry.
-    for key, value in outcome.status.items():
-        patch.status[key] = value
+    if outcome.status is not None:
+        for key, value in outcome.status.patch().items():
+            patch.status[key] = value
     _post(body, outcome)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)

@@ -94,7 +94,7 @@ public final class SessionConfig implements Serializable {
     visitsWithCartWithoutOrder = index("visits_with_cart_without_order");
   }
 
-  /** Reads the text clickagg.adapters.jvm_sessionizer.config_text writes. */
+  /** Reads the text clickagg.pipeline.jvm_sessionizer.config_text writes. */
   public static SessionConfig parse(String text) {
     Map<String, List<String>> lines = new HashMap<>();
     List<String[]> dimensions = new ArrayList<>();

@@ -22,7 +22,7 @@ import org.apache.spark.sql.types.StructType;
 /**
  * The sessionizer as Spark runs it: once per visitor and micro-batch, state as bytes.
  *
- * <p>Input rows (clickagg.adapters.jvm_sessionizer.INPUT_COLUMNS): visitor_id, ts_ms,
+ * <p>Input rows (clickagg.pipeline.jvm_sessionizer.INPUT_COLUMNS): visitor_id, ts_ms,
  * event_id, type, revenue, bot, then one string per declared dimension (its source field;
  * null for visitor_type and absent fields). Output rows: bucket_ms, dims, visitor, bot,
  * amounts, as the Python sessionizer's facts after unpacking.
