@@ -6,6 +6,7 @@ ClickaggError
 ├── EventContractError        one event breaks the event contract (carries the reason)
 ├── QuestionError             a KPI question is wrong; names the parameter at fault (a 4xx)
 │   └── UnknownAggregation    the question names an Aggregation that is not served
+├── JobSetupError             a Spark job cannot start as set up (a setting, a missing jar)
 ├── LocalStackError           the local engines could not be built or started
 │   ├── ToolchainMissing      a needed program (java, mvn, go) is not installed
 │   ├── PortInUse             a loopback port the stack needs is taken
@@ -90,6 +91,10 @@ class QuestionError(ClickaggError):
 
 class UnknownAggregation(QuestionError):
     """The question names an Aggregation that is not served."""
+
+
+class JobSetupError(ClickaggError):
+    """A Spark job cannot start as set up: a bad Spark setting, or a jar not on its classpath."""
 
 
 class LocalStackError(ClickaggError):

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clickagg import sim
-from clickagg.cli import render
+from clickagg.cli import jobs_cmd, render
 from clickagg.domain import durations, model, plan, specfile, validation
 from clickagg.jobs import stream as stream_job
 from clickagg.local import cache, solr
@@ -108,7 +108,8 @@ def _stream(
         f"from {sim.iso(start_ms)} for {options.visitors:,} visitors (seed {options.seed})"
     )
     lines = list(sim.generate(profile, sim.Faults(), start_ms, options.duration_ms, options.seed))
-    session = spark_session.local_session(f"{aggregation.name}-demo")
+    jars = ",".join(jobs_cmd.local_jars(kafka=False))
+    session = spark_session.local_session(f"{aggregation.name}-demo", conf={"spark.jars": jars})
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job = stream_job.Options(
         solr_url=store.client.base_url, data_root=str(work / "data"), trigger_seconds=2
