@@ -59,15 +59,7 @@ class CellStore(Protocol):
         """Make these cells the whole content of the buckets in [start, end)."""
         ...
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
         """Replace the stream's progress report."""
         ...
 

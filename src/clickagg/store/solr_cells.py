@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from clickagg.domain import cells, kpis, model
+from clickagg.domain import cells, kpis, model, progress
 from clickagg.store import cell_reads, cell_writes, collections, protocol
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
@@ -67,23 +67,8 @@ class SolrCellStore:
             end_ms=end_ms,
         )
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
-        stored_progress.write(
-            self.client,
-            level,
-            lag_ms=lag_ms,
-            reported_ms=reported_ms,
-            newest_event_ms=newest_event_ms,
-            watermark_ms=watermark_ms,
-        )
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
+        stored_progress.write(self.client, level, report)
 
     def totals(
         self,
