@@ -412,6 +412,21 @@ def helm(
     return result
 
 
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl (at the API server's version) against this kubeconfig; the caller reads
+    the exit code, since a refused apply is often what is being checked."""
+    return subprocess.run(
+        [str(gotools.ensure_kubectl()), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
 def crd_files(directories: Sequence[Path]) -> list[Path]:
     """Every *.yaml file in the given directories that exist, sorted for stable order."""
     return sorted(p for d in directories if d.is_dir() for p in d.glob("*.yaml"))
