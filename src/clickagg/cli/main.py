@@ -14,7 +14,7 @@ from rich.console import Console
 from clickagg import errors
 from clickagg.adapters import specfile
 from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render
-from clickagg.domain import crd, plan, spec_doc
+from clickagg.domain import crd, plan, spec_doc, validation
 
 app = typer.Typer(
     help="clickagg: real-time clickstream analytics on Spark and SolrCloud.",
@@ -50,6 +50,8 @@ def validate(
                 err.print(f"  {item}", markup=False, highlight=False, soft_wrap=True)
             continue
         console.print(f"[green]{path}: valid[/green]")
+        for advisory in validation.advisories(aggregation):
+            err.print(f"  warning: {advisory}", markup=False, highlight=False, soft_wrap=True)
         if not quiet:
             render.plan_tables(console, aggregation, plan.build(aggregation))
     if failed:
