@@ -23,6 +23,7 @@ from clickagg.operator import children
 
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 # Every API call gives up after this long instead of blocking a handler thread for ever.
 REQUEST_TIMEOUT_SECONDS = 30
 
@@ -111,3 +112,67 @@ def describe(exc: ApiException) -> str:
 
 def _kind_of(kind: str) -> children.Kind:
     return next(k for k in children.KINDS if k.kind == kind)
+
+
+def read_secret_data(namespace: str, name: str) -> dict[str, str] | None:
+    """The base64 `data` of a Secret; None when it does not exist."""
+    try:
+        secret = _core().read_namespaced_secret(
+            name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(secret.data or {})
+
+
+def write_secret_data(
+    namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
+) -> None:
+    """Create the Secret, or replace its data when it exists."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "data": dict(data),
+    }
+    try:
+        _core().create_namespaced_secret(
+            namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        _core().replace_namespaced_secret(
+            name, namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+
+
+def set_webhook_ca_bundle(configuration: str, ca_bundle: str) -> int:
+    """Put the base64 caBundle into every webhook of a ValidatingWebhookConfiguration;
+    how many needed it (0: already current)."""
+    admission = k8s_client.AdmissionregistrationV1Api(_api_client(os.environ.get("KUBECONFIG", "")))
+    current = admission.read_validating_webhook_configuration(
+        configuration, _request_timeout=REQUEST_TIMEOUT_SECONDS
+    )
+    operations = [
+        {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": ca_bundle}
+        for index, webhook in enumerate(current.webhooks or [])
+        if webhook.client_config.ca_bundle != ca_bundle
+    ]
+    if operations:
+        # Pinned to the version read: a concurrent edit fails the patch instead of
+        # landing on another webhook at the same index.
+        version = current.metadata.resource_version
+        test = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+        admission.patch_validating_webhook_configuration(
+            configuration, [test, *operations],
+            _content_type=_JSON_PATCH, _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    return len(operations)
+
+
+def _core() -> k8s_client.CoreV1Api:
+    return k8s_client.CoreV1Api(_api_client(os.environ.get("KUBECONFIG", "")))

@@ -13,6 +13,7 @@ Handlers, all thin wrappers around `reconcile`:
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
   state, it copies the state into an annotation of the owning Aggregation, which wakes the
   Aggregation's update handler; the status is then written by kopf alone, in order.
+- startup / cleanup: the validating admission webhook (webhook.py), when configured.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import kopf
 
 from clickagg.domain import spec
-from clickagg.operator import children, kube, reconcile
+from clickagg.operator import children, kube, reconcile, webhook
 
 LOG_FORMAT_ENV = "CLICKAGG_LOG_FORMAT"
 WORKERS_ENV = "CLICKAGG_OPERATOR_WORKERS"
@@ -77,6 +78,25 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
         FINALIZER, settings.execution.max_workers,
     )  # fmt: skip
+
+
+@kopf.on.startup()
+async def start_webhook(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    settings = webhook.Settings.from_env()
+    if settings is None:
+        return
+    try:
+        memo["webhook"] = await webhook.start(settings)
+    except (kube.ApiException, OSError) as exc:
+        # The operator still reconciles; the Valid condition reports what the webhook misses.
+        logger.error("validating webhook not served, applies go unchecked: %s", webhook.why(exc))
+
+
+@kopf.on.cleanup()
+async def stop_webhook(memo: kopf.Memo, **_: Any) -> None:
+    running = memo.get("webhook")
+    if running is not None:
+        await running.stop()
 
 
 @kopf.on.login()
