@@ -133,3 +133,29 @@ credentials an Aggregation points at (get only: no list, so it cannot enumerate 
   resources: ["configmaps", "secrets"]
   verbs: ["get"]
 {{- end }}
+
+{{/* The webhook's Service, and the names the API server may reach it by (its certificate's SANs). */}}
+{{- define "clickagg.webhook.serviceName" -}}
+{{- include "clickagg.componentName" (list . "webhook") }}
+{{- end }}
+
+{{- define "clickagg.webhook.hosts" -}}
+{{- $service := include "clickagg.webhook.serviceName" . }}
+{{- $namespace := .Release.Namespace }}
+{{- toJson (list $service (printf "%s.%s" $service $namespace) (printf "%s.%s.svc" $service $namespace) (printf "%s.%s.svc.cluster.local" $service $namespace)) }}
+{{- end }}
+
+{{/* The Secret holding the webhook's serving certificate (issued by the operator or by cert-manager). */}}
+{{- define "clickagg.webhook.secretName" -}}
+{{- include "clickagg.componentName" (list . "webhook-tls") }}
+{{- end }}
+
+{{/* The ValidatingWebhookConfiguration (cluster-scoped, so named after the release). */}}
+{{- define "clickagg.webhook.configurationName" -}}
+{{- include "clickagg.componentName" (list . "aggregations") }}
+{{- end }}
+
+{{/* true when the operator issues the webhook's certificate and patches the caBundle itself. */}}
+{{- define "clickagg.webhook.operatorIssued" -}}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.certificates "operator") }}true{{ end }}
+{{- end }}
