@@ -42,7 +42,8 @@ class Certificates:
     def secret_data(self) -> dict[str, str]:
         """As the base64 `data` of a Secret."""
         values = (self.ca_cert, self.ca_key, self.cert, self.key, self.ca_bundle)
-        return {key: base64.b64encode(value).decode() for key, value in zip(_KEYS, values)}
+        pairs = zip(_KEYS, values, strict=True)
+        return {key: base64.b64encode(value).decode() for key, value in pairs}
 
     @classmethod
     def from_secret_data(cls, data: Mapping[str, str] | None) -> Certificates | None:

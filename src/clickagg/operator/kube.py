@@ -124,24 +124,22 @@ def read_secret_data(namespace: str, name: str) -> dict[str, str] | None:
         if exc.status == 404:
             return None
         raise
-    return dict(secret.data or {})
+    return {key: str(value) for key, value in (secret.data or {}).items()}
 
 
 def write_secret_data(
     namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
 ) -> None:
     """Create the Secret, or replace its data when it exists."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "data": dict(data),
-    }
+    body = k8s_client.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        metadata=k8s_client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels)),
+        data=dict(data),
+    )
     try:
-        _core().create_namespaced_secret(
-            namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        )
+        _core().create_namespaced_secret(namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
     except ApiException as exc:
         if exc.status != 409:
             raise
@@ -165,7 +163,7 @@ def set_webhook_ca_bundle(configuration: str, ca_bundle: str) -> int:
     if operations:
         # Pinned to the version read: a concurrent edit fails the patch instead of
         # landing on another webhook at the same index.
-        version = current.metadata.resource_version
+        version = current.metadata.resource_version if current.metadata else None
         test = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
         admission.patch_validating_webhook_configuration(
             configuration, [test, *operations],

@@ -39,7 +39,7 @@ PATH = "/validate-aggregation"
 PORT_ENV = "CLICKAGG_WEBHOOK_PORT"
 ADDRESS_ENV = "CLICKAGG_WEBHOOK_ADDRESS"
 HOSTS_ENV = "CLICKAGG_WEBHOOK_HOSTS"
-SECRET_ENV = "CLICKAGG_WEBHOOK_SECRET"
+CERTIFICATES_ENV = "CLICKAGG_WEBHOOK_CERTIFICATES"
 CERT_DIR_ENV = "CLICKAGG_WEBHOOK_CERT_DIR"
 CONFIGURATION_ENV = "CLICKAGG_WEBHOOK_CONFIGURATION"
 WATCHED_ENV = "CLICKAGG_WATCHED_NAMESPACES"
@@ -67,18 +67,18 @@ class Settings:
         port = environ.get(PORT_ENV)
         if not port:
             return None
-        secret = environ.get(SECRET_ENV) or ""
+        store = environ.get(CERTIFICATES_ENV) or ""
         cert_dir = environ.get(CERT_DIR_ENV) or ""
-        if bool(secret) == bool(cert_dir):
-            raise errors.ClickaggError(f"set exactly one of {SECRET_ENV} and {CERT_DIR_ENV}")
-        namespace, _, name = secret.rpartition("/")
-        if secret and not (namespace and name):
-            raise errors.ClickaggError(f"{SECRET_ENV} must read namespace/name, got {secret!r}")
+        if bool(store) == bool(cert_dir):
+            raise errors.ClickaggError(f"set exactly one of {CERTIFICATES_ENV} and {CERT_DIR_ENV}")
+        namespace, _, name = store.rpartition("/")
+        if store and not (namespace and name):
+            raise errors.ClickaggError(f"{CERTIFICATES_ENV} must read namespace/name: {store!r}")
         return cls(
             port=int(port),
             address=environ.get(ADDRESS_ENV) or "0.0.0.0",  # noqa: S104 (a pod's webhook)
             hosts=_words(environ.get(HOSTS_ENV)) or ("localhost",),
-            secret=(namespace, name) if secret else None,
+            secret=(namespace, name) if store else None,
             cert_dir=Path(cert_dir) if cert_dir else None,
             configuration=environ.get(CONFIGURATION_ENV) or None,
             watched=_words(environ.get(WATCHED_ENV)),
