@@ -107,8 +107,9 @@ app.kubernetes.io/component: spark
 
 {{/*
 What the operator does in each watched namespace: reconcile Aggregations (and their status
-and finalizers), own the Spark Operator's applications, report Events, and read the Solr
-credentials an Aggregation points at (get only: no list, so it cannot enumerate secrets).
+and finalizers), own the Spark Operator's applications, report Events, read the Solr
+credentials an Aggregation points at (get only: no list, so it cannot enumerate secrets),
+and look up a referenced SolrCloud when its Solr does not answer.
 */}}
 {{- define "clickagg.operator.rules" -}}
 - apiGroups: ["clickagg.io"]
@@ -131,6 +132,9 @@ credentials an Aggregation points at (get only: no list, so it cannot enumerate 
   verbs: ["create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps", "secrets"]
+  verbs: ["get"]
+- apiGroups: ["solr.apache.org"]
+  resources: ["solrclouds"]
   verbs: ["get"]
 {{- end }}
 

@@ -8,10 +8,11 @@ manifest twice changes nothing, and fields other managers own are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from kubernetes import client as k8s_client
@@ -28,6 +29,29 @@ _JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_SECONDS = 30
 
 ApiException = k8s_exceptions.ApiException
+
+
+class CallFailed(ApiException):
+    """An API call about a kind of object that failed, with what it tried (for diagnosis)."""
+
+    def __init__(self, exc: ApiException, verb: str, kind: children.Kind, namespace: str) -> None:
+        super().__init__(status=exc.status, reason=exc.reason)
+        self.body, self.headers = exc.body, exc.headers
+        self.verb, self.kind, self.namespace = verb, kind, namespace
+
+
+@contextlib.contextmanager
+def _calling(verb: str, kind: children.Kind, namespace: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        raise CallFailed(exc, verb, kind, namespace) from exc
+
+
+def kind_not_served(exc: ApiException) -> bool:
+    """True when the API server does not serve the kind at all (its CRD is not installed):
+    a plain-text 404, where a missing object gets a JSON Status."""
+    return exc.status == 404 and "page not found" in str(exc.body or "")
 
 
 def _custom_objects() -> k8s_client.CustomObjectsApi:
@@ -52,38 +76,60 @@ def apply(manifest: Mapping[str, Any]) -> dict[str, Any]:
     group, version = str(manifest["apiVersion"]).split("/")
     kind = _kind_of(str(manifest["kind"]))
     metadata = manifest["metadata"]
-    response: Any = _custom_objects().patch_namespaced_custom_object(
-        group, version, metadata["namespace"], kind.plural, metadata["name"], dict(manifest),
-        field_manager=children.MANAGER, force=True, _content_type=_APPLY,
-        _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        # The generated client drops the body of a 201 (an apply that created the object).
-        _preload_content=False,
-    )  # fmt: skip
+    with _calling("patch", kind, metadata["namespace"]):  # server-side apply
+        response: Any = _custom_objects().patch_namespaced_custom_object(
+            group, version, metadata["namespace"], kind.plural, metadata["name"], dict(manifest),
+            field_manager=children.MANAGER, force=True, _content_type=_APPLY,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            # The generated client drops the body of a 201 (an apply that created the object).
+            _preload_content=False,
+        )  # fmt: skip
     return cast(dict[str, Any], json.loads(response.data))
 
 
 def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[dict[str, Any]]:
     """The objects of `kind` labelled as children of the Aggregation."""
-    found = _custom_objects().list_namespaced_custom_object(
-        kind.group, kind.version, namespace, kind.plural,
-        label_selector=f"{children.AGGREGATION_LABEL}={aggregation}",
-        _request_timeout=REQUEST_TIMEOUT_SECONDS,
-    )  # fmt: skip
+    with _calling("list", kind, namespace):
+        found = _custom_objects().list_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural,
+            label_selector=f"{children.AGGREGATION_LABEL}={aggregation}",
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        )  # fmt: skip
     return list(cast(dict[str, Any], found).get("items", []))
 
 
 def delete(kind: children.Kind, namespace: str, name: str) -> bool:
     """Delete one object; False when it was already gone."""
-    try:
-        _custom_objects().delete_namespaced_custom_object(
+    return not _absent(
+        "delete", kind, namespace,
+        lambda: _custom_objects().delete_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name,
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )  # fmt: skip
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+        ),
+    )  # fmt: skip
+
+
+def exists(kind: children.Kind, namespace: str, name: str) -> bool:
+    """Whether one object exists; CallFailed when the kind is not served, or forbidden."""
+    return not _absent(
+        "get", kind, namespace,
+        lambda: _custom_objects().get_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural, name,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        ),
+    )  # fmt: skip
+
+
+def _absent(verb: str, kind: children.Kind, namespace: str, call: Callable[[], Any]) -> bool:
+    """Make the call; True when it found no such object (not: no such kind)."""
+    with _calling(verb, kind, namespace):
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status == 404 and not kind_not_served(exc):
+                return True
+            raise
+    return False
 
 
 def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, str]) -> bool:
@@ -107,7 +153,8 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
 
 def describe(exc: ApiException) -> str:
     """A one-line account of an API error for a condition message."""
-    return f"Kubernetes API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
+    body = " ".join(str(exc.body or "").split())  # one line: bodies end in a newline
+    return f"Kubernetes API answered {exc.status} {exc.reason}: {body[:300]}"
 
 
 def _kind_of(kind: str) -> children.Kind:

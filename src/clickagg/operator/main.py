@@ -52,6 +52,14 @@ STREAM_LABELS = {
 }
 
 
+class QuietRetries(logging.Filter):
+    """kopf logs every TemporaryError as an ERROR and posts it as an event, once per retry;
+    the pass that raised it has already said why, once per change (reconcile._degraded)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed temporarily" not in record.getMessage()
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     # A watch can hang without an error (kopf#585, #957, #1276); bounded requests and
@@ -71,6 +79,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietRetries) for f in objects_logger.filters):
+        objects_logger.addFilter(QuietRetries())
     if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
         verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)

@@ -17,12 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import requests
-
 from clickagg import errors
 from clickagg.adapters import solr, solr_collections
 from clickagg.domain import buckets, model, progress, status, validation
-from clickagg.operator import children, conditions, kube
+from clickagg.operator import children, conditions, diagnosis, kube
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -136,13 +134,12 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     try:
         notices, report = _sync_solr(aggregation, config, logger)
     except errors.SolrError as exc:
-        reason = "SolrUnreachable" if _unreachable(exc) else "SolrError"
-        return _degraded(run, aggregation, valid, reason, str(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
         applied, applied_notices = _apply_children(aggregation, owner, config, logger)
     except kube.ApiException as exc:
-        return _degraded(run, aggregation, valid, "KubernetesApiError", kube.describe(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
     notices += applied_notices
     return _settled(run, aggregation, valid, stream_state(applied), notices, report)
 
@@ -201,16 +198,24 @@ def _degraded(
     run: _Pass,
     aggregation: model.Aggregation,
     valid: status.Condition,
-    reason: str,
-    message: str,
+    found: diagnosis.Diagnosis,
     retry: int,
 ) -> Outcome:
     delay = backoff(retry)
-    run.logger.warning("degraded (%s), retrying in %.0fs: %s", reason, delay, message)
+    reason, message = found.reason, found.message
     degraded = run.condition(conditions.DEGRADED, "True", reason, message)
     ready = run.condition(conditions.READY, "False", reason, message)
     before = conditions.find(run.previous.conditions, conditions.DEGRADED)
-    notices = (Notice("Warning", reason, message),) if conditions.changed(before, degraded) else ()
+    changed = conditions.changed(before, degraded)
+    notices = (Notice("Warning", reason, message),) if changed else ()
+    # The Warning event is the notice, once per change; the log says it once too, and
+    # a retry that finds the same problem is one quiet line (k8s_skip: no kopf event).
+    if changed:
+        run.logger.warning("degraded (%s): %s; retrying in %.0fs", reason, message, delay,
+                           extra={"k8s_skip": True})  # fmt: skip
+    else:
+        run.logger.info("still degraded (%s), retry %d in %.0fs", reason, retry, delay,
+                        extra={"k8s_skip": True})  # fmt: skip
     updates = [valid, ready, degraded, *_rollups_default(run, aggregation)]
     return Outcome(
         status=_status(run, updates, _levels(run, aggregation)),
@@ -318,10 +323,6 @@ def _apply_children(
 def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrClient:
     url = config.solr_url_override or children.cluster_solr_url(aggregation)
     return solr.SolrClient(url, timeout=_SOLR_TIMEOUT, connect_retries=1)
-
-
-def _unreachable(exc: errors.SolrError) -> bool:
-    return isinstance(exc.__cause__, requests.ConnectionError | requests.Timeout)
 
 
 def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any]) -> str:
