@@ -193,7 +193,11 @@ async def start(settings: Settings) -> Webhook:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     hook = Webhook(settings, context, runner)
     await asyncio.to_thread(_refresh, hook)
-    app.router.add_post(PATH, lambda request: _serve(request, settings.watched))
+
+    async def handle(request: web.Request) -> web.Response:
+        return await _serve(request, settings.watched)
+
+    app.router.add_post(PATH, handle)
     await runner.setup()
     site = web.TCPSite(runner, settings.address, settings.port, ssl_context=context)
     await site.start()
