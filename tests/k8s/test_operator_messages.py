@@ -109,7 +109,9 @@ def test_a_missing_spark_operator_is_named_with_what_to_install(
     collection: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    peer_file = next(p for p in k8s_fixtures.peer_crd_files() if p.name.startswith(SPARK_CRD))
+    peer_file = next(
+        p for p in k8s_fixtures.peer_crd_files() if p.name.endswith("_sparkapplications.yaml")
+    )
     check(kubectl("delete", "crd", SPARK_CRD))
     try:
         with caplog.at_level(logging.INFO), operator(namespace, kubeconfig, solr.base_url):
