@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (
         f"\n### Run of {stamp}, commit {commit}\n\n{facts}; load average before "
-        f"{load_before}, after {run_facts.load_average()}.\n"
+        f"{load_before}, after {run_facts.load_average()}."
     )
     text, _ = report(latencies, options.rounds, header)
     print(text)
