@@ -169,13 +169,6 @@ PYTHONPATH=src $(make -s print-venv)/bin/python benchmarks/admission_latency.py 
 """
 
 
-def record(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    addition = "" if HEADING in text else INTRO
-    with DOCS.open("a") as out:  # append only: other engineers write other sections
-        out.write(addition + section)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("-n", "--rounds", type=int, default=300, help="admissions per series")
@@ -229,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text, _ = report(latencies, options.rounds, header)
     print(text)
     if not options.no_record:
-        record(text)
+        run_facts.append_section(DOCS, HEADING, INTRO, text)
 
 
 if __name__ == "__main__":

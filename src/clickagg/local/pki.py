@@ -100,12 +100,7 @@ def client_certificate(
     cert = _leaf(
         key, ca_cert, ca_key, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, None
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def _pki_complete(pki: Pki) -> bool:
@@ -125,12 +120,15 @@ def _new_key() -> rsa.RSAPrivateKey:
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    pem = key.private_bytes(
+    write_private(path, _key_pem(key))
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_private(path, pem)
 
 
 def write_private(path: Path, data: bytes) -> None:
