@@ -37,8 +37,8 @@ venv: $(VENV)/.installed ## create the cached venv with every Python dependency
 tools: venv ## build or find the engines (Solr jars, kube-apiserver, etcd, helm)
 	@$(PY) -m clickagg local install
 
-demo: venv ## run the main job on the local embedded stack
-	@$(PY) -m clickagg demo
+demo: venv ## run the main job on the local embedded stack (START=ISO time: fixed traffic)
+	@$(PY) -m clickagg demo $(if $(START),--start $(START))
 
 demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubelet needed)
 	@$(PY) -m pytest -p no:cacheprovider -s tests/e2e/test_k8s_path.py
@@ -46,8 +46,9 @@ demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubele
 test: tools lint ## run every test (unit, solr, spark, k8s, e2e), serially
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: venv ## ruff, mypy strict and import-linter
+lint: venv ## ruff (lint and format), mypy strict and import-linter
 	@$(PY) -m ruff check src tests benchmarks
+	@$(PY) -m ruff format --check src tests benchmarks
 	@$(PY) -m mypy
 	@lint-imports
 

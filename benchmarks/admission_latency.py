@@ -143,9 +143,18 @@ def report(latencies: dict[str, list[float]], rounds: int, header: str) -> tuple
         )
     verdict = run_facts.verdict(met)
     text = "\n".join(
-        [header, "", *rows, "", *added, "", f"Goal p99 added ≤ {TARGET_ADDED_P99_MS:.0f} ms: "
-         f"{verdict} ({rounds} admissions per series).", ""]
-    )  # fmt: skip
+        [
+            header,
+            "",
+            *rows,
+            "",
+            *added,
+            "",
+            f"Goal p99 added ≤ {TARGET_ADDED_P99_MS:.0f} ms: "
+            f"{verdict} ({rounds} admissions per series).",
+            "",
+        ]
+    )
     return text, met
 
 
@@ -189,13 +198,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 local_kube.create_namespace(kube.kubeconfig, namespace)
             port = process.free_port()
             configuration = register_webhook(kube.kubeconfig, port)
-            os.environ.update({
-                webhook.PORT_ENV: str(port),
-                webhook.ADDRESS_ENV: "127.0.0.1",
-                webhook.HOSTS_ENV: "127.0.0.1",
-                webhook.CERTIFICATES_ENV: f"{OPS_NAMESPACE}/bench-webhook-tls",
-                webhook.CONFIGURATION_ENV: configuration,
-            })  # fmt: skip
+            os.environ.update(
+                {
+                    webhook.PORT_ENV: str(port),
+                    webhook.ADDRESS_ENV: "127.0.0.1",
+                    webhook.HOSTS_ENV: "127.0.0.1",
+                    webhook.CERTIFICATES_ENV: f"{OPS_NAMESPACE}/bench-webhook-tls",
+                    webhook.CONFIGURATION_ENV: configuration,
+                }
+            )
             stack = operator_latency.Stack(kube.kubeconfig, "http://127.0.0.1:1/solr")
             log = work / "operator.log"
             with (

@@ -51,13 +51,14 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
-from clickagg.adapters import solr
 from clickagg.domain import spec, validation
 from clickagg.local import kube as local_kube
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from clickagg.operator import main as operator_main
+from clickagg.store import client as solr
+from clickagg.store import collections as solr_collections
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -146,9 +147,13 @@ class ChildWatch:
     def _follow(self, watch: k8s_watch.Watch, kind: children.Kind, version: str) -> None:
         stream = watch.stream(
             self._objects.list_namespaced_custom_object,
-            kind.group, kind.version, self._namespace, kind.plural,
-            resource_version=version, timeout_seconds=int(WAIT_S),
-        )  # fmt: skip
+            kind.group,
+            kind.version,
+            self._namespace,
+            kind.plural,
+            resource_version=version,
+            timeout_seconds=int(WAIT_S),
+        )
         # The connection breaks when the stack stops under a still-open watch: that ends it.
         with contextlib.suppress(Exception):
             for event in stream:
@@ -269,7 +274,7 @@ def local_stack(work: Path) -> Iterator[Stack]:
         local_kube.apply_crds(kube.kubeconfig, crds)
         endpoints = local_solr.up(zk_port=ports[2], ports=ports[3:5])
         with solr.SolrClient(endpoints.base_url) as client:
-            client.upload_configset(solr.CONFIGSET_NAME, solr.CONFIGSET_DIR)
+            client.upload_configset(solr_collections.CONFIGSET_NAME, solr_collections.CONFIGSET_DIR)
         yield Stack(kube.kubeconfig, endpoints.base_url)
     finally:
         local_solr.down()
@@ -280,8 +285,17 @@ def local_stack(work: Path) -> Iterator[Stack]:
 def operator_process(stack: Stack, namespaces: Sequence[str], log: Path) -> Iterator[int]:
     """`kopf run` in its own process group; yields its pid once its liveness probe answers."""
     port = process.free_port()
-    argv = [sys.executable, "-m", "kopf", "run", "--standalone", "-m", "clickagg.operator.main",
-            "--liveness", f"http://127.0.0.1:{port}/healthz"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "kopf",
+        "run",
+        "--standalone",
+        "-m",
+        "clickagg.operator.main",
+        "--liveness",
+        f"http://127.0.0.1:{port}/healthz",
+    ]
     for namespace in namespaces:
         argv += ["--namespace", namespace]
     env = {
@@ -292,9 +306,13 @@ def operator_process(stack: Stack, namespaces: Sequence[str], log: Path) -> Iter
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -338,11 +356,16 @@ def baseline_api(api: k8s_client.ApiClient, namespace: str, count: int) -> Figur
             for manifest in wanted:
                 kind = next(k for k in children.KINDS if k.kind == manifest["kind"])
                 objects.patch_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural,
-                    manifest["metadata"]["name"], manifest,
-                    field_manager=children.MANAGER, force=True,
+                    kind.group,
+                    kind.version,
+                    namespace,
+                    kind.plural,
+                    manifest["metadata"]["name"],
+                    manifest,
+                    field_manager=children.MANAGER,
+                    force=True,
                     _content_type="application/apply-patch+yaml",
-                )  # fmt: skip
+                )
         watch.wait_all(list(created))
         total = time.monotonic() - started
         return Figures.of(total, watch.latencies(created))
@@ -356,7 +379,7 @@ def baseline_solr(solr_url: str, count: int) -> Figures:
     def create(name: str) -> None:
         with solr.SolrClient(solr_url) as client:
             began = time.monotonic()
-            client.create_collection(name, solr.CONFIGSET_NAME, 1, 1)
+            client.create_collection(name, solr_collections.CONFIGSET_NAME, 1, 1)
             latencies.append(time.monotonic() - began)
 
     def delete(name: str) -> None:
@@ -465,21 +488,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = [
         (f"operator, {options.count} at once: create → children, p50 / p95 / max", burst.text()),
         ("operator idle again after the burst (its follow-up passes)", f"{settled:.1f} s later"),
-        (f"operator, then {options.paced_count} paced at {options.rate:g}/s: p50 / p95 / max",
-         paced.text()),
-        (f"baseline: bare API server, the same {2 * options.count} children applied directly "
-         "(one client, sequential): per Aggregation p50 / p95 / max", bare.text()),
-        (f"baseline: Solr alone, {options.count} one-shard collections, {KOPF_THREADS} "
-         "threads: per collection p50 / p95 / max", solr_only.text()),
-        ("**ratio operator / bare API server**, time until all children exist",
-         f"**{ratio_total:.0f}×** ({burst.total_s:.1f} s / {bare.total_s:.2f} s)"),
-        ("operator RSS: after start / peak (VmHWM) / at the end",
-         f"{mb(rss_start)} / **{mb(peak)}** / {mb(rss_end)} "
-         f"({max(sampler.samples, default=0) / 2**20:.0f} MiB highest sample)"),
+        (
+            f"operator, then {options.paced_count} paced at {options.rate:g}/s: p50 / p95 / max",
+            paced.text(),
+        ),
+        (
+            f"baseline: bare API server, the same {2 * options.count} children applied directly "
+            "(one client, sequential): per Aggregation p50 / p95 / max",
+            bare.text(),
+        ),
+        (
+            f"baseline: Solr alone, {options.count} one-shard collections, {KOPF_THREADS} "
+            "threads: per collection p50 / p95 / max",
+            solr_only.text(),
+        ),
+        (
+            "**ratio operator / bare API server**, time until all children exist",
+            f"**{ratio_total:.0f}×** ({burst.total_s:.1f} s / {bare.total_s:.2f} s)",
+        ),
+        (
+            "operator RSS: after start / peak (VmHWM) / at the end",
+            f"{mb(rss_start)} / **{mb(peak)}** / {mb(rss_end)} "
+            f"({max(sampler.samples, default=0) / 2**20:.0f} MiB highest sample)",
+        ),
         ("operator CPU seconds over both phases", f"{cpu:.1f} s"),
         ("Tracebacks in the operator's log", str(tracebacks)),
         ("load average (1/5/15 min) before → after", f"{load_before} → {run_facts.load_average()}"),
-    ]  # fmt: skip
+    ]
     table = "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
     targets = (
         f"Targets: p95 ≤ {TARGET_P95_S:g} s "

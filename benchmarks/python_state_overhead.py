@@ -32,7 +32,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from clickagg.adapters import spark, stream
+from clickagg.pipeline import session as spark
+from clickagg.pipeline import stream
 
 OUTPUT = "key string, facts string"
 TIMER_MS = 60_000
@@ -46,7 +47,10 @@ class CountingProcessor(StatefulProcessor):
         self.state = handle.getValueState("state", "value string")
 
     def handleInputRows(  # noqa: N802 (Spark's API)
-        self, key: Any, rows: Iterator[Row], timerValues: Any  # noqa: N803
+        self,
+        key: Any,
+        rows: Iterator[Row],
+        timerValues: Any,  # noqa: N803
     ) -> Iterator[Row]:
         count = sum(1 for _ in rows)
         before = self.state.get()
@@ -104,9 +108,13 @@ def measure(
     keys = sum(p.stateOperators[0].numRowsUpdated for p in measured)
     busy_s = sum(p.durationMs.get("addBatch", 0) for p in measured) / 1000
     return {
-        "name": name, "batches": len(measured), "rows": rows, "keys": keys, "busy_s": busy_s,
+        "name": name,
+        "batches": len(measured),
+        "rows": rows,
+        "keys": keys,
+        "busy_s": busy_s,
         "ms_per_key": busy_s * 1000 / keys if keys else float("nan"),
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -119,15 +127,39 @@ def main(argv: list[str]) -> None:
     session = spark.local_session("state-overhead", conf={"spark.sql.shuffle.partitions": "2"})
     grouped = keyed_stream(session, args.keys, args.rate).groupBy("key")
     results = [
-        measure("JVM groupBy(key).count() (baseline)", grouped.count(), "update",
-                args.seconds, args.trigger),
-        measure("applyInPandasWithState", grouped.applyInPandasWithState(
-            count_with_state, OUTPUT, "state string", "append", GroupStateTimeout.EventTimeTimeout,
-        ), "append", args.seconds, args.trigger),
-        measure("transformWithState (rows)", grouped.transformWithState(
-            CountingProcessor(), OUTPUT, "Append", "EventTime",
-        ), "append", args.seconds, args.trigger),
-    ]  # fmt: skip
+        measure(
+            "JVM groupBy(key).count() (baseline)",
+            grouped.count(),
+            "update",
+            args.seconds,
+            args.trigger,
+        ),
+        measure(
+            "applyInPandasWithState",
+            grouped.applyInPandasWithState(
+                count_with_state,
+                OUTPUT,
+                "state string",
+                "append",
+                GroupStateTimeout.EventTimeTimeout,
+            ),
+            "append",
+            args.seconds,
+            args.trigger,
+        ),
+        measure(
+            "transformWithState (rows)",
+            grouped.transformWithState(
+                CountingProcessor(),
+                OUTPUT,
+                "Append",
+                "EventTime",
+            ),
+            "append",
+            args.seconds,
+            args.trigger,
+        ),
+    ]
     session.stop()
     baseline = results[0]["ms_per_key"]
     print(f"\n{args.keys:,} keys, {args.rate:,} rows/s, trigger {args.trigger:g} s, local[2]\n")

@@ -53,10 +53,16 @@ sys.path.insert(0, str(ROOT / "tests"))  # the DuckDB oracle lives with the test
 import run_facts  # noqa: E402
 
 import oracle  # noqa: E402
-from clickagg.adapters import landing, solr, solr_collections, spark, stream  # noqa: E402
-from clickagg.domain import model, traffic, validation  # noqa: E402
+from clickagg import sim  # noqa: E402
+from clickagg.domain import buckets, model, validation  # noqa: E402
 from clickagg.local import process  # noqa: E402
 from clickagg.local import solr as local_solr  # noqa: E402
+from clickagg.pipeline import archive, stream  # noqa: E402
+from clickagg.pipeline import session as spark  # noqa: E402
+from clickagg.sim import landing  # noqa: E402
+from clickagg.store import cell_reads, queries, solr_cells  # noqa: E402
+from clickagg.store import client as solr  # noqa: E402
+from clickagg.store import collections as solr_collections  # noqa: E402
 
 SPEC = ROOT / "examples" / "shop-kpis.yaml"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -67,6 +73,7 @@ HOUR_MS = 3_600_000
 #: Slightly more visitors than the measured ~12 lines per visitor need; the stream is cut at N.
 LINES_PER_VISITOR = 10
 PROBE_PREFIX = "bench-probe-"
+FAR_FUTURE_MS = buckets.parse_iso("2100-01-01T00:00:00Z")  # the end of every range read
 PROBE_POLL_S = 0.25
 SAMPLE_EVERY_S = 0.5
 CORES = os.cpu_count() or 1
@@ -134,9 +141,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
     parser.add_argument("--progress-json", type=Path, help="dump every query progress here")
     parser.add_argument(
-        "--conf", action="append", default=[], metavar="KEY=VALUE",
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra Spark setting for the job's session (repeatable), to try a tuning",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     return Options(
         events=args.events or (100_000 if args.quick else 1_000_000),
@@ -211,7 +221,7 @@ def probe_id(index: int) -> str:
     return f"{PROBE_PREFIX}{index:06d}"
 
 
-def probe(index: int, ts_ms: int) -> traffic.Emitted:
+def probe(index: int, ts_ms: int) -> sim.Emitted:
     """A fresh visitor's page view with its own campaign: one new `campaign` cell."""
     name = probe_id(index)
     line = json.dumps(
@@ -229,12 +239,12 @@ def probe(index: int, ts_ms: int) -> traffic.Emitted:
         },
         separators=(",", ":"),
     ).encode()
-    return traffic.Emitted(line, ts_ms, traffic.VALID, visitor_id=name)
+    return sim.Emitted(line, ts_ms, sim.VALID, visitor_id=name)
 
 
 def with_probes(
-    lines: Iterable[traffic.Emitted], lines_per_file: int, kinds: Counter[str]
-) -> Iterator[traffic.Emitted]:
+    lines: Iterable[sim.Emitted], lines_per_file: int, kinds: Counter[str]
+) -> Iterator[sim.Emitted]:
     """The lines with a probe as the last line of every file (files roll by line count).
 
     A probe's time is the newest arrival so far, never behind the watermark.
@@ -258,8 +268,8 @@ def generate(staging: Path, options: Options) -> Generated:
     started = time.perf_counter()
     end_ms = (int(time.time() * 1000) // HOUR_MS - 1) * HOUR_MS
     span_ms = int(options.span_hours * HOUR_MS)
-    profile = traffic.TrafficProfile(visitors=math.ceil(options.events / LINES_PER_VISITOR))
-    emitted = traffic.generate(profile, traffic.Faults(), end_ms - span_ms, span_ms, options.seed)
+    profile = sim.TrafficProfile(visitors=math.ceil(options.events / LINES_PER_VISITOR))
+    emitted = sim.generate(profile, sim.Faults(), end_ms - span_ms, span_ms, options.seed)
     kinds: Counter[str] = Counter()
     delivered = landing.write_files(
         with_probes(itertools.islice(emitted, options.events), options.lines_per_file, kinds),
@@ -303,30 +313,26 @@ def release_offsets(files: Sequence[Path], lines_per_file: int, rate: float | No
 class ProbeWatcher(threading.Thread):
     """Polls Solr for probe cells; remembers when each first became visible to search."""
 
-    def __init__(self, solr_url: str, collection: str, expected: int) -> None:
+    def __init__(self, solr_url: str, level: model.Level, expected: int) -> None:
         super().__init__(name="probe-watcher", daemon=True)
-        self.solr_url, self.collection, self.expected = solr_url, collection, expected
+        self.solr_url, self.level, self.expected = solr_url, level, expected
         self.seen: dict[str, float] = {}
         self.stop_event = threading.Event()
         self.errors = 0
 
     def run(self) -> None:
-        params: dict[str, str | int] = {
-            "q": f"{{!prefix f=d_campaign}}{PROBE_PREFIX}",
-            "fq": "cuboid:campaign",
-            "fl": "d_campaign",
-            "rows": self.expected + 10,
-        }
         with solr.SolrClient(self.solr_url) as client:
             while not self.stop_event.wait(PROBE_POLL_S):
                 try:
-                    docs = client.query(self.collection, params)["response"]["docs"]
+                    values = cell_reads.values_with_prefix(
+                        client, self.level, "campaign", PROBE_PREFIX, self.expected + 10
+                    )
                 except Exception:  # a busy Solr answers late or fails: poll again
                     self.errors += 1
                     continue
                 now = time.time()
-                for doc in docs:
-                    self.seen.setdefault(str(doc["d_campaign"]), now)
+                for value in values:
+                    self.seen.setdefault(value, now)
 
     def wait_for(self, names: Iterable[str], timeout_s: float) -> bool:
         wanted = set(names)
@@ -466,7 +472,7 @@ def start_queries(
     writes: list[SolrWrite],
 ) -> list[Any]:
     """The job's two queries, started as jobs/stream.py starts them."""
-    paths = stream.JobPaths(str(work / "data"))
+    paths = archive.JobPaths(str(work / "data"))
     source = stream.source_of(aggregation)
     ingest = stream.ingest(session, aggregation, paths, source, trigger_s)
 
@@ -474,7 +480,12 @@ def start_queries(
         writes.append(SolrWrite(batch_id, report.written, report.skipped, report.seconds))
 
     aggregate = stream.aggregate(
-        session, aggregation, paths, solr_url, trigger_s, on_batch=on_batch
+        session,
+        aggregation,
+        paths,
+        lambda: solr_cells.SolrCellStore(solr_url),
+        trigger_s,
+        on_batch=on_batch,
     )
     return [ingest, aggregate]
 
@@ -491,7 +502,7 @@ def run_stream(
     landing_dir = work / "landing"
     landing_dir.mkdir(parents=True, exist_ok=True)
     writes: list[SolrWrite] = []
-    watcher = ProbeWatcher(solr_url, aggregation.finest.collection, len(generated.files))
+    watcher = ProbeWatcher(solr_url, aggregation.finest, len(generated.files))
     solr_status = process.status(local_solr.PROCESS_NAME)
     sampler = ResourceSampler(solr_status.pid if solr_status else -1)
     queries = start_queries(session, aggregation, work, solr_url, trigger_s, writes)
@@ -594,12 +605,12 @@ def reference(files: Sequence[Path], aggregation: model.Aggregation) -> Referenc
 
 def solr_totals(solr_url: str, aggregation: model.Aggregation) -> tuple[float, int]:
     """Counted events over every totals cell, and how many cell documents there are."""
-    collection = aggregation.finest.collection
+    level = aggregation.finest
     with solr.SolrClient(solr_url) as client:
-        client.commit(collection)
-        facets = client.json_facet(collection, "cuboid:totals", {"events": "sum(m_events)"})
-        found = client.query(collection, {"q": "*:* -cuboid:__bots__", "rows": 0})
-    return float(facets.get("events", 0.0)), int(found["response"]["numFound"])
+        client.commit(level.collection)
+        events = cell_reads.totals(client, level, 0, FAR_FUTURE_MS, ("events",))["events"]
+        documents = cell_reads.count(client, level.collection, queries.aggregate_cells())
+    return float(events or 0.0), documents
 
 
 # ------------------------------------------------------------------------------ figures
@@ -736,7 +747,8 @@ class Report:
             f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
             f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
             f"traffic mix {dict(g.kinds.most_common())}"
-            + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "") + ".",
+            + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "")
+            + ".",
             "",
             "| figure | value |",
             "|---|---|",

@@ -39,23 +39,56 @@ DERIVED_VISITOR_TYPE = "visitor_type"
 
 REQUIRED_STRINGS = ("event_id", "visitor_id", "type")
 OPTIONAL_STRINGS = (
-    "page", "url", "referrer", "campaign", "channel", "offer", "product_category",
-    "device_class", "browser_family", "country", "user_agent", "order_id",
+    "page",
+    "url",
+    "referrer",
+    "campaign",
+    "channel",
+    "offer",
+    "product_category",
+    "device_class",
+    "browser_family",
+    "country",
+    "user_agent",
+    "order_id",
 )
 #: optional fields that feed dimensions, where the reserved values are rejected
-DIMENSION_FIELDS = frozenset({
-    "page", "campaign", "channel", "offer", "product_category", "device_class",
-    "browser_family", "country",
-})
+DIMENSION_FIELDS = frozenset(
+    {
+        "page",
+        "campaign",
+        "channel",
+        "offer",
+        "product_category",
+        "device_class",
+        "browser_family",
+        "country",
+    }
+)
 
 #: the state fields of docs/kpis.md, except the sketch, in document order
 EVENT_FIELDS = (
-    "events", "page_views", "product_views", "add_to_carts", "orders", "revenue",
-    "impressions", "clicks", "entries", "exits",
+    "events",
+    "page_views",
+    "product_views",
+    "add_to_carts",
+    "orders",
+    "revenue",
+    "impressions",
+    "clicks",
+    "entries",
+    "exits",
 )
 VISIT_FIELDS = (
-    "visits", "new_visits", "visits_with_order", "closed_visits", "bounces", "engaged_visits",
-    "visit_duration_seconds_sum", "visit_page_views_sum", "visits_with_cart",
+    "visits",
+    "new_visits",
+    "visits_with_order",
+    "closed_visits",
+    "bounces",
+    "engaged_visits",
+    "visit_duration_seconds_sum",
+    "visit_page_views_sum",
+    "visits_with_cart",
     "visits_with_cart_without_order",
 )
 STATE_FIELDS = (*EVENT_FIELDS, *VISIT_FIELDS)
@@ -133,8 +166,12 @@ def compute(
             rows[f"f_{src}"].append(record.get(src))
     schema = pa.schema(
         [
-            ("seq", pa.int64()), ("event_id", pa.string()), ("ts_ms", pa.int64()),
-            ("visitor_id", pa.string()), ("type", pa.string()), ("revenue", pa.float64()),
+            ("seq", pa.int64()),
+            ("event_id", pa.string()),
+            ("ts_ms", pa.int64()),
+            ("visitor_id", pa.string()),
+            ("type", pa.string()),
+            ("revenue", pa.float64()),
             ("bot", pa.bool_()),
             *[(f"f_{src}", pa.string()) for src in sources],
         ]
@@ -316,9 +353,9 @@ def _cuboid_cells(
     name = cuboid_name(dims)
     width = len(dims)
     for row in con.execute(query).fetchall():
-        values = tuple(row[1:1 + width])
+        values = tuple(row[1 : 1 + width])
         cells[(name, int(row[0]), values)] = dict(
-            zip(CELL_FIELDS, (float(v) for v in row[1 + width:]), strict=True)
+            zip(CELL_FIELDS, (float(v) for v in row[1 + width :]), strict=True)
         )
     return cells
 
@@ -429,7 +466,12 @@ def _ts_ms(value: Any) -> int | None:
         if sign == "-":
             offset = -offset
         moment = dt.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
             tzinfo=dt.timezone(offset),
         )
     except ValueError:

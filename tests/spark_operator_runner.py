@@ -43,9 +43,9 @@ from typing import Any, cast
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from clickagg.adapters import spark as spark_adapter
 from clickagg.local import kube as local_kube
 from clickagg.operator import children
+from clickagg.pipeline import session as spark_session
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_ROOT = "local:///opt/clickagg/"
@@ -166,8 +166,9 @@ class SparkOperatorRunner:
             if view is not None and view.state == state:
                 return view
             time.sleep(0.2)
-        raise TimeoutError(f"{self.namespace}/{name} not {state} after {timeout:.0f}s: "
-                           f"{self.jobs().get(name)}")  # fmt: skip
+        raise TimeoutError(
+            f"{self.namespace}/{name} not {state} after {timeout:.0f}s: {self.jobs().get(name)}"
+        )
 
     # ------------------------------------------------------------------ the loop
 
@@ -219,19 +220,28 @@ class SparkOperatorRunner:
         argv = self._command(spec)
         with log.open("wb") as out:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=self._environment(), cwd=REPO, start_new_session=True,
-            )  # fmt: skip
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=REPO,
+                start_new_session=True,
+            )
         job = Job(name, uid, int(metadata.get("generation") or 1), attempt, argv, log, process)
         with self._lock:
             self._jobs[uid] = job
-        self._write_state(job, SUBMITTED, extra={
-            "submissionAttempts": attempt,
-            "terminationTime": None,
-            "lastSubmissionAttemptTime": _now(),
-            "submissionID": f"{uid[:8]}-{attempt}",
-            "sparkApplicationId": f"local-{process.pid}",
-        })  # fmt: skip
+        self._write_state(
+            job,
+            SUBMITTED,
+            extra={
+                "submissionAttempts": attempt,
+                "terminationTime": None,
+                "lastSubmissionAttemptTime": _now(),
+                "submissionID": f"{uid[:8]}-{attempt}",
+                "sparkApplicationId": f"local-{process.pid}",
+            },
+        )
 
     def _follow(self, job: Job) -> None:
         returncode = job.process.poll()
@@ -262,9 +272,14 @@ class SparkOperatorRunner:
         kind = children.SPARK_APPLICATION
         try:
             self._objects().patch_namespaced_custom_object_status(
-                kind.group, kind.version, self.namespace, kind.plural, job.name, body,
+                kind.group,
+                kind.version,
+                self.namespace,
+                kind.plural,
+                job.name,
+                body,
                 _request_timeout=10,
-            )  # fmt: skip
+            )
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile: the next pass kills the job
                 raise
@@ -275,7 +290,7 @@ class SparkOperatorRunner:
 
     def _command(self, spec: Mapping[str, Any]) -> list[str]:
         main_file = _local_file(str(spec["mainApplicationFile"]))
-        conf = {**spark_adapter.LOCAL_CONF, **(spec.get("sparkConf") or {})}
+        conf = {**spark_session.LOCAL_CONF, **(spec.get("sparkConf") or {})}
         memory = (spec.get("driver") or {}).get("memory")
         if memory:
             conf["spark.driver.memory"] = str(memory)
@@ -362,9 +377,14 @@ def _tail(log: Path) -> str:
 
 def _view(job: Job) -> JobView:
     return JobView(
-        job.name, job.process.pid, job.state, job.attempt, job.process.poll(), job.log,
+        job.name,
+        job.process.pid,
+        job.state,
+        job.attempt,
+        job.process.poll(),
+        job.log,
         tuple(job.argv),
-    )  # fmt: skip
+    )
 
 
 def _now() -> str:

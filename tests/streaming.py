@@ -3,18 +3,21 @@ reading the finest level back from Solr in the oracle's shape."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clickagg.adapters import cell_store, landing, solr, stream
-from clickagg.domain import cells, model, sessions, traffic, validation
+from clickagg import sim
+from clickagg.domain import model, sessions, sketches, validation
+from clickagg.pipeline import archive, stream
+from clickagg.sim import landing
+from clickagg.store import cell_reads, protocol
+from clickagg.store import client as solr
+from clickagg.store import solr_cells as solr_store
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
@@ -39,34 +42,50 @@ def aggregation_for(landing: Path, solr_url: str, name: str, **spec: Any) -> mod
 def with_solr(aggregation: model.Aggregation, target: Any) -> model.Aggregation:
     """The same aggregation with other Solr settings (e.g. more replicas)."""
     document = {
-        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
+        "apiVersion": "clickagg.io/v1alpha1",
+        "kind": "Aggregation",
         "metadata": {"name": aggregation.name},
-        "spec": {**aggregation.spec.model_dump(by_alias=True, exclude_none=True),
-                 "solr": target.model_dump(by_alias=True, exclude_none=True)},
-    }  # fmt: skip
+        "spec": {
+            **aggregation.spec.model_dump(by_alias=True, exclude_none=True),
+            "solr": target.model_dump(by_alias=True, exclude_none=True),
+        },
+    }
     return validation.validate(document)
 
 
 def write_spec(aggregation: model.Aggregation, path: Path) -> Path:
     body = aggregation.spec.model_dump(by_alias=True, exclude_none=True)
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "clickagg.io/v1alpha1", "kind": "Aggregation",
-        "metadata": {"name": aggregation.name}, "spec": body,
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "clickagg.io/v1alpha1",
+                "kind": "Aggregation",
+                "metadata": {"name": aggregation.name},
+                "spec": body,
+            }
+        )
+    )
     return path
 
 
-def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list[traffic.Emitted]:
-    profile = traffic.TrafficProfile(visitors=visitors)
-    return list(traffic.generate(profile, traffic.Faults(), start_ms, int(hours * HOUR_MS), seed))
+def traffic_lines(start_ms: int, hours: float, visitors: int, seed: int) -> list[sim.Emitted]:
+    profile = sim.TrafficProfile(visitors=visitors)
+    return list(sim.generate(profile, sim.Faults(), start_ms, int(hours * HOUR_MS), seed))
 
 
 def sentinel(after_ms: int) -> bytes:
     """One valid event far enough after the traffic that the watermark closes every visit."""
-    return json.dumps({
-        "event_id": "sentinel", "ts": after_ms, "visitor_id": "sentinel", "type": "page_view",
-        "channel": "direct", "device_class": "desktop", "browser_family": "chrome",
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event_id": "sentinel",
+            "ts": after_ms,
+            "visitor_id": "sentinel",
+            "type": "page_view",
+            "channel": "direct",
+            "device_class": "desktop",
+            "browser_family": "chrome",
+        }
+    ).encode()
 
 
 def oracle_dimensions(aggregation: model.Aggregation) -> dict[str, tuple[str, str]]:
@@ -77,48 +96,21 @@ def solr_cells(
     client: solr.SolrClient, aggregation: model.Aggregation, before_ms: int
 ) -> dict[tuple[str, int, tuple[str, ...]], dict[str, float]]:
     """Every finest-level cell with a bucket before `before_ms`, as the oracle keys them."""
-    level = aggregation.finest
-    client.commit(level.collection)
-    by_name = {c.name: c for c in aggregation.cuboids}
     found: dict[tuple[str, int, tuple[str, ...]], dict[str, float]] = {}
-    for document in _all_documents(client, level.collection):
-        if document["cuboid"] in (cells.BOTS_CUBOID, cells.PROGRESS_CUBOID):
-            continue
-        bucket = _ms(document["bucket"])
-        if bucket >= before_ms:
-            continue
-        cuboid = by_name[document["cuboid"]]
-        values = tuple(document[cells.dimension_field(n)] for n in cuboid.dimensions)
-        state = cells.state_of(document, sessions.FIELDS)
-        sketch = document.get(cells.SKETCH_FIELD)
-        raw = base64.b64decode(sketch) if isinstance(sketch, str) else None
-        state["unique_visitors"] = cell_store.estimate(raw)
-        found[(cuboid.name, bucket, values)] = state
+    for cell in cell_reads.stored_cells(client, aggregation, aggregation.finest):
+        if cell.bucket_ms < before_ms:
+            state = {**cell.state, "unique_visitors": sketches.estimate(cell.sketch)}
+            found[(cell.cuboid, cell.bucket_ms, cell.values)] = state
     return found
 
 
 def bot_events(client: solr.SolrClient, aggregation: model.Aggregation) -> dict[int, int]:
-    level = aggregation.finest
-    return {
-        _ms(d["bucket"]): int(d[cells.BOT_EVENTS_FIELD])
-        for d in _all_documents(client, level.collection, f"cuboid:{cells.BOTS_CUBOID}")
-    }
+    return cell_reads.bot_counts(client, aggregation.finest)
 
 
-def _all_documents(client: solr.SolrClient, collection: str, q: str = "*:*") -> Iterable[Any]:
-    cursor = "*"
-    while True:
-        page = client.query(collection, {
-            "q": q, "fl": "*", "rows": 5000, "sort": "id asc", "cursorMark": cursor,
-        })  # fmt: skip
-        yield from page["response"]["docs"]
-        if page["nextCursorMark"] == cursor:
-            return
-        cursor = page["nextCursorMark"]
-
-
-def _ms(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+def store_at(solr_url: str) -> Callable[[], protocol.CellStore]:
+    """What the stream opens for each micro-batch: a store over the test's SolrCloud."""
+    return lambda: solr_store.SolrCellStore(solr_url)
 
 
 def differences(
@@ -146,22 +138,29 @@ def differences(
 
 
 def run_to_end(
-    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
-    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
-) -> None:  # fmt: skip
+    spark: Any,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    solr_url: str,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
+) -> None:
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
     stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
     stream.aggregate(
-        spark, aggregation, paths, solr_url, 1, available_now=True, on_batch=on_batch
+        spark, aggregation, paths, store_at(solr_url), 1, available_now=True, on_batch=on_batch
     ).awaitTermination()
 
 
 def close_every_visit(
-    spark: Any, aggregation: model.Aggregation, paths: stream.JobPaths, solr_url: str,
-    deliver: Callable[[bytes], None], sentinel_ms: int,
-    on_batch: Callable[[int, cell_store.WriteReport], None] | None = None,
-) -> None:  # fmt: skip
+    spark: Any,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    solr_url: str,
+    deliver: Callable[[bytes], None],
+    sentinel_ms: int,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
+) -> None:
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""
     deliver(sentinel(sentinel_ms))
@@ -170,9 +169,11 @@ def close_every_visit(
 
 
 def oracle_problems(
-    client: solr.SolrClient, aggregation: model.Aggregation, lines: Sequence[bytes],
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    lines: Sequence[bytes],
     before_ms: int,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Where Solr's finest level differs from the oracle over the same lines."""
     import oracle
 

@@ -2,20 +2,29 @@
 
 ClickaggError
 ├── SpecError                 an Aggregation spec is invalid (carries every issue with its path)
+│   └── SpecFileError         ... in a file: every issue also names its file and line
 ├── EventContractError        one event breaks the event contract (carries the reason)
 ├── LocalStackError           the local engines could not be built or started
 │   ├── ToolchainMissing      a needed program (java, mvn, go) is not installed
 │   ├── PortInUse             a loopback port the stack needs is taken
 │   └── StartupTimeout        an engine did not report ready in time
-└── AdapterError              a real engine answered with an error
-    ├── SolrError             Solr answered with an error or could not be reached
-    └── KubeError             the Kubernetes API answered with an error
+└── EngineError               a real engine (Solr, Kafka, Kubernetes) answered with an error
+    ├── SolrError             Solr answered with an error
+    │   └── SolrUnreachable   Solr could not be reached or did not answer in time
+    └── KubeError             the Kubernetes API answered with an error (carries its status
+        │                     and what was asked: verb, resource, namespace)
+        └── KindNotServed     ... because it does not serve the kind: its CRD is not installed
+
+Callers catch what they can act on: the operator tells SolrUnreachable (retry, reason
+SolrUnreachable) from other SolrErrors and KubeError from both, and says which peer
+operator to install on a KindNotServed; the CLI prints a SpecFileError's located issues.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class ClickaggError(Exception):
@@ -41,6 +50,30 @@ class SpecError(ClickaggError):
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
+@dataclass(frozen=True)
+class Located:
+    """A spec issue with the file and line it belongs to."""
+
+    file: Path
+    line: int | None
+    issue: SpecIssue
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.issue}"
+
+
+class SpecFileError(SpecError):
+    """SpecError whose issues also carry their file and line."""
+
+    def __init__(self, located: Sequence[Located]) -> None:
+        super().__init__([item.issue for item in located])
+        self.located = list(located)
+
+    def __str__(self) -> str:
+        return "\n".join(str(item) for item in self.located)
+
+
 class EventContractError(ClickaggError):
     """One event breaks the event contract; the message is the dead-letter reason."""
 
@@ -61,13 +94,42 @@ class StartupTimeout(LocalStackError):
     """An engine did not report ready in time."""
 
 
-class AdapterError(ClickaggError):
-    """A real engine answered with an error."""
+class EngineError(ClickaggError):
+    """A real engine (Solr, Kafka, Kubernetes) answered with an error."""
 
 
-class SolrError(AdapterError):
-    """Solr answered with an error or could not be reached."""
+class SolrError(EngineError):
+    """Solr answered with an error."""
 
 
-class KubeError(AdapterError):
-    """The Kubernetes API answered with an error."""
+class SolrUnreachable(SolrError):
+    """Solr could not be reached, or did not answer in time: worth retrying later."""
+
+
+class KubeError(EngineError):
+    """The Kubernetes API answered with an error.
+
+    `status` is its HTTP status (None when no answer came) and `answer` the API server's
+    own message. `verb`, `resource` (plural.group) and `namespace` say what was asked, when
+    the call was about a kind of object: enough to name the RBAC rule a 403 lacks.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        answer: str = "",
+        verb: str = "",
+        resource: str = "",
+        namespace: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.answer = answer
+        self.verb, self.resource, self.namespace = verb, resource, namespace
+
+
+class KindNotServed(KubeError):
+    """The API server does not serve the kind at all (its CRD is not installed): a plain
+    404 page, where a missing object of a served kind gets a JSON Status."""

@@ -14,7 +14,6 @@ collections.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -31,15 +30,16 @@ from kubernetes.client.exceptions import ApiException
 import oracle
 import polling
 import streaming
-from clickagg.adapters import landing
-from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import buckets, cells, spec, validation
+from clickagg.domain import buckets, model, spec, validation
 from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.sim import landing
+from clickagg.store import cell_reads
+from clickagg.store import client as store_client
 from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures("peer_crds")]
 
 NAME = "shop-kpis"
 STREAM = children.stream_name(NAME)
@@ -86,17 +86,11 @@ def expected_totals(lines: list[Any], aggregation: Any, now_ms: int) -> dict[int
     }
 
 
-def solr_totals(client: solr_adapter.SolrClient, collection: str) -> dict[int, dict[str, float]]:
-    client.commit(collection)
-    page = client.query(collection, {"q": "cuboid:totals", "fl": "*", "rows": 1000})
-    return {
-        _epoch_ms(document["bucket"]): cells.state_of(document, EVENT_FIELDS)
-        for document in page["response"]["docs"]
-    }
-
-
-def _epoch_ms(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+def solr_totals(
+    client: store_client.SolrClient, aggregation: model.Aggregation
+) -> dict[int, dict[str, float]]:
+    totals = cell_reads.stored_cells(client, aggregation, aggregation.finest, model.TOTALS)
+    return {cell.bucket_ms: {name: cell.state[name] for name in EVENT_FIELDS} for cell in totals}
 
 
 def ready_object(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -116,7 +110,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -135,9 +129,12 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
         names = []
         for kind in children.KINDS:
             listed = objects.list_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural,
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
                 label_selector=f"{children.AGGREGATION_LABEL}={NAME}",
-            )  # fmt: skip
+            )
             names += [item["metadata"]["name"] for item in cast(dict[str, Any], listed)["items"]]
         return sorted(names)
 
@@ -182,7 +179,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             def counted() -> bool:
                 nonlocal last
                 assert runner.jobs()[STREAM].returncode is None, runner.jobs()[STREAM].log
-                last = solr_totals(solr_client, aggregation.finest.collection)
+                last = solr_totals(solr_client, aggregation)
                 return last == expected
 
             try:
@@ -199,11 +196,18 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             # brings the lag and the finest level's last complete bucket in.
             def progress_in_status() -> dict[str, Any] | None:
                 objects.patch_namespaced_custom_object(
-                    *AGGREGATION_API, namespace, spec.PLURAL, NAME,
-                    {"metadata": {"annotations": {
-                        reconcile.REQUESTED_AT_ANNOTATION: str(time.time_ns()),
-                    }}},
-                )  # fmt: skip
+                    *AGGREGATION_API,
+                    namespace,
+                    spec.PLURAL,
+                    NAME,
+                    {
+                        "metadata": {
+                            "annotations": {
+                                reconcile.REQUESTED_AT_ANNOTATION: str(time.time_ns()),
+                            }
+                        }
+                    },
+                )
                 time.sleep(1.0)
                 found = aggregation_object().get("status", {})
                 finest_status = found.get("levels", [{}])[0]
@@ -262,7 +266,7 @@ def test_levels_column_lists_every_level(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

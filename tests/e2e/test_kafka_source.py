@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 import streaming
-from clickagg.adapters import landing, solr_collections, stream
-from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import traffic
+from clickagg import sim
+from clickagg.pipeline import archive
+from clickagg.sim import landing
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
 
 pytestmark = pytest.mark.e2e
 
@@ -23,18 +25,20 @@ def test_events_from_kafka_become_the_oracles_cells(
 ) -> None:
     topic = kafka_topic(2)
     aggregation = streaming.aggregation_for(
-        tmp_path / "unused", solr.base_url, "kafka-run",
+        tmp_path / "unused",
+        solr.base_url,
+        "kafka-run",
         source={"type": "kafka", "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic}},
-    )  # fmt: skip
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    )
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=1, visitors=250, seed=5)
     landing.send_to_kafka(lines, kafka.bootstrap, topic)
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
 
     def send(line: bytes) -> None:
-        landing.send_to_kafka([traffic.Emitted(line, 0, traffic.VALID)], kafka.bootstrap, topic)
+        landing.send_to_kafka([sim.Emitted(line, 0, sim.VALID)], kafka.bootstrap, topic)
 
     sentinel_ms = START_MS + 3 * streaming.HOUR_MS
     streaming.close_every_visit(spark, aggregation, paths, solr.base_url, send, sentinel_ms)

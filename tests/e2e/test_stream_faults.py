@@ -14,15 +14,17 @@ import pytest
 
 import polling
 import streaming
-from clickagg.adapters import landing, solr_collections, stream
-from clickagg.adapters import solr as solr_adapter
+from clickagg.pipeline import archive, stream
+from clickagg.sim import landing
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
 
 pytestmark = pytest.mark.e2e
 
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
 
 
-def committed_batches(paths: stream.JobPaths) -> int:
+def committed_batches(paths: archive.JobPaths) -> int:
     commits = Path(paths.checkpoint("aggregate")) / "commits"
     return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
 
@@ -33,18 +35,31 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
     landing_dir = tmp_path / "landing"
     aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "kill-run")
     spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=11)
     half = len(lines) // 2
     landing.write_files(lines[:half], landing_dir, rolling=streaming.ROLLING, prefix="a")
 
     driver = subprocess.Popen(
-        [sys.executable, "-m", "clickagg", "stream", str(spec), "--solr-url", solr.base_url,
-         "--data", paths.root, "--trigger-seconds", "1"],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "clickagg",
+            "stream",
+            str(spec),
+            "--solr-url",
+            solr.base_url,
+            "--data",
+            paths.root,
+            "--trigger-seconds",
+            "1",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         landing.write_files(lines[half:], landing_dir, rolling=streaming.ROLLING, prefix="b")
@@ -74,8 +89,8 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     )
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
-    paths = stream.JobPaths(str(tmp_path / "data"))
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=13)
     third = len(lines) // 3
@@ -84,14 +99,15 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     source = stream.source_of(aggregation)
     queries = [
         stream.ingest(spark, aggregation, paths, source, 1),
-        stream.aggregate(spark, aggregation, paths, solr.base_url, 1),
+        stream.aggregate(spark, aggregation, paths, streaming.store_at(solr.base_url), 1),
     ]
     try:
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
         local_solr.stop_node(1)
         try:
-            landing.write_files(lines[third:2 * third], landing_dir, rolling=streaming.ROLLING,
-                                prefix="b")  # fmt: skip
+            landing.write_files(
+                lines[third : 2 * third], landing_dir, rolling=streaming.ROLLING, prefix="b"
+            )
             seen = committed_batches(paths)
             polling.eventually(
                 lambda: committed_batches(paths) >= seen + 2, "batches with a node down", 240
@@ -113,17 +129,25 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
 
 
 def assert_equals_oracle(
-    spark: Any, solr: Any, solr_client: Any, aggregation: Any, paths: stream.JobPaths,
-    landing_dir: Path, lines: list[Any],
-) -> None:  # fmt: skip
+    spark: Any,
+    solr: Any,
+    solr_client: Any,
+    aggregation: Any,
+    paths: archive.JobPaths,
+    landing_dir: Path,
+    lines: list[Any],
+) -> None:
     """Finish what the faulted run left, close every visit, compare with the oracle."""
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
-        spark, aggregation, paths, solr.base_url,
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
         lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
         sentinel_ms,
-    )  # fmt: skip
+    )
     problems = streaming.oracle_problems(
         solr_client, aggregation, [i.line for i in lines], sentinel_ms - streaming.HOUR_MS
     )

@@ -14,9 +14,13 @@ import pytest
 
 import oracle
 import streaming
-from clickagg.adapters import landing, metrics, solr_collections, stream
-from clickagg.adapters import solr as solr_adapter
-from clickagg.domain import sessions, traffic
+from clickagg import sim
+from clickagg.domain import sessions
+from clickagg.pipeline import archive, metrics
+from clickagg.sim import landing
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
+from clickagg.store import solr_cells
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +33,9 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     aggregation = streaming.aggregation_for(work / "landing", solr.base_url, "oracle-run")
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=600, seed=7)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
-    with solr_adapter.SolrClient(solr.base_url) as client:
+    with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
-    paths = stream.JobPaths(str(work / "data"))
+    paths = archive.JobPaths(str(work / "data"))
     job_metrics = metrics.StreamMetrics(aggregation.name)
     listener = metrics.ProgressListener(job_metrics)
     spark.streams.addListener(listener)
@@ -42,10 +46,14 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     streaming.run_to_end(spark, aggregation, paths, solr.base_url, record)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
-        spark, aggregation, paths, solr.base_url,
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
         lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
-        sentinel_ms, record,
-    )  # fmt: skip
+        sentinel_ms,
+        record,
+    )
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
     expected = oracle.compute(
@@ -56,9 +64,15 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         cuboids=[c.dimensions for c in aggregation.cuboids],
         now_ms=int(time.time() * 1000),
     )
-    return {"aggregation": aggregation, "lines": lines, "expected": expected, "paths": paths,
-            "solr_url": solr.base_url, "before_ms": sentinel_ms - streaming.HOUR_MS,
-            "metrics": job_metrics}
+    return {
+        "aggregation": aggregation,
+        "lines": lines,
+        "expected": expected,
+        "paths": paths,
+        "solr_url": solr.base_url,
+        "before_ms": sentinel_ms - streaming.HOUR_MS,
+        "metrics": job_metrics,
+    }
 
 
 def test_every_cell_equals_the_oracle(streamed: dict[str, Any], solr_client: Any) -> None:
@@ -84,7 +98,7 @@ def test_every_bad_line_is_a_dead_letter_with_its_reason(
 
     archived = spark.read.parquet(streamed["paths"].archive)
     dead = archived.where(F.col("kind") == "dead_letter").select("reason").collect()
-    faults = [i for i in streamed["lines"] if i.kind not in traffic.ACCEPTED_KINDS]
+    faults = [i for i in streamed["lines"] if i.kind not in sim.ACCEPTED_KINDS]
     assert len(dead) == len(faults) == streamed["expected"].dead_letters
     reasons = " ".join(r.reason for r in dead)
     for kind, phrase in {
@@ -103,15 +117,21 @@ def test_every_bad_line_is_a_dead_letter_with_its_reason(
 def test_replay_gives_what_streaming_gave_and_twice_changes_nothing(
     streamed: dict[str, Any], spark: Any, solr_client: Any
 ) -> None:
-    from clickagg.adapters import replay
+    from clickagg.pipeline import replay
 
     aggregation, before_ms = streamed["aggregation"], streamed["before_ms"]
     streamed_cells = streaming.solr_cells(solr_client, aggregation, before_ms)
     for _ in range(2):
-        replay.replay(
-            spark, aggregation, streamed["paths"], streamed["solr_url"], START_MS, before_ms,
-            history_ms=sessions.VISITOR_MEMORY_MS,
-        )  # fmt: skip
+        with solr_cells.SolrCellStore(streamed["solr_url"]) as store:
+            replay.replay(
+                spark,
+                aggregation,
+                streamed["paths"],
+                store,
+                START_MS,
+                before_ms,
+                history_ms=sessions.VISITOR_MEMORY_MS,
+            )
         replayed = streaming.solr_cells(solr_client, aggregation, before_ms)
         problems = streaming.differences(
             streamed_cells, replayed, sessions.FIELDS, sketch_tolerance=0.02
@@ -128,6 +148,10 @@ def test_metrics_count_what_happened(streamed: dict[str, Any]) -> None:
     assert job_metrics.value("clickagg_bot_events_total") >= bot_lines > 0
     ingested = job_metrics.value("clickagg_input_rows_total", query="ingest")
     assert ingested == len(streamed["lines"]) + 1  # and the sentinel
-    for name in ("clickagg_batch_duration_seconds", "clickagg_watermark_lag_seconds",
-                 "clickagg_solr_write_seconds_count", "clickagg_processed_rows_per_second"):
+    for name in (
+        "clickagg_batch_duration_seconds",
+        "clickagg_watermark_lag_seconds",
+        "clickagg_solr_write_seconds_count",
+        "clickagg_processed_rows_per_second",
+    ):
         assert f"# TYPE {name}" in text, name

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from clickagg.domain import crd
 from clickagg.local import gotools
 from clickagg.local import kube as local_kube
 from fixtures import k8s as k8s_fixtures
@@ -114,8 +115,8 @@ def test_rbac_grants_what_a_role_binding_allows(api: k8s_client.ApiClient) -> No
         rbac.delete_namespaced_role(name, "default")
 
 
-def test_peer_crds_are_established(api: k8s_client.ApiClient) -> None:
-    crds = local_kube.crd_documents(k8s_fixtures.peer_crd_files())
+def test_peer_crds_are_established(api: k8s_client.ApiClient, peer_crds: list[Path]) -> None:
+    crds = local_kube.crd_documents(peer_crds)
     names = [crd["metadata"]["name"] for crd in crds]
     assert f"sparkapplications.{SPARK_GROUP}" in names
     extensions = k8s_client.ApiextensionsV1Api(api)
@@ -126,10 +127,12 @@ def test_peer_crds_are_established(api: k8s_client.ApiClient) -> None:
         assert established == "True", name
 
 
+@pytest.mark.usefixtures("peer_crds")
 def test_a_valid_spark_application_is_accepted(api: k8s_client.ApiClient) -> None:
     create_spark_application(api, spark_application("valid-app"))
 
 
+@pytest.mark.usefixtures("peer_crds")
 def test_a_spark_application_with_an_unknown_type_is_rejected(
     api: k8s_client.ApiClient,
 ) -> None:
@@ -140,6 +143,7 @@ def test_a_spark_application_with_an_unknown_type_is_rejected(
     assert "Cobol" in str(rejected.value.body)
 
 
+@pytest.mark.usefixtures("peer_crds")
 def test_a_spark_application_missing_a_required_field_is_rejected(
     api: k8s_client.ApiClient,
 ) -> None:
@@ -153,9 +157,5 @@ def test_a_spark_application_missing_a_required_field_is_rejected(
 
 def test_apply_crds_replaces_an_existing_crd(kubeconfig: Path) -> None:
     # Applying a file again must update in place, not fail with AlreadyExists.
-    (spark_crd,) = [
-        path
-        for path in k8s_fixtures.peer_crd_files()
-        if path.name.endswith("_sparkapplications.yaml")
-    ]
-    assert local_kube.apply_crds(kubeconfig, [spark_crd]) == [f"sparkapplications.{SPARK_GROUP}"]
+    (chart_crd,) = k8s_fixtures.chart_crd_files()
+    assert local_kube.apply_crds(kubeconfig, [chart_crd]) == [crd.CRD_NAME]

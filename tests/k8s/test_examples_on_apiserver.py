@@ -33,9 +33,14 @@ def dry_run_create(objects: k8s_client.CustomObjectsApi, path: Path) -> None:
     body: dict[str, Any] = yaml.safe_load(path.read_text())
     body["metadata"]["namespace"] = "default"
     objects.create_namespaced_custom_object(
-        spec.API_GROUP, spec.API_VERSION, "default", spec.PLURAL, body,
-        dry_run="All", field_validation="Strict",
-    )  # fmt: skip
+        spec.API_GROUP,
+        spec.API_VERSION,
+        "default",
+        spec.PLURAL,
+        body,
+        dry_run="All",
+        field_validation="Strict",
+    )
 
 
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)

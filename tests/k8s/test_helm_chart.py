@@ -250,9 +250,11 @@ def test_the_webhook_with_certificates_the_operator_issues(helm: k8s_fixtures.He
     assert hook["failurePolicy"] == "Ignore"
     assert hook["rules"][0]["resources"] == ["aggregations"]
     assert hook["clientConfig"]["service"] == {
-        "name": "clickagg-webhook", "namespace": "clickagg",
-        "path": "/validate-aggregation", "port": 443,
-    }  # fmt: skip
+        "name": "clickagg-webhook",
+        "namespace": "clickagg",
+        "path": "/validate-aggregation",
+        "port": 443,
+    }
     (service,) = by_kind(docs, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "webhook"
     env = env_of(docs)
@@ -263,16 +265,23 @@ def test_the_webhook_with_certificates_the_operator_issues(helm: k8s_fixtures.He
     # RBAC for exactly that: its own Secret and its own webhook configuration.
     (secrets_role,) = webhook_roles(docs, "Role")
     named = [rule for rule in secrets_role["rules"] if rule.get("resourceNames")]
-    assert named == [{
-        "apiGroups": [""], "resources": ["secrets"],
-        "resourceNames": ["clickagg-webhook-tls"], "verbs": ["get", "update"],
-    }]  # fmt: skip
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["clickagg-webhook-tls"],
+            "verbs": ["get", "update"],
+        }
+    ]
     (patcher,) = webhook_roles(docs, "ClusterRole")
-    assert patcher["rules"] == [{
-        "apiGroups": ["admissionregistration.k8s.io"],
-        "resources": ["validatingwebhookconfigurations"],
-        "resourceNames": [configuration["metadata"]["name"]], "verbs": ["get", "patch"],
-    }]  # fmt: skip
+    assert patcher["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [configuration["metadata"]["name"]],
+            "verbs": ["get", "patch"],
+        }
+    ]
 
 
 def test_the_webhook_with_cert_manager(helm: k8s_fixtures.HelmRunner) -> None:

@@ -23,14 +23,14 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 import polling
-from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec, validation
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.store import client as store_client
 from examples import BAD, GOOD
 
-pytestmark = pytest.mark.k8s
+pytestmark = [pytest.mark.k8s, pytest.mark.usefixtures("peer_crds")]
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
 
 
 @pytest.fixture(scope="module")
-def shared_collections(solr_client: solr_adapter.SolrClient) -> Iterator[list[str]]:
+def shared_collections(solr_client: store_client.SolrClient) -> Iterator[list[str]]:
     yield COLLECTIONS
     for name in COLLECTIONS:
         solr_client.delete_collection(name)
@@ -148,9 +148,12 @@ def owned(
     objects: k8s_client.CustomObjectsApi, namespace: str, kind: children.Kind, name: str = NAME
 ) -> list[dict[str, Any]]:
     found = objects.list_namespaced_custom_object(
-        kind.group, kind.version, namespace, kind.plural,
+        kind.group,
+        kind.version,
+        namespace,
+        kind.plural,
         label_selector=f"{children.AGGREGATION_LABEL}={name}",
-    )  # fmt: skip
+    )
     items: list[dict[str, Any]] = cast(dict[str, Any], found)["items"]
     return sorted(items, key=lambda item: item["metadata"]["name"])
 
@@ -210,9 +213,12 @@ def test_built_manifests_pass_the_spark_operator_schemas(
     settings = children.JobSettings("clickagg-spark", "/data/clickagg")
     for manifest in children.desired(aggregation, owner, settings):
         kind = next(k for k in children.KINDS if k.kind == manifest["kind"])
-        stored = cast(dict[str, Any], objects.create_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural, manifest, dry_run="All"
-        ))
+        stored = cast(
+            dict[str, Any],
+            objects.create_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, manifest, dry_run="All"
+            ),
+        )
         # Nothing the builder wrote was pruned by the schema.
         assert stored["spec"] == manifest["spec"]
 
@@ -220,7 +226,7 @@ def test_built_manifests_pass_the_spark_operator_schemas(
 def test_create_makes_collections_children_and_status(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     with running_operator(namespace):
         uid = create(objects, shop_kpis(namespace))["metadata"]["uid"]
@@ -308,9 +314,10 @@ def test_spec_change_updates_the_children(
     after = stream_app(objects, namespace)
     assert after["metadata"]["uid"] == before["metadata"]["uid"]  # updated, not replaced
     rollup_1h = next(
-        r for r in owned(objects, namespace, children.SCHEDULED_SPARK_APPLICATION)
+        r
+        for r in owned(objects, namespace, children.SCHEDULED_SPARK_APPLICATION)
         if r["metadata"]["name"] == children.rollup_name(NAME, "1h")
-    )  # fmt: skip
+    )
     levels = spec_json_of(rollup_1h["spec"]["template"])["spec"]["levels"]
     assert levels[1]["retention"] == "6mo"
     assert spec_json_of(after["spec"])["spec"]["levels"][1]["retention"] == "6mo"
@@ -346,8 +353,12 @@ def test_unreachable_solr_degrades_and_recovers(
     closed = f"http://127.0.0.1:{process.free_port()}/solr"
     monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, closed)
     # The referenced SolrCloud exists: only its Solr does not answer.
-    solr_cloud = {"apiVersion": "solr.apache.org/v1beta1", "kind": "SolrCloud",
-                  "metadata": {"name": "analytics"}, "spec": {}}  # fmt: skip
+    solr_cloud = {
+        "apiVersion": "solr.apache.org/v1beta1",
+        "kind": "SolrCloud",
+        "metadata": {"name": "analytics"},
+        "spec": {},
+    }
     objects.create_namespaced_custom_object(
         "solr.apache.org", "v1beta1", namespace, "solrclouds", solr_cloud
     )
@@ -404,15 +415,16 @@ def test_restart_keeps_children_and_status(
     } == uids  # the same objects: none duplicated, none recreated
     for kind in ("Valid", "Ready", "StreamingRunning"):
         assert condition(after, kind)["status"] == "True"
-        assert condition(after, kind)["lastTransitionTime"] == (
-            condition(before, kind)["lastTransitionTime"]
+        assert (
+            condition(after, kind)["lastTransitionTime"]
+            == (condition(before, kind)["lastTransitionTime"])
         )
 
 
 def test_delete_removes_children_and_retains_collections(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     with running_operator(namespace):
         create(objects, shop_kpis(namespace))
@@ -434,7 +446,7 @@ def test_delete_removes_children_and_retains_collections(
 def test_delete_policy_delete_drops_the_collections(
     objects: k8s_client.CustomObjectsApi,
     namespace: str,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
 ) -> None:
     obj = shop_kpis(namespace)
     prefix = f"{PREFIX}d"

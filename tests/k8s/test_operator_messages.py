@@ -24,11 +24,11 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
 import polling
-from clickagg.adapters import solr as solr_adapter
 from clickagg.local import kube as local_kube
 from clickagg.local import process
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.store import client as store_client
 from examples import one_level
 from fixtures import k8s as k8s_fixtures
 
@@ -41,7 +41,7 @@ RESTRICTED_USER = "clickagg-restricted-operator"
 
 
 @pytest.fixture(scope="module")
-def collection(solr_client: solr_adapter.SolrClient) -> Iterator[str]:
+def collection(solr_client: store_client.SolrClient) -> Iterator[str]:
     yield f"{PREFIX}-15m"
     solr_client.delete_collection(f"{PREFIX}-15m")
 
@@ -121,10 +121,14 @@ def test_a_missing_spark_operator_is_named_with_what_to_install(
         said = assert_said_once(api, caplog, namespace, "SparkOperatorMissing")
     finally:
         local_kube.apply_crds(kubeconfig, [peer_file])
-    assert condition["message"] == said == (
-        "the SparkApplication CRD (sparkoperator.k8s.io/v1beta2) is not installed: install "
-        "the Kubeflow Spark Operator (its Helm chart installs the CRDs); the operator "
-        "retries by itself"
+    assert (
+        condition["message"]
+        == said
+        == (
+            "the SparkApplication CRD (sparkoperator.k8s.io/v1beta2) is not installed: install "
+            "the Kubeflow Spark Operator (its Helm chart installs the CRDs); the operator "
+            "retries by itself"
+        )
     )
 
 
@@ -150,9 +154,13 @@ def test_a_missing_solrcloud_is_named_and_its_creation_noticed(
         apply(kubectl, solr_cloud)
         # The SolrCloud exists now; what is left is a Solr that does not answer.
         after = degraded(kubectl, namespace, "SolrUnreachable")
-    assert condition["message"] == said == (
-        f"SolrCloud analytics does not exist in namespace {namespace} "
-        "(spec.solr.solrCloudRef): create it with the Solr Operator, or correct the reference"
+    assert (
+        condition["message"]
+        == said
+        == (
+            f"SolrCloud analytics does not exist in namespace {namespace} "
+            "(spec.solr.solrCloudRef): create it with the Solr Operator, or correct the reference"
+        )
     )
     assert closed.removesuffix("/solr") in after["message"]
 
@@ -169,8 +177,9 @@ def test_rbac_that_forbids_a_child_names_the_verb_the_kind_and_the_fix(
 ) -> None:
     bind_chart_rbac_without_spark_writes(helm, kubectl, namespace)
     allowed = k8s_fixtures.eventually_allowed
-    assert allowed(api, RESTRICTED_USER, "list", "aggregations", group="clickagg.io",
-                   namespace=namespace)  # fmt: skip
+    assert allowed(
+        api, RESTRICTED_USER, "list", "aggregations", group="clickagg.io", namespace=namespace
+    )
     restricted = local_kube.user_kubeconfig(kubeconfig, RESTRICTED_USER)
     with caplog.at_level(logging.INFO), operator(namespace, restricted, solr.base_url):
         apply(kubectl, one_level(namespace, NAME, PREFIX))

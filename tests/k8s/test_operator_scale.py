@@ -28,12 +28,12 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
 import examples
-from clickagg.adapters import solr as solr_adapter
 from clickagg.domain import spec
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
+from clickagg.store import client as store_client
 
-pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600), pytest.mark.usefixtures("peer_crds")]
 
 COUNT = int(os.environ.get("CLICKAGG_SCALE_COUNT", "100"))
 DEADLINE_SECONDS = 120.0
@@ -78,7 +78,7 @@ def test_many_aggregations_at_once_get_their_children_once(
     kubeconfig: Path,
     namespace: str,
     solr: local_solr.SolrEndpoints,
-    solr_client: solr_adapter.SolrClient,
+    solr_client: store_client.SolrClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     objects = k8s_client.CustomObjectsApi(api)
@@ -121,9 +121,7 @@ def test_many_aggregations_at_once_get_their_children_once(
 
             time.sleep(2)  # later passes (the stream-state annotation, updates) add nothing
             owned = children_by_owner(objects, namespace)
-            kinds = Counter(
-                item["kind"] for items in owned.values() for item in items
-            )  # fmt: skip
+            kinds = Counter(item["kind"] for items in owned.values() for item in items)
             assert kinds == {"SparkApplication": COUNT, "ScheduledSparkApplication": COUNT}
             for name, uid in uids.items():
                 mine = owned[uid]
@@ -175,7 +173,7 @@ def _drop(solr: local_solr.SolrEndpoints, collections: list[str]) -> None:
     """Delete the test's collections, a few at a time (the operator retains them)."""
 
     def drop(name: str) -> None:
-        with solr_adapter.SolrClient(solr.base_url) as client:
+        with store_client.SolrClient(solr.base_url) as client:
             client.delete_collection(name)
 
     with ThreadPoolExecutor(4) as pool:

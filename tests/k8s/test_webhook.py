@@ -188,8 +188,7 @@ def test_every_problem_comes_back_on_its_own_line(
     assert problems == [
         "* spec.levels[1].retention: retention 4m (4 minutes) is shorter than granularity 1h; "
         "did you mean 4mo?",
-        "* spec.kpis[1]: unknown KPI 'bounce_rte'; did you mean 'bounce_rate'?; "
-        "see docs/kpis.md",
+        "* spec.kpis[1]: unknown KPI 'bounce_rte'; did you mean 'bounce_rate'?; see docs/kpis.md",
     ]
     # One log line for the decision, naming the object.
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]

@@ -38,12 +38,14 @@ Received = list[tuple[int, dict[str, Any]]]
 
 def _consume(bootstrap: str, topic: str, count: int, timeout: float = 60) -> Received:
     """Read `count` messages from the start of `topic`: (partition, decoded JSON) each."""
-    consumer = confluent_kafka.Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     received: Received = []
     deadline = time.monotonic() + timeout
     try:
@@ -88,7 +90,7 @@ def test_create_topic_again_is_accepted_but_another_partition_count_is_not(
 ) -> None:
     topic = kafka_topic(2)
     local_kafka.create_topic(kafka.bootstrap, topic, 2)
-    with pytest.raises(errors.AdapterError, match="2 partitions, not 3"):
+    with pytest.raises(errors.EngineError, match="2 partitions, not 3"):
         local_kafka.create_topic(kafka.bootstrap, topic, 3)
 
 
@@ -108,9 +110,11 @@ def test_a_taken_port_gives_port_in_use_naming_it(
     # An empty run dir, so up() cannot find the session's broker and return it instead.
     monkeypatch.setenv("CLICKAGG_RUN_DIR", str(tmp_path))
     free = process.free_port()
-    ports = {"broker": taken_port, "controller": free} if which == "broker" else {
-        "broker": free, "controller": taken_port
-    }
+    ports = (
+        {"broker": taken_port, "controller": free}
+        if which == "broker"
+        else {"broker": free, "controller": taken_port}
+    )
 
     with pytest.raises(errors.PortInUse, match=f"kafka {which} port {taken_port}"):
         local_kafka.up(port=ports["broker"], controller_port=ports["controller"])

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 
 from clickagg import errors
-from clickagg.adapters import solr as solr_adapter
 from clickagg.local import solr as local_solr
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
 
 pytestmark = pytest.mark.solr
 
@@ -33,7 +34,7 @@ def aggregate(doc_id: str, country: str, clicks: int, revenue: float) -> dict[st
 
 
 def test_cluster_has_two_live_nodes(
-    solr: local_solr.SolrEndpoints, solr_client: solr_adapter.SolrClient
+    solr: local_solr.SolrEndpoints, solr_client: store_client.SolrClient
 ) -> None:
     live = sorted(solr_client.cluster_status()["live_nodes"])
     expected = sorted(
@@ -44,12 +45,12 @@ def test_cluster_has_two_live_nodes(
 
 
 def test_aggregate_reads_back_from_both_nodes(
-    solr: local_solr.SolrEndpoints, solr_client: solr_adapter.SolrClient, collection: str
+    solr: local_solr.SolrEndpoints, solr_client: store_client.SolrClient, collection: str
 ) -> None:
     solr_client.add(collection, [aggregate("a1", "de", 7, 12.5)])
     solr_client.commit(collection)
     for node_url in solr.node_urls:
-        with solr_adapter.SolrClient(node_url) as node:
+        with store_client.SolrClient(node_url) as node:
             docs = node.query(collection, {"q": "id:a1", "fl": "*"})["response"]["docs"]
         assert len(docs) == 1, node_url
         doc = docs[0]
@@ -61,7 +62,7 @@ def test_aggregate_reads_back_from_both_nodes(
 
 
 def test_writing_the_same_id_replaces_the_document(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     solr_client.add(collection, [aggregate("same", "de", 1, 1.0)])
     solr_client.add(collection, [aggregate("same", "fr", 2, 2.5)])
@@ -74,7 +75,7 @@ def test_writing_the_same_id_replaces_the_document(
 
 
 def test_json_facet_sums_clicks_per_country(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     rows = [("de", 3), ("de", 4), ("fr", 10), ("us", 1), ("us", 1), ("us", 1)]
     docs = [aggregate(f"f{i}", country, clicks, 0.5) for i, (country, clicks) in enumerate(rows)]
@@ -98,7 +99,7 @@ def test_json_facet_sums_clicks_per_country(
 
 
 def test_export_streams_every_document_sorted(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     docs = [aggregate(f"e{i:03d}", "de", (i * 37) % 101, 0.0) for i in range(101)]
     solr_client.add(collection, docs)
@@ -109,7 +110,7 @@ def test_export_streams_every_document_sorted(
 
 
 def test_rollup_stream_sums_per_country(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     rows = [("de", 3, 1.5), ("fr", 10, 2.0), ("de", 4, 0.5), ("us", 1, 0.25)]
     docs = [aggregate(f"r{i}", *row) for i, row in enumerate(rows)]
@@ -126,7 +127,7 @@ def test_rollup_stream_sums_per_country(
 
 
 def test_a_failing_stream_raises_with_solrs_message(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     # Valid as an expression, so it fails inside the shards and arrives as an EXCEPTION tuple.
     expr = (
@@ -137,7 +138,7 @@ def test_a_failing_stream_raises_with_solrs_message(
         list(solr_client.stream(collection, expr))
 
 
-def test_an_unknown_collection_is_named_in_the_error(solr_client: solr_adapter.SolrClient) -> None:
+def test_an_unknown_collection_is_named_in_the_error(solr_client: store_client.SolrClient) -> None:
     with pytest.raises(errors.SolrError, match="no_such_collection"):
         solr_client.query("no_such_collection", {"q": "*:*"})
     with pytest.raises(errors.SolrError, match="no_such_collection"):
@@ -145,16 +146,16 @@ def test_an_unknown_collection_is_named_in_the_error(solr_client: solr_adapter.S
 
 
 def test_an_unknown_field_is_rejected_not_guessed(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     with pytest.raises(errors.SolrError, match=rf"{collection}.*unknown field 'surprise'"):
         solr_client.add(collection, [{"id": "x", "surprise": 1}])
 
 
 def test_collection_create_and_delete_are_idempotent(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
-    solr_client.create_collection(collection, solr_adapter.CONFIGSET_NAME, 2, 1)
+    solr_client.create_collection(collection, solr_collections.CONFIGSET_NAME, 2, 1)
     assert collection in solr_client.list_collections()
     solr_client.delete_collection(collection)
     solr_client.delete_collection(collection)
@@ -162,7 +163,7 @@ def test_collection_create_and_delete_are_idempotent(
 
 
 def test_real_time_get_of_one_id_finds_it_uncommitted(
-    solr_client: solr_adapter.SolrClient, collection: str
+    solr_client: store_client.SolrClient, collection: str
 ) -> None:
     # Solr answers one id with {"doc": ...}, not a document list: both forms must read.
     solr_client.add(collection, [aggregate("solo", "de", 3, 1.5)])

@@ -129,3 +129,39 @@ def test_subtract_counts_calendar_months() -> None:
         "2026-02-28T00:00:00+00:00"
     )
     assert buckets.iso(_ms("2026-11-26T10:15:00+00:00")) == "2026-11-26T10:15:00.000Z"
+
+
+# --- spans of buckets --------------------------------------------------------------------------
+
+_T = buckets.parse_iso("2026-11-29T10:07:00Z")
+
+
+def test_ceil_is_the_next_boundary_or_the_time_itself() -> None:
+    quarter = durations.parse("15m")
+    assert buckets.iso(buckets.ceil(_T, quarter)) == "2026-11-29T10:15:00.000Z"
+    assert buckets.ceil(buckets.floor(_T, quarter), quarter) == buckets.floor(_T, quarter)
+    month = durations.parse("1mo")
+    assert buckets.iso(buckets.ceil(_T, month)) == "2026-12-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("granularity", "end", "count", "aligned"),
+    [
+        ("15m", "2026-11-29T11:00:00Z", 4, "[2026-11-29T10:00:00.000Z, 2026-11-29T11:00:00.000Z)"),
+        ("1h", "2026-11-29T10:08:00Z", 1, "[2026-11-29T10:00:00.000Z, 2026-11-29T11:00:00.000Z)"),
+        ("1d", "2026-12-02T00:00:00Z", 3, "[2026-11-29T00:00:00.000Z, 2026-12-02T00:00:00.000Z)"),
+        ("1mo", "2027-02-15T00:00:00Z", 4, "[2026-11-01T00:00:00.000Z, 2027-03-01T00:00:00.000Z)"),
+    ],
+)
+def test_a_span_counts_the_buckets_it_overlaps(
+    granularity: str, end: str, count: int, aligned: str
+) -> None:
+    span = buckets.Span(_T, buckets.parse_iso(end))
+    size = durations.parse(granularity)
+    assert buckets.count(span, size) == count
+    assert len(list(buckets.starts(span, size))) == count
+    assert str(span.aligned(size)) == aligned
+
+
+def test_an_empty_span_has_no_bucket() -> None:
+    assert buckets.count(buckets.Span(_T, _T), durations.parse("15m")) == 0

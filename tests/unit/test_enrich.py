@@ -128,9 +128,7 @@ def test_real_browsers(user_agent: str, device_class: str, browser_family: str) 
     )
 
 
-@pytest.mark.parametrize(
-    "user_agent", [GOOGLEBOT, GOOGLEBOT_SMARTPHONE, BINGBOT, "curl/8.4.0"]
-)
+@pytest.mark.parametrize("user_agent", [GOOGLEBOT, GOOGLEBOT_SMARTPHONE, BINGBOT, "curl/8.4.0"])
 def test_crawlers_are_bots(user_agent: str) -> None:
     assert enrich.is_bot(user_agent)
     agent = enrich.classify_user_agent(user_agent)
@@ -160,10 +158,12 @@ def event(**fields: Any) -> events.Event:
 
 
 def test_enrich_fills_what_is_absent() -> None:
-    enriched = enrich.enrich(event(
-        url=f"{SHOP}?utm_medium=email&utm_campaign=spring",
-        user_agent=SAFARI_IPHONE,
-    ))
+    enriched = enrich.enrich(
+        event(
+            url=f"{SHOP}?utm_medium=email&utm_campaign=spring",
+            user_agent=SAFARI_IPHONE,
+        )
+    )
     assert enriched.channel == "email"
     assert enriched.campaign == "spring"
     assert enriched.page == "/kettles"

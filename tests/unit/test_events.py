@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from clickagg import errors
-from clickagg.domain import events
+from clickagg.domain import durations, events
 
 pytestmark = pytest.mark.unit
 
@@ -51,31 +51,31 @@ def reason(raw: bytes, **kwargs: Any) -> str:
 
 def test_minimal_event_with_epoch_millis() -> None:
     event = parse(line())
-    assert event == events.Event(
-        event_id="e-1", ts_ms=NOW_MS, visitor_id="v-1", type="page_view"
-    )
+    assert event == events.Event(event_id="e-1", ts_ms=NOW_MS, visitor_id="v-1", type="page_view")
     assert event.is_known_type
     assert not event.bot
 
 
 def test_full_order_event_with_iso_ts_and_offset() -> None:
-    event = parse(line(
-        ts="2016-02-16T11:00:00.250+01:00",
-        type="order",
-        page="/checkout/done",
-        url="https://shop.example/checkout/done?utm_campaign=spring",
-        referrer="https://shop.example/cart",
-        campaign="spring",
-        channel="email",
-        offer="o-7",
-        product_category="kettles",
-        device_class="desktop",
-        browser_family="firefox",
-        country="DE",
-        user_agent="Mozilla/5.0",
-        order_id="A-1",
-        revenue=49.9,
-    ))
+    event = parse(
+        line(
+            ts="2016-02-16T11:00:00.250+01:00",
+            type="order",
+            page="/checkout/done",
+            url="https://shop.example/checkout/done?utm_campaign=spring",
+            referrer="https://shop.example/cart",
+            campaign="spring",
+            channel="email",
+            offer="o-7",
+            product_category="kettles",
+            device_class="desktop",
+            browser_family="firefox",
+            country="DE",
+            user_agent="Mozilla/5.0",
+            order_id="A-1",
+            revenue=49.9,
+        )
+    )
     assert event.ts_ms == NOW_MS + 250
     assert event.revenue == 49.9
     assert event.order_id == "A-1"
@@ -233,7 +233,8 @@ def test_ts_too_far_in_the_future() -> None:
 def test_ts_too_far_in_the_past() -> None:
     window = events.TimeWindow(max_past_ms=2 * 3_600_000)
     assert reason(line(ts="2016-02-16T07:00:00Z"), window=window) == (
-        "field 'ts': 2016-02-16T07:00:00Z is more than 2 hours before now (2016-02-16T10:00:00Z)"
+        "too_late: field 'ts': 2016-02-16T07:00:00Z is more than 2 hours before now "
+        "(2016-02-16T10:00:00Z)"
     )
 
 
@@ -330,5 +331,32 @@ def test_event_fields_are_the_contract_fields_plus_bot() -> None:
     names = [f.name for f in dataclasses.fields(events.Event)]
     contract = ["ts_ms" if n == "ts" else n for n in events.REQUIRED_FIELDS]
     assert names == [
-        *contract, *events.OPTIONAL_STRING_FIELDS, *events.OPTIONAL_NUMBER_FIELDS, "bot",
+        *contract,
+        *events.OPTIONAL_STRING_FIELDS,
+        *events.OPTIONAL_NUMBER_FIELDS,
+        "bot",
     ]
+
+
+# --- the window follows the spec's allowed lateness ------------------------------------------
+
+
+def test_the_lateness_window_is_the_allowed_lateness() -> None:
+    window = events.lateness_window(durations.parse("1d"))
+    assert window == events.TimeWindow(events.DEFAULT_MAX_FUTURE_MS, max_past_ms=86_400_000)
+    assert parse(line(ts=NOW_MS - 86_400_000), window=window).ts_ms == NOW_MS - 86_400_000
+
+
+def test_an_event_later_than_the_allowed_lateness_is_too_late() -> None:
+    window = events.lateness_window(durations.parse("6h"))
+    too_late = reason(line(ts="2016-02-16T03:59:59Z"), window=window)
+    assert too_late == (
+        "too_late: field 'ts': 2016-02-16T03:59:59Z is more than 6 hours before now "
+        "(2016-02-16T10:00:00Z)"
+    )
+    assert too_late.startswith(events.TOO_LATE)
+
+
+def test_a_month_of_lateness_counts_an_average_month() -> None:
+    window = events.lateness_window(durations.parse("1mo"))
+    assert window.max_past_ms == durations.AVERAGE_MONTH_SECONDS * 1000

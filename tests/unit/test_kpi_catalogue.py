@@ -109,7 +109,9 @@ def test_ratios_of_an_empty_cell_are_none_and_counts_zero() -> None:
 
 def test_required_state_is_the_union_in_catalogue_order() -> None:
     assert kpis.required_state(["bounce_rate", "bounces", "visits"]) == (
-        "visits", "closed_visits", "bounces",
+        "visits",
+        "closed_visits",
+        "bounces",
     )
     assert kpis.required_state([]) == ()
 

@@ -10,27 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from clickagg import errors
-from clickagg.adapters import landing
-from clickagg.domain import traffic
+from clickagg import errors, sim
+from clickagg.sim import landing
 
 pytestmark = pytest.mark.unit
 
 START_MS = 1_455_580_800_000
 
 
-def lines(count: int, *, every_ms: int = 1000) -> list[traffic.Emitted]:
+def lines(count: int, *, every_ms: int = 1000) -> list[sim.Emitted]:
     return [
-        traffic.Emitted(f'{{"event_id":"e-{n}"}}'.encode(), START_MS + n * every_ms, "valid")
+        sim.Emitted(f'{{"event_id":"e-{n}"}}'.encode(), START_MS + n * every_ms, "valid")
         for n in range(count)
     ]
 
 
-def generated(minutes: int, visitors: int = 100) -> list[traffic.Emitted]:
-    return list(traffic.generate(
-        traffic.TrafficProfile(visitors=visitors), traffic.Faults(), START_MS,
-        minutes * 60_000, seed=3,
-    ))
+def generated(minutes: int, visitors: int = 100) -> list[sim.Emitted]:
+    return list(
+        sim.generate(
+            sim.TrafficProfile(visitors=visitors),
+            sim.Faults(),
+            START_MS,
+            minutes * 60_000,
+            seed=3,
+        )
+    )
 
 
 def landed(directory: Path) -> list[Path]:
@@ -70,7 +74,7 @@ def test_a_file_is_invisible_until_complete(tmp_path: Path) -> None:
     rolling = landing.Rolling(lines_per_file=10, arrival_ms_per_file=None)
     seen: list[tuple[int, list[str]]] = []
 
-    def watched() -> Iterator[traffic.Emitted]:
+    def watched() -> Iterator[sim.Emitted]:
         for n, item in enumerate(lines(35)):
             # What a file source listing the directory now would pick up.
             visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
@@ -88,7 +92,7 @@ def test_a_file_is_invisible_until_complete(tmp_path: Path) -> None:
 def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     landing.write_files(lines(5), tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(errors.AdapterError, match="another prefix"):
+    with pytest.raises(errors.EngineError, match="another prefix"):
         landing.write_files(lines(5), tmp_path)
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
     landing.write_files(lines(5), tmp_path, prefix="second-run")
@@ -96,14 +100,12 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_a_stopped_run_publishes_what_it_wrote(tmp_path: Path) -> None:
-    def interrupted() -> Iterator[traffic.Emitted]:
+    def interrupted() -> Iterator[sim.Emitted]:
         yield from lines(25)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        landing.write_files(
-            interrupted(), tmp_path, rolling=landing.Rolling(lines_per_file=10)
-        )
+        landing.write_files(interrupted(), tmp_path, rolling=landing.Rolling(lines_per_file=10))
     files = landed(tmp_path)
     assert [len(f.read_bytes().splitlines()) for f in files] == [10, 10, 5]
     assert all(f.read_bytes().endswith(b"\n") for f in files)
@@ -132,9 +134,7 @@ def test_paced_writing_follows_the_accelerated_clock(tmp_path: Path) -> None:
 
 def test_the_clock_starts_at_the_first_line(tmp_path: Path) -> None:
     # Lines an hour of arrival time into the span, at speed 3600: about one second.
-    late_start = [
-        traffic.Emitted(b"{}", START_MS + 3_600_000 + n * 100, "valid") for n in range(10)
-    ]
+    late_start = [sim.Emitted(b"{}", START_MS + 3_600_000 + n * 100, "valid") for n in range(10)]
     started = time.monotonic()
     landing.write_files(late_start, tmp_path, pacer=landing.Pacer(speed=3600))
     assert time.monotonic() - started < 0.5
@@ -149,8 +149,7 @@ def test_paced_writing_keeps_to_the_rate(tmp_path: Path) -> None:
 
 def test_a_paced_file_is_published_before_the_wait(tmp_path: Path) -> None:
     # Two lines a minute apart at speed 120: the first file is out while the writer waits.
-    two = [traffic.Emitted(b"{}", START_MS, "valid"),
-           traffic.Emitted(b"{}", START_MS + 60_000, "valid")]
+    two = [sim.Emitted(b"{}", START_MS, "valid"), sim.Emitted(b"{}", START_MS + 60_000, "valid")]
     published_while_waiting: list[int] = []
 
     def sleep(seconds: float) -> None:
@@ -158,8 +157,9 @@ def test_a_paced_file_is_published_before_the_wait(tmp_path: Path) -> None:
         time.sleep(seconds)
 
     pacer = landing.Pacer(speed=120, sleep=sleep)
-    landing.write_files(two, tmp_path, pacer=pacer,
-                        rolling=landing.Rolling(arrival_ms_per_file=60_000))
+    landing.write_files(
+        two, tmp_path, pacer=pacer, rolling=landing.Rolling(arrival_ms_per_file=60_000)
+    )
     assert published_while_waiting == [1]
 
 

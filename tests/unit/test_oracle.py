@@ -77,8 +77,16 @@ def cells_of(result: oracle.OracleResult, cuboid: str) -> dict[tuple[int, tuple[
 def test_a_bounce_visit() -> None:
     result = run([line("e1", T0 + MIN, "a", page="/home", channel="email")])
     bounce = cell(
-        events=1, page_views=1, entries=1, exits=1, visits=1, new_visits=1, closed_visits=1,
-        bounces=1, visit_page_views_sum=1, unique_visitors=1,
+        events=1,
+        page_views=1,
+        entries=1,
+        exits=1,
+        visits=1,
+        new_visits=1,
+        closed_visits=1,
+        bounces=1,
+        visit_page_views_sum=1,
+        unique_visitors=1,
     )
     assert cells_of(result, "totals") == {(T0, ()): bounce}
     assert cells_of(result, "channel") == {(T0, ("email",)): bounce}
@@ -89,29 +97,48 @@ def test_a_bounce_visit() -> None:
 
 
 def test_a_three_page_visit_with_an_order() -> None:
-    result = run([
-        line("b1", T0, "b", page="/a"),
-        line("b2", T0 + 20_000, "b", page="/b"),
-        line("b3", T0 + 40_000, "b", page="/c"),
-        line("b4", T0 + 50_000, "b", "add_to_cart", page="/c"),
-        line("b5", T0 + 70_000, "b", "order", page="/c", revenue=25.5, order_id="o-1"),
-    ])
+    result = run(
+        [
+            line("b1", T0, "b", page="/a"),
+            line("b2", T0 + 20_000, "b", page="/b"),
+            line("b3", T0 + 40_000, "b", page="/c"),
+            line("b4", T0 + 50_000, "b", "add_to_cart", page="/c"),
+            line("b5", T0 + 70_000, "b", "order", page="/c", revenue=25.5, order_id="o-1"),
+        ]
+    )
     visit = {
-        "visits": 1, "new_visits": 1, "visits_with_order": 1, "closed_visits": 1,
-        "engaged_visits": 1, "visit_duration_seconds_sum": 70.0, "visit_page_views_sum": 3,
+        "visits": 1,
+        "new_visits": 1,
+        "visits_with_order": 1,
+        "closed_visits": 1,
+        "engaged_visits": 1,
+        "visit_duration_seconds_sum": 70.0,
+        "visit_page_views_sum": 3,
         "visits_with_cart": 1,
     }
     assert cells_of(result, "totals") == {
         (T0, ()): cell(
-            events=5, page_views=3, add_to_carts=1, orders=1, revenue=25.5, entries=1, exits=1,
-            unique_visitors=1, **visit,
+            events=5,
+            page_views=3,
+            add_to_carts=1,
+            orders=1,
+            revenue=25.5,
+            entries=1,
+            exits=1,
+            unique_visitors=1,
+            **visit,
         )
     }
     assert cells_of(result, "content") == {
         (T0, ("/a",)): cell(events=1, page_views=1, entries=1, unique_visitors=1, **visit),
         (T0, ("/b",)): cell(events=1, page_views=1, unique_visitors=1),
         (T0, ("/c",)): cell(
-            events=3, page_views=1, add_to_carts=1, orders=1, revenue=25.5, exits=1,
+            events=3,
+            page_views=1,
+            add_to_carts=1,
+            orders=1,
+            revenue=25.5,
+            exits=1,
             unique_visitors=1,
         ),
     }
@@ -120,55 +147,98 @@ def test_a_three_page_visit_with_an_order() -> None:
 
 
 def test_a_cart_without_order_and_an_order_without_revenue() -> None:
-    result = run([
-        line("c1", T0, "c", page="/p"),
-        line("c2", T0 + 5_000, "c", "add_to_cart", page="/p"),
-        # a second visitor: an order without revenue counts with 0, and revenue on a page view
-        # is ignored
-        line("d1", T0, "d", page="/q", revenue=10),
-        line("d2", T0 + 1_000, "d", "order", page="/q"),
-    ])
+    result = run(
+        [
+            line("c1", T0, "c", page="/p"),
+            line("c2", T0 + 5_000, "c", "add_to_cart", page="/p"),
+            # a second visitor: an order without revenue counts with 0, and revenue on a page view
+            # is ignored
+            line("d1", T0, "d", page="/q", revenue=10),
+            line("d2", T0 + 1_000, "d", "order", page="/q"),
+        ]
+    )
     assert cells_of(result, "totals") == {
         (T0, ()): cell(
-            events=4, page_views=2, add_to_carts=1, orders=1, revenue=0, entries=2, exits=2,
-            visits=2, new_visits=2, visits_with_order=1, closed_visits=2, bounces=2,
-            engaged_visits=1, visit_duration_seconds_sum=6.0, visit_page_views_sum=2,
-            visits_with_cart=1, visits_with_cart_without_order=1, unique_visitors=2,
+            events=4,
+            page_views=2,
+            add_to_carts=1,
+            orders=1,
+            revenue=0,
+            entries=2,
+            exits=2,
+            visits=2,
+            new_visits=2,
+            visits_with_order=1,
+            closed_visits=2,
+            bounces=2,
+            engaged_visits=1,
+            visit_duration_seconds_sum=6.0,
+            visit_page_views_sum=2,
+            visits_with_cart=1,
+            visits_with_cart_without_order=1,
+            unique_visitors=2,
         )
     }
 
 
 def test_a_gap_of_31_minutes_starts_a_returning_visit_and_30_minutes_does_not() -> None:
-    result = run([
-        line("r1", T0, "r", page="/x"),
-        line("r2", T0 + 31 * MIN, "r", page="/y"),
-        line("s1", T0, "s", page="/x"),
-        line("s2", T0 + 30 * MIN, "s", page="/y"),
-    ])
+    result = run(
+        [
+            line("r1", T0, "r", page="/x"),
+            line("r2", T0 + 31 * MIN, "r", page="/y"),
+            line("s1", T0, "s", page="/x"),
+            line("s2", T0 + 30 * MIN, "s", page="/y"),
+        ]
+    )
     assert cells_of(result, "visitor_type") == {
         (T0, ("new",)): cell(
-            events=2, page_views=2, entries=2, exits=1, visits=2, new_visits=2,
-            closed_visits=2, bounces=1, engaged_visits=1, visit_duration_seconds_sum=1800.0,
-            visit_page_views_sum=3, unique_visitors=2,
+            events=2,
+            page_views=2,
+            entries=2,
+            exits=1,
+            visits=2,
+            new_visits=2,
+            closed_visits=2,
+            bounces=1,
+            engaged_visits=1,
+            visit_duration_seconds_sum=1800.0,
+            visit_page_views_sum=3,
+            unique_visitors=2,
         ),
         (B2, ("new",)): cell(events=1, page_views=1, exits=1, unique_visitors=1),
         (B2, ("returning",)): cell(
-            events=1, page_views=1, entries=1, exits=1, visits=1, closed_visits=1, bounces=1,
-            visit_page_views_sum=1, unique_visitors=1,
+            events=1,
+            page_views=1,
+            entries=1,
+            exits=1,
+            visits=1,
+            closed_visits=1,
+            bounces=1,
+            visit_page_views_sum=1,
+            unique_visitors=1,
         ),
     }
 
 
 def test_a_visit_spanning_two_buckets() -> None:
-    result = run([
-        line("x1", T0 + 14 * MIN, "x", page="/x", channel="social"),
-        line("x2", T0 + 16 * MIN, "x", page="/y", channel="email"),
-    ])
+    result = run(
+        [
+            line("x1", T0 + 14 * MIN, "x", page="/x", channel="social"),
+            line("x2", T0 + 16 * MIN, "x", page="/y", channel="email"),
+        ]
+    )
     # event-level fields by event bucket, visit-level at the start, the exit at the last page
     assert cells_of(result, "totals") == {
         (T0, ()): cell(
-            events=1, page_views=1, entries=1, visits=1, new_visits=1, closed_visits=1,
-            engaged_visits=1, visit_duration_seconds_sum=120.0, visit_page_views_sum=2,
+            events=1,
+            page_views=1,
+            entries=1,
+            visits=1,
+            new_visits=1,
+            closed_visits=1,
+            engaged_visits=1,
+            visit_duration_seconds_sum=120.0,
+            visit_page_views_sum=2,
             unique_visitors=1,
         ),
         (B1, ()): cell(events=1, page_views=1, exits=1, unique_visitors=1),
@@ -177,76 +247,137 @@ def test_a_visit_spanning_two_buckets() -> None:
     assert set(cells_of(result, "channel")) == {(T0, ("social",)), (B1, ("social",))}
     assert set(cells_of(result, "landing_page")) == {(T0, ("/x",)), (B1, ("/x",))}
     assert set(cells_of(result, "channel+content")) == {
-        (T0, ("social", "/x")), (B1, ("social", "/y")),
+        (T0, ("social", "/x")),
+        (B1, ("social", "/y")),
     }
 
 
 def test_visit_scoped_and_event_scoped_dimensions() -> None:
-    result = run([
-        line("f1", T0, "f", page="/landing", channel="email", country="DE"),
-        line("f2", T0 + 5 * MIN, "f", "impression", page="/other", channel="social",
-             offer="o1", country="FR"),
-        line("f3", T0 + 6 * MIN, "f", "click", page="/other", channel="social", offer="o1"),
-        # no channel on the first event: the visit is __none__ throughout
-        line("g1", T0, "g", page="/landing"),
-        line("g2", T0 + MIN, "g", page="/landing", channel="social"),
-    ])
+    result = run(
+        [
+            line("f1", T0, "f", page="/landing", channel="email", country="DE"),
+            line(
+                "f2",
+                T0 + 5 * MIN,
+                "f",
+                "impression",
+                page="/other",
+                channel="social",
+                offer="o1",
+                country="FR",
+            ),
+            line("f3", T0 + 6 * MIN, "f", "click", page="/other", channel="social", offer="o1"),
+            # no channel on the first event: the visit is __none__ throughout
+            line("g1", T0, "g", page="/landing"),
+            line("g2", T0 + MIN, "g", page="/landing", channel="social"),
+        ]
+    )
     f_visit = {
-        "visits": 1, "new_visits": 1, "closed_visits": 1, "bounces": 1, "engaged_visits": 1,
-        "visit_duration_seconds_sum": 360.0, "visit_page_views_sum": 1,
+        "visits": 1,
+        "new_visits": 1,
+        "closed_visits": 1,
+        "bounces": 1,
+        "engaged_visits": 1,
+        "visit_duration_seconds_sum": 360.0,
+        "visit_page_views_sum": 1,
     }
     g_visit = {
-        "visits": 1, "new_visits": 1, "closed_visits": 1, "engaged_visits": 1,
-        "visit_duration_seconds_sum": 60.0, "visit_page_views_sum": 2,
+        "visits": 1,
+        "new_visits": 1,
+        "closed_visits": 1,
+        "engaged_visits": 1,
+        "visit_duration_seconds_sum": 60.0,
+        "visit_page_views_sum": 2,
     }
     assert cells_of(result, "channel") == {
         (T0, ("email",)): cell(
-            events=3, page_views=1, impressions=1, clicks=1, entries=1, exits=1,
-            unique_visitors=1, **f_visit,
+            events=3,
+            page_views=1,
+            impressions=1,
+            clicks=1,
+            entries=1,
+            exits=1,
+            unique_visitors=1,
+            **f_visit,
         ),
         (T0, ("__none__",)): cell(
-            events=2, page_views=2, entries=1, exits=1, unique_visitors=1, **g_visit,
+            events=2,
+            page_views=2,
+            entries=1,
+            exits=1,
+            unique_visitors=1,
+            **g_visit,
         ),
     }
     assert cells_of(result, "content") == {
         (T0, ("/landing",)): cell(
-            events=3, page_views=3, entries=2, exits=2, visits=2, new_visits=2,
-            closed_visits=2, bounces=1, engaged_visits=2, visit_duration_seconds_sum=420.0,
-            visit_page_views_sum=3, unique_visitors=2,
+            events=3,
+            page_views=3,
+            entries=2,
+            exits=2,
+            visits=2,
+            new_visits=2,
+            closed_visits=2,
+            bounces=1,
+            engaged_visits=2,
+            visit_duration_seconds_sum=420.0,
+            visit_page_views_sum=3,
+            unique_visitors=2,
         ),
         (T0, ("/other",)): cell(events=2, impressions=1, clicks=1, unique_visitors=1),
     }
     assert cells_of(result, "offer") == {
         (T0, ("__none__",)): cell(
-            events=3, page_views=3, entries=2, exits=2, visits=2, new_visits=2,
-            closed_visits=2, bounces=1, engaged_visits=2, visit_duration_seconds_sum=420.0,
-            visit_page_views_sum=3, unique_visitors=2,
+            events=3,
+            page_views=3,
+            entries=2,
+            exits=2,
+            visits=2,
+            new_visits=2,
+            closed_visits=2,
+            bounces=1,
+            engaged_visits=2,
+            visit_duration_seconds_sum=420.0,
+            visit_page_views_sum=3,
+            unique_visitors=2,
         ),
         (T0, ("o1",)): cell(events=2, impressions=1, clicks=1, unique_visitors=1),
     }
     assert set(cells_of(result, "channel+content")) == {
-        (T0, ("email", "/landing")), (T0, ("email", "/other")), (T0, ("__none__", "/landing")),
+        (T0, ("email", "/landing")),
+        (T0, ("email", "/other")),
+        (T0, ("__none__", "/landing")),
     }
     assert set(cells_of(result, "landing_page")) == {(T0, ("/landing",))}
 
 
 def test_bots_duplicates_and_dead_letters() -> None:
     human = line("h1", T0, "h", page="/p", user_agent=CHROME)
-    result = run([
-        human,
-        human,  # resent: dropped
-        line("bot1", T0 + MIN, "crawler", page="/p", user_agent=GOOGLEBOT),
-        line("bot2", B1, "crawler", page="/p", user_agent=GOOGLEBOT),
-        line("bot2", B1, "crawler", page="/p", user_agent=GOOGLEBOT),
-        b"{not json",
-        b'{"event_id": "m1", "ts": 1455616800000, "visitor_id": "h", "type": "page_view"',
-    ])
+    result = run(
+        [
+            human,
+            human,  # resent: dropped
+            line("bot1", T0 + MIN, "crawler", page="/p", user_agent=GOOGLEBOT),
+            line("bot2", B1, "crawler", page="/p", user_agent=GOOGLEBOT),
+            line("bot2", B1, "crawler", page="/p", user_agent=GOOGLEBOT),
+            b"{not json",
+            b'{"event_id": "m1", "ts": 1455616800000, "visitor_id": "h", "type": "page_view"',
+        ]
+    )
     assert result.bot_events == {T0: 1, B1: 1}
     assert (result.valid_events, result.duplicates, result.dead_letters) == (3, 2, 2)
     assert cells_of(result, "totals") == {
         (T0, ()): cell(
-            events=1, page_views=1, entries=1, exits=1, visits=1, new_visits=1,
-            closed_visits=1, bounces=1, visit_page_views_sum=1, unique_visitors=1,
+            events=1,
+            page_views=1,
+            entries=1,
+            exits=1,
+            visits=1,
+            new_visits=1,
+            closed_visits=1,
+            bounces=1,
+            visit_page_views_sum=1,
+            unique_visitors=1,
         )
     }
 
@@ -316,10 +447,21 @@ def test_blank_optional_strings_are_no_value_and_unknown_fields_are_ignored() ->
 
 def test_open_visits_settle_nothing_until_the_watermark_passes() -> None:
     events = [line("o1", T0, "o", page="/a"), line("o2", T0 + MIN, "o", page="/b")]
-    started = {"events": 2, "page_views": 2, "entries": 1, "visits": 1, "new_visits": 1,
-               "unique_visitors": 1}
-    closed = {"exits": 1, "closed_visits": 1, "engaged_visits": 1,
-              "visit_duration_seconds_sum": 60.0, "visit_page_views_sum": 2}
+    started = {
+        "events": 2,
+        "page_views": 2,
+        "entries": 1,
+        "visits": 1,
+        "new_visits": 1,
+        "unique_visitors": 1,
+    }
+    closed = {
+        "exits": 1,
+        "closed_visits": 1,
+        "engaged_visits": 1,
+        "visit_duration_seconds_sum": 60.0,
+        "visit_page_views_sum": 2,
+    }
     open_result = run(events, close_all_visits=False)
     assert cells_of(open_result, "totals") == {(T0, ()): cell(**started)}
     last_plus_timeout = T0 + MIN + 30 * MIN

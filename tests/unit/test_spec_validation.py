@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from clickagg import errors
-from clickagg.adapters import specfile
-from clickagg.domain import kpis, plan, validation
+from clickagg.domain import kpis, plan, specfile, validation
 from examples import BAD, GOOD, bad_example
 
 pytestmark = pytest.mark.unit
@@ -50,7 +49,7 @@ def test_reference_has_the_seed_shape(reference: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
 def test_every_bad_example_names_its_field(path: Path) -> None:
     expected = bad_example(path)
-    with pytest.raises(specfile.SpecFileError) as caught:
+    with pytest.raises(errors.SpecFileError) as caught:
         specfile.load(path)
     messages = [str(issue) for issue in caught.value.issues]
     assert any(expected.expect_validate in m for m in messages), messages
@@ -60,7 +59,7 @@ def test_every_bad_example_names_its_field(path: Path) -> None:
 
 def test_the_seed_retention_mistake_points_at_its_line() -> None:
     path = next(p for p in BAD if p.name == "retention-in-minutes.yaml")
-    with pytest.raises(specfile.SpecFileError) as caught:
+    with pytest.raises(errors.SpecFileError) as caught:
         specfile.load(path)
     (item,) = caught.value.located
     assert path.read_text().splitlines()[item.line - 1].strip() == (  # type: ignore[operator]

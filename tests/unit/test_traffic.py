@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 import jsonschema
 import pytest
 
-from clickagg import errors
+from clickagg import errors, sim
 from clickagg.cli import generate_cmd
-from clickagg.domain import enrich, events, traffic
+from clickagg.domain import enrich, events
 
 pytestmark = pytest.mark.unit
 
@@ -28,48 +28,56 @@ END_MS = START_MS + DAY_MS
 # The pipeline's clock at the end of the span: every valid event is within its window.
 NOW_MS = END_MS
 SESSION_TIMEOUT_MS = 30 * 60_000
-SMALL = traffic.TrafficProfile(visitors=2_000)
+SMALL = sim.TrafficProfile(visitors=2_000)
 # Every fault often enough to show up in a small sample.
-EVERY_FAULT = traffic.Faults(
-    duplicate=0.02, late=0.02, out_of_order=0.03, malformed_json=0.004, wrong_type=0.004,
-    missing_field=0.004, invalid_utf8=0.004, oversized=0.002, ts_far_past=0.004,
-    ts_far_future=0.004, late_max_ms=90_000,
+EVERY_FAULT = sim.Faults(
+    duplicate=0.02,
+    late=0.02,
+    out_of_order=0.03,
+    malformed_json=0.004,
+    wrong_type=0.004,
+    missing_field=0.004,
+    invalid_utf8=0.004,
+    oversized=0.002,
+    ts_far_past=0.004,
+    ts_far_future=0.004,
+    late_max_ms=90_000,
 )
 
 
 @dataclasses.dataclass(frozen=True)
 class Parsed:
-    emitted: traffic.Emitted
+    emitted: sim.Emitted
     event: events.Event
 
 
 def run(
-    profile: traffic.TrafficProfile = SMALL,
-    faults: traffic.Faults = EVERY_FAULT,
+    profile: sim.TrafficProfile = SMALL,
+    faults: sim.Faults = EVERY_FAULT,
     *,
     seed: int = 11,
     start_ms: int = START_MS,
     duration_ms: int = DAY_MS,
-) -> list[traffic.Emitted]:
-    return list(traffic.generate(profile, faults, start_ms, duration_ms, seed))
+) -> list[sim.Emitted]:
+    return list(sim.generate(profile, faults, start_ms, duration_ms, seed))
 
 
-def parse(emitted: traffic.Emitted) -> events.Event:
+def parse(emitted: sim.Emitted) -> events.Event:
     return events.parse_event(emitted.line, now_ms=NOW_MS)
 
 
 @pytest.fixture(scope="module")
-def faulty() -> list[traffic.Emitted]:
+def faulty() -> list[sim.Emitted]:
     return run()
 
 
 @pytest.fixture(scope="module")
-def clean() -> list[traffic.Emitted]:
-    return run(faults=traffic.Faults.none())
+def clean() -> list[sim.Emitted]:
+    return run(faults=sim.Faults.none())
 
 
 @pytest.fixture(scope="module")
-def clean_events(clean: list[traffic.Emitted]) -> list[Parsed]:
+def clean_events(clean: list[sim.Emitted]) -> list[Parsed]:
     return [Parsed(e, parse(e)) for e in clean]
 
 
@@ -101,7 +109,7 @@ def visits(visitor_events: Sequence[events.Event]) -> Iterator[list[events.Event
 
 
 def test_the_same_seed_gives_the_same_bytes() -> None:
-    small = traffic.TrafficProfile(visitors=200)
+    small = sim.TrafficProfile(visitors=200)
     first = run(small, seed=5, duration_ms=6 * 3_600_000)
     second = run(small, seed=5, duration_ms=6 * 3_600_000)
     assert first == second
@@ -109,75 +117,75 @@ def test_the_same_seed_gives_the_same_bytes() -> None:
 
 
 def test_another_seed_gives_other_traffic() -> None:
-    small = traffic.TrafficProfile(visitors=200)
+    small = sim.TrafficProfile(visitors=200)
     first = run(small, seed=5, duration_ms=6 * 3_600_000)
     other = run(small, seed=6, duration_ms=6 * 3_600_000)
     assert [e.line for e in first] != [e.line for e in other]
-    first_ids = {json.loads(e.line)["event_id"] for e in first if e.kind == traffic.VALID}
-    other_ids = {json.loads(e.line)["event_id"] for e in other if e.kind == traffic.VALID}
+    first_ids = {json.loads(e.line)["event_id"] for e in first if e.kind == sim.VALID}
+    other_ids = {json.loads(e.line)["event_id"] for e in other if e.kind == sim.VALID}
     assert not first_ids & other_ids, "event ids must be unique across senders (seeds)"
 
 
 def test_faults_damage_the_same_traffic(
-    faulty: list[traffic.Emitted], clean: list[traffic.Emitted]
+    faulty: list[sim.Emitted], clean: list[sim.Emitted]
 ) -> None:
     clean_lines = {e.line for e in clean}
-    accepted = [e for e in faulty if e.kind in traffic.ACCEPTED_KINDS]
+    accepted = [e for e in faulty if e.kind in sim.ACCEPTED_KINDS]
     assert all(e.line in clean_lines for e in accepted)
     # Every event is sent once (whole or damaged), and some once more.
-    duplicates = sum(e.kind == traffic.DUPLICATE for e in faulty)
+    duplicates = sum(e.kind == sim.DUPLICATE for e in faulty)
     assert len(faulty) - duplicates == len(clean)
 
 
 # --- the contract -------------------------------------------------------------------------
 
 
-def test_every_accepted_line_passes_the_contract(faulty: list[traffic.Emitted]) -> None:
+def test_every_accepted_line_passes_the_contract(faulty: list[sim.Emitted]) -> None:
     kinds = collections.Counter(e.kind for e in faulty)
-    assert set(traffic.ACCEPTED_KINDS) <= set(kinds)
+    assert set(sim.ACCEPTED_KINDS) <= set(kinds)
     for emitted in faulty:
-        if emitted.kind in traffic.ACCEPTED_KINDS:
+        if emitted.kind in sim.ACCEPTED_KINDS:
             event = parse(emitted)
             assert START_MS <= event.ts_ms < END_MS
             assert event.visitor_id == emitted.visitor_id
 
 
-def test_every_fault_is_rejected_with_its_reason(faulty: list[traffic.Emitted]) -> None:
+def test_every_fault_is_rejected_with_its_reason(faulty: list[sim.Emitted]) -> None:
     seen: collections.Counter[str] = collections.Counter()
     for emitted in faulty:
-        if emitted.kind in traffic.ACCEPTED_KINDS:
+        if emitted.kind in sim.ACCEPTED_KINDS:
             continue
         with pytest.raises(errors.EventContractError) as rejected:
             parse(emitted)
-        assert traffic.REJECTED_REASONS[emitted.kind] in str(rejected.value), emitted.line[:300]
+        assert sim.REJECTED_REASONS[emitted.kind] in str(rejected.value), emitted.line[:300]
         seen[emitted.kind] += 1
-    assert set(seen) == set(traffic.REJECTED_REASONS)
+    assert set(seen) == set(sim.REJECTED_REASONS)
 
 
-def test_faults_are_rejected_under_a_replay_clock_too(faulty: list[traffic.Emitted]) -> None:
+def test_faults_are_rejected_under_a_replay_clock_too(faulty: list[sim.Emitted]) -> None:
     # A replay a week later with a 40-day past window still rejects the far times.
     window = events.TimeWindow(max_past_ms=40 * DAY_MS)
     for emitted in faulty:
-        if emitted.kind in (traffic.TS_FAR_PAST, traffic.TS_FAR_FUTURE):
+        if emitted.kind in (sim.TS_FAR_PAST, sim.TS_FAR_FUTURE):
             with pytest.raises(errors.EventContractError, match=r"days? (before|after) now"):
                 events.parse_event(emitted.line, now_ms=END_MS + 7 * DAY_MS, window=window)
 
 
-def test_valid_lines_match_the_json_schema(clean: list[traffic.Emitted]) -> None:
+def test_valid_lines_match_the_json_schema(clean: list[sim.Emitted]) -> None:
     source = importlib.resources.files("clickagg.domain").joinpath("event_schema.json")
     validator = jsonschema.Draft202012Validator(json.loads(source.read_text()))
     for emitted in clean[::50]:
         validator.validate(json.loads(emitted.line))
 
 
-def test_oversized_lines_are_over_the_limit(faulty: list[traffic.Emitted]) -> None:
-    oversized = [e for e in faulty if e.kind == traffic.OVERSIZED]
+def test_oversized_lines_are_over_the_limit(faulty: list[sim.Emitted]) -> None:
+    oversized = [e for e in faulty if e.kind == sim.OVERSIZED]
     assert oversized
     assert all(len(e.line) > events.MAX_LINE_BYTES for e in oversized)
     assert all(len(e.line) <= events.MAX_LINE_BYTES for e in faulty if e.kind != "oversized")
 
 
-def test_kafka_key_is_the_parsed_visitor_id(faulty: list[traffic.Emitted]) -> None:
+def test_kafka_key_is_the_parsed_visitor_id(faulty: list[sim.Emitted]) -> None:
     for emitted in faulty:
         try:
             record = json.loads(emitted.line)
@@ -191,32 +199,32 @@ def test_kafka_key_is_the_parsed_visitor_id(faulty: list[traffic.Emitted]) -> No
 # --- arrival ------------------------------------------------------------------------------
 
 
-def test_lines_come_in_arrival_order(faulty: list[traffic.Emitted]) -> None:
+def test_lines_come_in_arrival_order(faulty: list[sim.Emitted]) -> None:
     arrivals = [e.arrival_ms for e in faulty]
     assert arrivals == sorted(arrivals)
 
 
-def test_delays_stay_within_the_faults_maximum(faulty: list[traffic.Emitted]) -> None:
+def test_delays_stay_within_the_faults_maximum(faulty: list[sim.Emitted]) -> None:
     delays = collections.defaultdict(list)
     for emitted in faulty:
-        if emitted.kind in traffic.ACCEPTED_KINDS:
+        if emitted.kind in sim.ACCEPTED_KINDS:
             delays[emitted.kind].append(emitted.arrival_ms - parse(emitted).ts_ms)
-    assert set(delays[traffic.VALID]) == {0}
-    assert min(delays[traffic.OUT_OF_ORDER]) > 0
-    assert max(delays[traffic.OUT_OF_ORDER]) <= EVERY_FAULT.out_of_order_max_ms
-    assert EVERY_FAULT.late_max_ms // 4 <= min(delays[traffic.LATE])
-    assert max(delays[traffic.LATE]) <= EVERY_FAULT.late_max_ms
-    assert max(delays[traffic.DUPLICATE]) <= EVERY_FAULT.max_delay_ms
+    assert set(delays[sim.VALID]) == {0}
+    assert min(delays[sim.OUT_OF_ORDER]) > 0
+    assert max(delays[sim.OUT_OF_ORDER]) <= EVERY_FAULT.out_of_order_max_ms
+    assert EVERY_FAULT.late_max_ms // 4 <= min(delays[sim.LATE])
+    assert max(delays[sim.LATE]) <= EVERY_FAULT.late_max_ms
+    assert max(delays[sim.DUPLICATE]) <= EVERY_FAULT.max_delay_ms
 
 
-def test_duplicates_resend_an_earlier_line(faulty: list[traffic.Emitted]) -> None:
-    first_sent: dict[str, traffic.Emitted] = {}
+def test_duplicates_resend_an_earlier_line(faulty: list[sim.Emitted]) -> None:
+    first_sent: dict[str, sim.Emitted] = {}
     duplicates = 0
     for emitted in faulty:
-        if emitted.kind not in traffic.ACCEPTED_KINDS:
+        if emitted.kind not in sim.ACCEPTED_KINDS:
             continue
         event_id = json.loads(emitted.line)["event_id"]
-        if emitted.kind == traffic.DUPLICATE:
+        if emitted.kind == sim.DUPLICATE:
             original = first_sent[event_id]
             assert original.line == emitted.line
             assert original.arrival_ms <= emitted.arrival_ms
@@ -227,8 +235,8 @@ def test_duplicates_resend_an_earlier_line(faulty: list[traffic.Emitted]) -> Non
     assert duplicates > 100
 
 
-def test_clean_traffic_is_all_valid(clean: list[traffic.Emitted]) -> None:
-    assert {e.kind for e in clean} == {traffic.VALID}
+def test_clean_traffic_is_all_valid(clean: list[sim.Emitted]) -> None:
+    assert {e.kind for e in clean} == {sim.VALID}
 
 
 # --- what the events say ------------------------------------------------------------------
@@ -263,13 +271,12 @@ def test_bots_are_flagged_and_browsers_are_not(clean_events: list[Parsed]) -> No
     assert sum(bot for _, bot in agents) >= 8
 
 
-@pytest.mark.parametrize("user_agent", [ua for ua, _ in traffic.BOTS])
+@pytest.mark.parametrize("user_agent", [ua for ua, _ in sim.BOTS])
 def test_every_crawler_agent_is_a_bot(user_agent: str) -> None:
     assert enrich.is_bot(user_agent)
 
 
-@pytest.mark.parametrize(("user_agent", "device_class", "browser_family", "_weight"),
-                         traffic.BROWSERS)
+@pytest.mark.parametrize(("user_agent", "device_class", "browser_family", "_weight"), sim.BROWSERS)
 def test_browser_agents_say_what_the_events_state(
     user_agent: str, device_class: str, browser_family: str, _weight: float
 ) -> None:
@@ -298,7 +305,7 @@ def test_the_funnel_narrows(clean_events: list[Parsed]) -> None:
     assert types[events.ORDER] < types[events.ADD_TO_CART] < types[events.PRODUCT_VIEW]
     assert types[events.PRODUCT_VIEW] < types[events.PAGE_VIEW]
     assert 0 < types[events.CLICK] < types[events.IMPRESSION] * 0.1  # a realistic CTR
-    assert 0 < types[traffic.UNKNOWN_TYPE] < types[events.PAGE_VIEW] * 0.05
+    assert 0 < types[sim.UNKNOWN_TYPE] < types[events.PAGE_VIEW] * 0.05
     orders = [p.event for p in clean_events if p.event.type == events.ORDER]
     assert all(o.revenue is not None and o.revenue > 0 and o.order_id for o in orders)
     assert len({o.order_id for o in orders}) == len(orders)
@@ -359,7 +366,7 @@ def test_evenings_are_busier_than_nights(clean_events: list[Parsed]) -> None:
     assert hours[18] + hours[19] > 4 * (hours[1] + hours[2])
 
 
-def test_ts_comes_in_several_spellings(clean: list[traffic.Emitted]) -> None:
+def test_ts_comes_in_several_spellings(clean: list[sim.Emitted]) -> None:
     spellings: collections.Counter[str] = collections.Counter()
     for emitted in clean:
         ts = json.loads(emitted.line)["ts"]
@@ -377,8 +384,9 @@ def test_ts_comes_in_several_spellings(clean: list[traffic.Emitted]) -> None:
 
 def test_events_stay_inside_the_span() -> None:
     start = START_MS + 3_600_000
-    lines = run(traffic.TrafficProfile(visitors=300), traffic.Faults.none(), start_ms=start,
-                duration_ms=3_600_000)
+    lines = run(
+        sim.TrafficProfile(visitors=300), sim.Faults.none(), start_ms=start, duration_ms=3_600_000
+    )
     times = [parse(e).ts_ms for e in lines]
     assert min(times) >= start
     assert max(times) < start + 3_600_000
@@ -389,32 +397,39 @@ def test_events_stay_inside_the_span() -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"visitors": 0}, {"bounce_rate": 1.5}, {"daily_curve": (1.0,) * 23},
-     {"visits_per_visitor": 0.5}, {"channels": 10}, {"page_zipf": 0}],
+    [
+        {"visitors": 0},
+        {"bounce_rate": 1.5},
+        {"daily_curve": (1.0,) * 23},
+        {"visits_per_visitor": 0.5},
+        {"channels": 10},
+        {"page_zipf": 0},
+    ],
 )
 def test_a_bad_profile_is_refused(knobs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="invalid traffic profile"):
-        traffic.TrafficProfile(**knobs)  # type: ignore[arg-type]
+        sim.TrafficProfile(**knobs)  # type: ignore[arg-type]
 
 
 def test_bad_faults_are_refused() -> None:
     with pytest.raises(ValueError, match="add up to more than 1"):
-        traffic.Faults(late=0.6, out_of_order=0.6)
+        sim.Faults(late=0.6, out_of_order=0.6)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        traffic.Faults(duplicate=-0.1)
+        sim.Faults(duplicate=-0.1)
 
 
 def test_few_channels_and_a_short_span_still_work() -> None:
-    profile = traffic.TrafficProfile(visitors=50, channels=2, campaigns=1, pages=20,
-                                     product_categories=3, countries=1)
-    lines = run(profile, traffic.Faults.none(), duration_ms=600_000)
+    profile = sim.TrafficProfile(
+        visitors=50, channels=2, campaigns=1, pages=20, product_categories=3, countries=1
+    )
+    lines = run(profile, sim.Faults.none(), duration_ms=600_000)
     parsed = [parse(e) for e in lines]
     assert parsed
     assert {e.channel for e in parsed} <= {enrich.ORGANIC_SEARCH, enrich.DIRECT, None}
 
 
 def test_the_command_defaults_are_the_faults_defaults() -> None:
-    defaults = traffic.Faults()
+    defaults = sim.Faults()
     options = {
         name: parameter.default
         for name, parameter in inspect.signature(generate_cmd.generate).parameters.items()
@@ -423,9 +438,15 @@ def test_the_command_defaults_are_the_faults_defaults() -> None:
     assert options["malformed"] == defaults.malformed_json
     assert options["far_past"] == defaults.ts_far_past
     assert options["far_future"] == defaults.ts_far_future
-    for name in ("late", "out_of_order", "wrong_type", "missing_field", "invalid_utf8",
-                 "oversized"):
+    for name in (
+        "late",
+        "out_of_order",
+        "wrong_type",
+        "missing_field",
+        "invalid_utf8",
+        "oversized",
+    ):
         assert options[name] == getattr(defaults, name), name
     assert options["late_max"] == "2m"
     assert defaults.late_max_ms == 2 * 60_000
-    assert traffic.TrafficProfile().visitors == generate_cmd.VISITORS_PER_DAY
+    assert sim.TrafficProfile().visitors == generate_cmd.VISITORS_PER_DAY

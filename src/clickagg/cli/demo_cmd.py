@@ -19,16 +19,27 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clickagg.adapters import kpi_reader, landing, metrics, solr_collections, specfile, stream
-from clickagg.adapters import solr as solr_client
-from clickagg.adapters import spark as spark_adapter
+from clickagg import sim
 from clickagg.cli import render
-from clickagg.domain import durations, model, plan, traffic, validation
+from clickagg.domain import durations, model, plan, specfile, validation
+from clickagg.jobs import stream as stream_job
 from clickagg.local import cache, solr
+from clickagg.pipeline import metrics
+from clickagg.pipeline import session as spark_session
+from clickagg.sim import landing
+from clickagg.store import collections, protocol, solr_cells
 
 DAY_MS = 86_400_000
-LIVE_KPIS = ("visits", "unique_visitors", "page_views", "orders", "revenue",
-             "conversion_rate", "bounce_rate", "click_through_rate")  # fmt: skip
+LIVE_KPIS = (
+    "visits",
+    "unique_visitors",
+    "page_views",
+    "orders",
+    "revenue",
+    "conversion_rate",
+    "bounce_rate",
+    "click_through_rate",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class DemoOptions:
     duration_ms: int
     seed: int
     keep: bool
+    start_ms: int | None = None  # None: the traffic ends at the current minute
 
 
 def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
@@ -48,16 +60,15 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
     was_running = solr.status() is not None
     started = time.monotonic()
     endpoints = solr.up()
-    console.print(f"SolrCloud (2 nodes) up in {time.monotonic() - started:.1f}s: "
-                  f"{endpoints.base_url}")  # fmt: skip
+    console.print(
+        f"SolrCloud (2 nodes) up in {time.monotonic() - started:.1f}s: {endpoints.base_url}"
+    )
     try:
         aggregation = _local_aggregation(declared, work / "landing", endpoints.base_url)
-        with solr_client.SolrClient(endpoints.base_url) as client:
-            solr_collections.delete_level_collections(client, aggregation)
-            for ensured in solr_collections.ensure_level_collections(client, aggregation):
-                console.print(f"collection {ensured.collection}: created")
-            _stream(console, aggregation, work, endpoints.base_url, options)
-            _summary(console, client, aggregation, options)
+        with solr_cells.SolrCellStore(endpoints.base_url) as store:
+            collections.delete_level_collections(store.client, aggregation)
+            start_ms, end_ms = _stream(console, aggregation, work, store, options)
+            _summary(console, store, aggregation, start_ms, end_ms)
     finally:
         if not (options.keep or was_running):
             solr.down()
@@ -76,54 +87,68 @@ def _local_aggregation(
 
 
 def _stream(
-    console: Console, aggregation: model.Aggregation, work: Path, solr_url: str,
+    console: Console,
+    aggregation: model.Aggregation,
+    work: Path,
+    store: solr_cells.SolrCellStore,
     options: DemoOptions,
-) -> None:  # fmt: skip
-    end_ms = int(time.time() * 1000) // 60_000 * 60_000
-    start_ms = end_ms - options.duration_ms
-    profile = traffic.TrafficProfile(visitors=options.visitors)
-    console.print(f"generating {durations.Duration(0, options.duration_ms // 1000).short()} of "
-                  f"traffic for {options.visitors:,} visitors (seed {options.seed})")  # fmt: skip
-    lines = list(traffic.generate(profile, traffic.Faults(), start_ms, options.duration_ms,
-                                  options.seed))  # fmt: skip
-    session = spark_adapter.local_session(f"{aggregation.name}-demo")
+) -> tuple[int, int]:
+    """Generate the traffic and stream it through the streaming job; its [start, end)."""
+    if options.start_ms is None:
+        end_ms = int(time.time() * 1000) // 60_000 * 60_000
+        start_ms = end_ms - options.duration_ms
+    else:
+        start_ms, end_ms = options.start_ms, options.start_ms + options.duration_ms
+    profile = sim.TrafficProfile(visitors=options.visitors)
+    console.print(
+        f"generating {durations.Duration(0, options.duration_ms // 1000).short()} of traffic "
+        f"from {sim.iso(start_ms)} for {options.visitors:,} visitors (seed {options.seed})"
+    )
+    lines = list(sim.generate(profile, sim.Faults(), start_ms, options.duration_ms, options.seed))
+    session = spark_session.local_session(f"{aggregation.name}-demo")
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
-    job_metrics = metrics.StreamMetrics(aggregation.name)
-    session.streams.addListener(metrics.ProgressListener(job_metrics))
-    paths = stream.JobPaths(str(work / "data"))
-    queries = [
-        stream.ingest(session, aggregation, paths, stream.source_of(aggregation), 2),
-        stream.aggregate(session, aggregation, paths, solr_url, 2,
-                         on_batch=lambda _, r: job_metrics.record_solr_write(r)),
-    ]  # fmt: skip
+    job = stream_job.Options(
+        solr_url=store.client.base_url, data_root=str(work / "data"), trigger_seconds=2
+    )
+    running = stream_job.start(aggregation, job, session)
+    for ensured in running.ensured:
+        console.print(f"collection {ensured.collection}: created")
     # Lines land in arrival order, about 40 files, while the job runs.
+    rolling = landing.Rolling(lines_per_file=max(1, len(lines) // 40), arrival_ms_per_file=None)
     feeder = threading.Thread(
         target=landing.write_files,
         args=(lines, work / "landing"),
-        kwargs={"rolling": landing.Rolling(lines_per_file=max(1, len(lines) // 40),
-                                           arrival_ms_per_file=None)},
+        kwargs={"rolling": rolling},
         daemon=True,
-    )  # fmt: skip
+    )
     feeder.start()
     try:
-        _watch(console, aggregation, job_metrics, len(lines), solr_url, start_ms, end_ms)
+        _watch(console, aggregation, running.metrics, len(lines), store, start_ms, end_ms)
     finally:
-        for query in queries:
-            stream.stop_between_batches(query)
+        running.stop()
         session.stop()
+    return start_ms, end_ms
 
 
 def _watch(
-    console: Console, aggregation: model.Aggregation, job_metrics: metrics.StreamMetrics,
-    total: int, solr_url: str, start_ms: int, end_ms: int,
-) -> None:  # fmt: skip
-    progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-                        TimeElapsedColumn())  # fmt: skip
+    console: Console,
+    aggregation: model.Aggregation,
+    job_metrics: metrics.StreamMetrics,
+    total: int,
+    store: protocol.CellStore,
+    start_ms: int,
+    end_ms: int,
+) -> None:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+    )
     ingested = progress.add_task("archived", total=total)
     aggregated = progress.add_task("sessionized + in Solr", total=total)
     quiet_since: float | None = None
-    with solr_client.SolrClient(solr_url) as client, Live(console=console) as live:
+    with Live(console=console) as live:
         while True:
             done_in = job_metrics.value("clickagg_input_rows_total", query="ingest")
             dead = job_metrics.value("clickagg_dead_letters_total")
@@ -131,7 +156,7 @@ def _watch(
             done_agg = job_metrics.value("clickagg_input_rows_total", query="aggregate") + dead
             progress.update(ingested, completed=done_in)
             progress.update(aggregated, completed=done_agg)
-            live.update(Group(progress, _live_table(client, aggregation, start_ms, end_ms)))
+            live.update(Group(progress, _live_table(store, aggregation, start_ms, end_ms)))
             if done_in >= total and done_agg >= done_in:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since > 5:  # a last batch for the closing timers
@@ -140,10 +165,10 @@ def _watch(
 
 
 def _live_table(
-    client: solr_client.SolrClient, aggregation: model.Aggregation, start_ms: int, end_ms: int
+    store: protocol.CellStore, aggregation: model.Aggregation, start_ms: int, end_ms: int
 ) -> Table:
     table = Table(title="live KPIs of the day (from Solr)")
-    values = kpi_reader.totals(client, aggregation.finest, start_ms, end_ms + 1, LIVE_KPIS)
+    values = store.totals(aggregation.finest, start_ms, end_ms + 1, LIVE_KPIS)
     for name in LIVE_KPIS:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_row(*(_shown(name, values[name]) for name in LIVE_KPIS))
@@ -151,18 +176,21 @@ def _live_table(
 
 
 def _summary(
-    console: Console, client: solr_client.SolrClient, aggregation: model.Aggregation,
-    options: DemoOptions,
-) -> None:  # fmt: skip
-    end_ms = int(time.time() * 1000) + 60_000
-    start_ms = end_ms - options.duration_ms - 3_600_000
+    console: Console,
+    store: protocol.CellStore,
+    aggregation: model.Aggregation,
+    start_ms: int,
+    end_ms: int,
+) -> None:
+    # An hour before the traffic and a minute after it: every bucket a visit can reach.
+    start_ms, end_ms = start_ms - 3_600_000, end_ms + 60_000
     level = aggregation.finest
     for dimension, by, names in (
         ("campaign", "visits", ("visits", "conversion_rate", "revenue", "revenue_per_visit")),
         ("offer", "clicks", ("impressions", "clicks", "click_through_rate", "orders")),
         ("content", "page_views", ("page_views", "entries", "exit_rate", "bounces")),
     ):
-        rows = kpi_reader.top(client, level, dimension, start_ms, end_ms, by=by, names=names)
+        rows = store.top(level, dimension, start_ms, end_ms, by=by, names=names)
         table = Table(title=f"top {dimension}s by {by.replace('_', ' ')}")
         table.add_column(dimension)
         for name in names:

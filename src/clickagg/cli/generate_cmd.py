@@ -1,7 +1,7 @@
 """`clickagg generate`: a realistic, deterministic clickstream into a landing directory or Kafka.
 
 Demos, benchmarks and end-to-end tests all need traffic; this command makes it from
-`traffic.generate` (same seed, same lines) and hands it to a landing writer, as fast as
+`sim.generate` (same seed, same lines) and hands it to a landing writer, as fast as
 possible or paced like live traffic. The lead registers it on the main app with
 `app.command("generate")(generate_cmd.generate)`.
 """
@@ -31,8 +31,8 @@ from clickagg import errors
 from clickagg.domain import durations
 
 if TYPE_CHECKING:  # loaded when the command runs: traffic pulls in ua-parser, landing Kafka
-    from clickagg.adapters import landing
-    from clickagg.domain import traffic
+    from clickagg import sim
+    from clickagg.sim import landing
 
 console = Console()
 err = Console(stderr=True)
@@ -47,92 +47,210 @@ _INTERRUPTED = 130
 
 
 def generate(
-    out: Annotated[Path | None, typer.Option(
-        "--out", file_okay=False, rich_help_panel=_OUTPUT,
-        help="Landing directory: JSON-lines files appear in it atomically.",
-    )] = None,
-    kafka: Annotated[str | None, typer.Option(
-        "--kafka", metavar="BOOTSTRAP", rich_help_panel=_OUTPUT,
-        help="Kafka bootstrap servers to produce to instead, e.g. 127.0.0.1:9092.",
-    )] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            rich_help_panel=_OUTPUT,
+            help="Landing directory: JSON-lines files appear in it atomically.",
+        ),
+    ] = None,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            metavar="BOOTSTRAP",
+            rich_help_panel=_OUTPUT,
+            help="Kafka bootstrap servers to produce to instead, e.g. 127.0.0.1:9092.",
+        ),
+    ] = None,
     topic: Annotated[str, typer.Option(rich_help_panel=_OUTPUT, help="Kafka topic.")] = "clicks",
-    partitions: Annotated[int | None, typer.Option(
-        min=1, rich_help_panel=_OUTPUT,
-        help="Create the Kafka topic with this many partitions unless it exists.",
-    )] = None,
-    lines_per_file: Annotated[int, typer.Option(
-        min=1, rich_help_panel=_OUTPUT, help="Start a new file after this many lines.",
-    )] = 10_000,
-    file_span: Annotated[str, typer.Option(
-        rich_help_panel=_OUTPUT,
-        help="Start a new file once arrival times pass this span, e.g. 30s, 1m.",
-    )] = "1m",
-    prefix: Annotated[str | None, typer.Option(
-        rich_help_panel=_OUTPUT, help="File name prefix (default: clicks-s<seed>).",
-    )] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            rich_help_panel=_OUTPUT,
+            help="Create the Kafka topic with this many partitions unless it exists.",
+        ),
+    ] = None,
+    lines_per_file: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            rich_help_panel=_OUTPUT,
+            help="Start a new file after this many lines.",
+        ),
+    ] = 10_000,
+    file_span: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel=_OUTPUT,
+            help="Start a new file once arrival times pass this span, e.g. 30s, 1m.",
+        ),
+    ] = "1m",
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=_OUTPUT,
+            help="File name prefix (default: clicks-s<seed>).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="The same seed gives the same lines.")] = 1,
-    start: Annotated[str | None, typer.Option(
-        help="First event time, ISO 8601 (default: now minus --duration).",
-    )] = None,
-    duration: Annotated[str, typer.Option(
-        help="Span of event times: 15m, 1h, 1d, P7D.",
-    )] = "1d",
-    visitors: Annotated[int | None, typer.Option(
-        min=1, help=f"Distinct visitors (default: {VISITORS_PER_DAY:,} per day of --duration).",
-    )] = None,
-    rate: Annotated[float | None, typer.Option(
-        min=0.001, rich_help_panel=_PACING, help="Send at most this many lines per second.",
-    )] = None,
-    speed: Annotated[float | None, typer.Option(
-        min=0.001, rich_help_panel=_PACING,
-        help="Send on a clock this many times faster than real time (1 = live).",
-    )] = None,
-    fast: Annotated[bool, typer.Option(
-        "--fast", rich_help_panel=_PACING,
-        help="As fast as possible: the default unless --rate or --speed is given.",
-    )] = False,
-    duplicates: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Resent with the same event_id.",
-    )] = 0.01,
-    late: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Sent up to --late-max after the event.",
-    )] = 0.02,
-    late_max: Annotated[str, typer.Option(
-        rich_help_panel=_FAULTS, help="Longest delay of a late line; keep it below the watermark.",
-    )] = "2m",
-    out_of_order: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Sent up to 5 s after the event.",
-    )] = 0.05,
-    malformed: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Malformed JSON.",
-    )] = 0.001,
-    wrong_type: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="A field of the wrong JSON type.",
-    )] = 0.0005,
-    missing_field: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="A required field missing.",
-    )] = 0.0005,
-    invalid_utf8: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Bytes that are not UTF-8.",
-    )] = 0.0002,
-    oversized: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="Lines over the 64 KiB limit.",
-    )] = 0.0001,
-    far_past: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="ts over a year too early.",
-    )] = 0.0002,
-    far_future: Annotated[float, typer.Option(
-        min=0, max=1, rich_help_panel=_FAULTS, help="ts over a year too late.",
-    )] = 0.0002,
-    faults_off: Annotated[bool, typer.Option(
-        "--faults-off", rich_help_panel=_FAULTS, help="Clean traffic: ignore every fault rate.",
-    )] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First event time, ISO 8601 (default: now minus --duration).",
+        ),
+    ] = None,
+    duration: Annotated[
+        str,
+        typer.Option(
+            help="Span of event times: 15m, 1h, 1d, P7D.",
+        ),
+    ] = "1d",
+    visitors: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"Distinct visitors (default: {VISITORS_PER_DAY:,} per day of --duration).",
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            rich_help_panel=_PACING,
+            help="Send at most this many lines per second.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            rich_help_panel=_PACING,
+            help="Send on a clock this many times faster than real time (1 = live).",
+        ),
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            rich_help_panel=_PACING,
+            help="As fast as possible: the default unless --rate or --speed is given.",
+        ),
+    ] = False,
+    duplicates: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Resent with the same event_id.",
+        ),
+    ] = 0.01,
+    late: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Sent up to --late-max after the event.",
+        ),
+    ] = 0.02,
+    late_max: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel=_FAULTS,
+            help="Longest delay of a late line; keep it below the watermark.",
+        ),
+    ] = "2m",
+    out_of_order: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Sent up to 5 s after the event.",
+        ),
+    ] = 0.05,
+    malformed: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Malformed JSON.",
+        ),
+    ] = 0.001,
+    wrong_type: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="A field of the wrong JSON type.",
+        ),
+    ] = 0.0005,
+    missing_field: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="A required field missing.",
+        ),
+    ] = 0.0005,
+    invalid_utf8: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Bytes that are not UTF-8.",
+        ),
+    ] = 0.0002,
+    oversized: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="Lines over the 64 KiB limit.",
+        ),
+    ] = 0.0001,
+    far_past: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="ts over a year too early.",
+        ),
+    ] = 0.0002,
+    far_future: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            rich_help_panel=_FAULTS,
+            help="ts over a year too late.",
+        ),
+    ] = 0.0002,
+    faults_off: Annotated[
+        bool,
+        typer.Option(
+            "--faults-off",
+            rich_help_panel=_FAULTS,
+            help="Clean traffic: ignore every fault rate.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a realistic clickstream (visits, funnels, bots, broken lines) and write it to
     a landing directory or a Kafka topic. Prints the lines by kind at the end.
     """
-    from clickagg.adapters import landing
-    from clickagg.domain import traffic
+    from clickagg import sim
+    from clickagg.sim import landing
 
     if (out is None) == (kafka is None):
         _usage("give exactly one of --out DIR and --kafka BOOTSTRAP")
@@ -140,14 +258,25 @@ def generate(
         _usage("--fast sends as fast as possible; leave it out with --rate or --speed")
     try:
         span_ms = _duration_ms(duration, "--duration")
-        start_ms = _start_ms(start, span_ms)
-        faults = traffic.Faults.none() if faults_off else traffic.Faults(
-            duplicate=duplicates, late=late, out_of_order=out_of_order,
-            malformed_json=malformed, wrong_type=wrong_type, missing_field=missing_field,
-            invalid_utf8=invalid_utf8, oversized=oversized, ts_far_past=far_past,
-            ts_far_future=far_future, late_max_ms=_duration_ms(late_max, "--late-max"),
+        start_ms = start_ms_of(start, span_ms)
+        faults = (
+            sim.Faults.none()
+            if faults_off
+            else sim.Faults(
+                duplicate=duplicates,
+                late=late,
+                out_of_order=out_of_order,
+                malformed_json=malformed,
+                wrong_type=wrong_type,
+                missing_field=missing_field,
+                invalid_utf8=invalid_utf8,
+                oversized=oversized,
+                ts_far_past=far_past,
+                ts_far_future=far_future,
+                late_max_ms=_duration_ms(late_max, "--late-max"),
+            )
         )
-        profile = traffic.TrafficProfile(
+        profile = sim.TrafficProfile(
             visitors=visitors or max(1, round(VISITORS_PER_DAY * span_ms / 86_400_000)),
         )
         rolling = landing.Rolling(lines_per_file, _duration_ms(file_span, "--file-span"))
@@ -167,13 +296,14 @@ def generate(
             done = min(max(arrival_ms - start_ms, 0), span_ms)
             progress.update(task, completed=done, lines=lines, rate=lines / elapsed)
 
-        stream = _tracked(
-            traffic.generate(profile, faults, start_ms, span_ms, seed), counts, report
-        )
+        stream = _tracked(sim.generate(profile, faults, start_ms, span_ms, seed), counts, report)
         try:
             if out is not None:
                 delivered = landing.write_files(
-                    stream, out, rolling=rolling, prefix=prefix or f"clicks-s{seed}",
+                    stream,
+                    out,
+                    rolling=rolling,
+                    prefix=prefix or f"clicks-s{seed}",
                     pacer=pacer,
                 )
             else:
@@ -190,7 +320,9 @@ def generate(
             raise typer.Exit(1) from None
         lines = sum(counts.values())
         progress.update(
-            task, lines=lines, rate=lines / max(time.monotonic() - started, 1e-9),
+            task,
+            lines=lines,
+            rate=lines / max(time.monotonic() - started, 1e-9),
             completed=None if stopped else span_ms,
         )
     _summary(counts, delivered, time.monotonic() - started, out, kafka, topic, stopped)
@@ -213,7 +345,7 @@ def _duration_ms(text: str, option: str) -> int:
     return round(parsed.approx_seconds * 1000)
 
 
-def _start_ms(text: str | None, span_ms: int) -> int:
+def start_ms_of(text: str | None, span_ms: int) -> int:
     if text is None:
         return int(time.time() * 1000) - span_ms
     try:
@@ -240,10 +372,10 @@ def _progress() -> Progress:
 
 
 def _tracked(
-    stream: Iterator[traffic.Emitted],
+    stream: Iterator[sim.Emitted],
     counts: collections.Counter[str],
     report: Callable[[int, int], None],
-) -> Iterator[traffic.Emitted]:
+) -> Iterator[sim.Emitted]:
     """The stream, counting kinds and reporting progress every few thousand lines."""
     for lines, item in enumerate(stream, 1):
         counts[item.kind] += 1
@@ -261,16 +393,16 @@ def _summary(
     topic: str,
     stopped: bool,
 ) -> None:
-    from clickagg.domain import traffic
+    from clickagg import sim
 
     total = sum(counts.values())
     table = Table(title="lines by kind", box=box.SIMPLE)
     for column in ("kind", "lines", "share", "the pipeline"):
         table.add_column(column, justify="right" if column in ("lines", "share") else "left")
     for kind, count in counts.most_common():
-        if kind in traffic.REJECTED_REASONS:
+        if kind in sim.REJECTED_REASONS:
             verdict = "rejects to the dead letters"
-        elif kind == traffic.DUPLICATE:
+        elif kind == sim.DUPLICATE:
             verdict = "drops: event_id seen before"
         else:
             verdict = "counts"

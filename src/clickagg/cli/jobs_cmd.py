@@ -11,6 +11,7 @@ from rich.console import Console
 from clickagg.local import cache
 
 console = Console()
+LOCAL_MASTER = "local[2]"
 
 SpecArg = Annotated[Path, typer.Argument(help="Aggregation YAML file.", exists=True)]
 SolrOption = Annotated[
@@ -49,22 +50,27 @@ def stream(
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
 ) -> None:
     """Run the streaming job in local mode: events → raw archive → live aggregates in Solr."""
-    from clickagg.adapters import specfile
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
     from clickagg.jobs import stream as stream_job
 
     aggregation = specfile.load(spec)
-    argv = ["--spec", str(spec), "--solr-url", local_solr_url(solr_url),
-            "--data-root", data_root(data, aggregation.name), "--master", "local[2]"]  # fmt: skip
+    jars: tuple[str, ...] = ()
     if aggregation.spec.source.kafka is not None:
         from clickagg.local import kafka
 
-        argv += ["--jars", ",".join(kafka.spark_connector_jars())]
-    if available_now:
-        argv.append("--available-now")
-    if trigger_seconds:
-        argv += ["--trigger-seconds", str(trigger_seconds)]
-    argv += ["--metrics-port", str(metrics_port)]
-    stream_job.main(argv)
+        jars = tuple(kafka.spark_connector_jars())
+    options = stream_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        trigger_seconds=trigger_seconds,
+        available_now=available_now,
+        master=LOCAL_MASTER,
+        jars=jars,
+        metrics_port=metrics_port,
+    )
+    arguments.configure_logging()
+    stream_job.run(aggregation, options)
 
 
 def replay(
@@ -75,16 +81,18 @@ def replay(
     data: DataOption = None,
 ) -> None:
     """Recompute the finest level for [from, to) from the raw archive and replace it in Solr."""
-    from clickagg.adapters import replay as replay_job
-    from clickagg.adapters import spark, specfile
-    from clickagg.adapters import stream as stream_job
-    from clickagg.domain import buckets, sessions
+    from clickagg.domain import buckets, specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import replay as replay_job
 
     aggregation = specfile.load(spec)
-    session = spark.local_session(f"{aggregation.name}-replay")
-    paths = stream_job.JobPaths.of(data_root(data, aggregation.name), aggregation)
-    report = replay_job.replay(
-        session, aggregation, paths, local_solr_url(solr_url),
-        buckets.parse_iso(start), buckets.parse_iso(end), history_ms=sessions.VISITOR_MEMORY_MS,
-    )  # fmt: skip
+    options = replay_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        start_ms=buckets.parse_iso(start),
+        end_ms=buckets.parse_iso(end),
+        master=LOCAL_MASTER,
+    )
+    arguments.configure_logging()
+    report = replay_job.run(aggregation, options)
     console.print(f"replayed {report.events} events into {report.documents} documents")

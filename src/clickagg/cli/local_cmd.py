@@ -3,23 +3,53 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from clickagg import errors
 
+if TYPE_CHECKING:
+    from clickagg.local.spark_cluster import SparkClusterEndpoints
+
 # Engine modules import heavy clients; they load only when a command needs them, so
 # `clickagg validate` starts fast.
 
-app = typer.Typer(help="The local stack: SolrCloud, Kubernetes API, Kafka.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local stack: SolrCloud, Kubernetes API, Kafka, a Spark standalone cluster.",
+    no_args_is_help=True,
+)
 console = Console()
 err = Console(stderr=True)
 
 SolrFlag = Annotated[bool, typer.Option("--solr", help="SolrCloud 9.10.1, 2 nodes + ZooKeeper.")]
 KubeFlag = Annotated[bool, typer.Option("--k8s", help="kube-apiserver 1.36 + etcd 3.6.")]
 KafkaFlag = Annotated[bool, typer.Option("--kafka", help="Kafka in KRaft mode.")]
+SparkClusterFlag = Annotated[
+    bool,
+    typer.Option(
+        "--spark-cluster",
+        help="Spark standalone: a master on 127.0.0.1, workers on 127.0.0.2 and 127.0.0.3 "
+        "(only when asked: it is not part of 'every engine').",
+    ),
+]
+SolrHostsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--solr-hosts",
+        help="Comma-separated loopback address per Solr node, e.g. 127.0.0.2,127.0.0.3 "
+        "(the two-host layout); default 127.0.0.1 for both.",
+    ),
+]
+WorkerCoresOption = Annotated[
+    int | None,
+    typer.Option("--worker-cores", help="Cores each Spark worker offers [default: 1].", min=1),
+]
+WorkerMemoryOption = Annotated[
+    str | None,
+    typer.Option("--worker-memory", help="Memory each Spark worker offers [default: 2g]."),
+]
 
 
 def _chosen(solr_on: bool, k8s_on: bool, kafka_on: bool) -> tuple[bool, bool, bool]:
@@ -52,18 +82,39 @@ def install(
 
 
 @app.command()
-def up(solr_on: SolrFlag = False, k8s_on: KubeFlag = False, kafka_on: KafkaFlag = False) -> None:
-    """Start the chosen engines on loopback (all when no flag is given) and print endpoints."""
-    from clickagg.local import kafka, kube, solr
+def up(
+    solr_on: SolrFlag = False,
+    k8s_on: KubeFlag = False,
+    kafka_on: KafkaFlag = False,
+    spark_cluster_on: SparkClusterFlag = False,
+    solr_hosts: SolrHostsOption = None,
+    worker_cores: WorkerCoresOption = None,
+    worker_memory: WorkerMemoryOption = None,
+) -> None:
+    """Start the chosen engines on loopback and print endpoints.
 
-    solr_on, k8s_on, kafka_on = _chosen(solr_on, k8s_on, kafka_on)
+    No engine flag starts SolrCloud, the Kubernetes API and Kafka; --spark-cluster alone
+    starts only the Spark cluster.
+    """
+    from clickagg.local import kafka, kube, solr, spark_cluster
+
+    if spark_cluster_on and not (solr_on or k8s_on or kafka_on):
+        solr_on = k8s_on = kafka_on = False
+    else:
+        solr_on, k8s_on, kafka_on = _chosen(solr_on, k8s_on, kafka_on)
     try:
         if solr_on:
-            solr.up()
+            hosts = [host.strip() for host in solr_hosts.split(",")] if solr_hosts else None
+            solr.up(hosts=hosts)
         if k8s_on:
             kube.up()
         if kafka_on:
             kafka.up()
+        if spark_cluster_on:
+            spark_cluster.up(
+                worker_cores=worker_cores or spark_cluster.DEFAULT_WORKER_CORES,
+                worker_memory=worker_memory or spark_cluster.DEFAULT_WORKER_MEMORY,
+            )
     except errors.LocalStackError as exc:
         err.print(f"[red]local up failed:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -73,16 +124,22 @@ def up(solr_on: SolrFlag = False, k8s_on: KubeFlag = False, kafka_on: KafkaFlag 
 @app.command()
 def down() -> None:
     """Stop every local engine that runs."""
-    from clickagg.local import kafka, kube, solr
+    from clickagg.local import kafka, kube, solr, spark_cluster
 
-    for name, stop in (("solr", solr.down), ("kubernetes", kube.down), ("kafka", kafka.down)):
+    engines = (
+        ("solr", solr.down),
+        ("kubernetes", kube.down),
+        ("kafka", kafka.down),
+        ("spark cluster", spark_cluster.down),
+    )
+    for name, stop in engines:
         console.print(f"{name}: {'stopped' if stop() else 'was not running'}")
 
 
 @app.command()
 def status() -> None:
     """Print each engine's endpoints and health."""
-    from clickagg.local import kafka, kube, solr
+    from clickagg.local import kafka, kube, solr, spark_cluster
 
     solr_state = solr.status()
     console.print(f"solr:       {_describe(solr_state)}")
@@ -90,6 +147,22 @@ def status() -> None:
     console.print(f"kubernetes: {_describe(kube_state)}")
     kafka_state = kafka.status()
     console.print(f"kafka:      {_describe(kafka_state)}")
+    cluster = spark_cluster.status()
+    alive = spark_cluster.alive_worker_hosts(cluster) if cluster is not None else []
+    console.print(f"spark:      {_describe_spark_cluster(cluster, alive)}")
+
+
+def _describe_spark_cluster(state: SparkClusterEndpoints | None, alive: list[str]) -> str:
+    if state is None:
+        return "[yellow]down[/yellow]"
+    workers = " ".join(
+        f"{worker.host}({'ALIVE' if worker.host in alive else 'not registered'}, {worker.web_url})"
+        for worker in state.workers
+    )
+    return (
+        f"[green]up[/green] master_url={state.master_url} master_web_url={state.master_web_url} "
+        f"workers={workers or 'none'} per_worker={state.worker_cores}core/{state.worker_memory}"
+    )
 
 
 def _describe(state: object | None) -> str:

@@ -12,9 +12,8 @@ import yaml
 from rich.console import Console
 
 from clickagg import errors
-from clickagg.adapters import specfile
 from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render
-from clickagg.domain import crd, plan, spec_doc, validation
+from clickagg.domain import crd, plan, spec_doc, specfile, validation
 
 app = typer.Typer(
     help="clickagg: real-time clickstream analytics on Spark and SolrCloud.",
@@ -43,7 +42,7 @@ def validate(
     for path in files:
         try:
             aggregation = specfile.load(path)
-        except specfile.SpecFileError as exc:
+        except errors.SpecFileError as exc:
             failed = True
             err.print(f"[red]{path}: invalid, {len(exc.located)} problem(s)[/red]")
             for item in exc.located:
@@ -89,6 +88,10 @@ def demo(
     spec_file: Annotated[Path, typer.Option("--spec", help="Aggregation to run.")] = REFERENCE_SPEC,
     visitors: Annotated[int, typer.Option(help="Visitors in the generated day.")] = 5_000,
     duration: Annotated[str, typer.Option(help="Span of generated traffic.")] = "1d",
+    start: Annotated[
+        str | None,
+        typer.Option(help="Traffic start, ISO 8601 (UTC if no offset); default: ends now."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     keep: Annotated[bool, typer.Option(help="Leave Solr running afterwards.")] = False,
 ) -> None:
@@ -97,11 +100,16 @@ def demo(
     from clickagg.domain import durations
 
     started = time.monotonic()
-    span_ms = int(durations.parse(duration).approx_seconds * 1000)
-    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep)
+    try:
+        span_ms = int(durations.parse(duration).approx_seconds * 1000)
+        start_ms = generate_cmd.start_ms_of(start, span_ms) if start is not None else None
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep, start_ms)
     try:
         demo_cmd.run(console, spec_file, options)
-    except specfile.SpecFileError as exc:
+    except errors.SpecFileError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None
     except errors.ClickaggError as exc:

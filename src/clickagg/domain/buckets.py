@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from clickagg.domain import durations
 
@@ -30,6 +32,45 @@ def end(start_ms: int, granularity: durations.Duration) -> int:
     if granularity.is_calendar:
         return _add_months(start_ms, granularity.months)
     return start_ms + granularity.seconds * _MS
+
+
+def ceil(ts_ms: int, granularity: durations.Duration) -> int:
+    """The first bucket boundary at or after `ts_ms`."""
+    start = floor(ts_ms, granularity)
+    return start if start == ts_ms else end(start, granularity)
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A half-open time range [start, end) in epoch ms."""
+
+    start_ms: int
+    end_ms: int
+
+    def __str__(self) -> str:
+        return f"[{iso(self.start_ms)}, {iso(self.end_ms)})"
+
+    def aligned(self, granularity: durations.Duration) -> Span:
+        """The smallest span of whole buckets holding this one."""
+        return Span(floor(self.start_ms, granularity), ceil(self.end_ms, granularity))
+
+
+def starts(span: Span, granularity: durations.Duration) -> Iterator[int]:
+    """The starts of the buckets that overlap `span`, oldest first."""
+    start = floor(span.start_ms, granularity)
+    while start < span.end_ms:
+        yield start
+        start = end(start, granularity)
+
+
+def count(span: Span, granularity: durations.Duration) -> int:
+    """How many buckets overlap `span`."""
+    if span.end_ms <= span.start_ms:
+        return 0
+    aligned = span.aligned(granularity)
+    if not granularity.is_calendar:
+        return (aligned.end_ms - aligned.start_ms) // (granularity.seconds * _MS)
+    return sum(1 for _ in starts(aligned, granularity))
 
 
 def buckets_per_day(granularity: durations.Duration) -> float:

@@ -1,13 +1,17 @@
-"""Aggregate cells as Solr documents: deterministic ids and field names.
+"""Aggregate cells: their state algebra, and their documents' ids and field names.
 
-A cell is one (level, bucket, cuboid, dimension values). Its id is derived from exactly
-these, so any writer (stream, replay, rollup) that recomputes a cell overwrites the same
-document instead of adding another.
+A cell is one (level, bucket, cuboid, dimension values). Its state is additive: a batch adds
+its deltas (`add`), cells taken together are the sum of their states (`merge`), and a
+coarser level's cell is the merge of the finer cells whose buckets fall into its bucket
+(`coarser_bucket`). Its id is derived from exactly these four, so any writer (stream,
+replay, rollup) that recomputes a cell overwrites the same document instead of adding
+another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from clickagg.domain import buckets, kpis, model
@@ -20,6 +24,45 @@ STREAM_FIELD = "stream_s"  # which writer last applied deltas (a streaming query
 BATCH_FIELD = "batch_l"  # the last micro-batch of that writer applied to the cell
 
 _ESCAPES = str.maketrans({"%": "%25", "|": "%7C"})
+
+State = dict[str, float]
+
+
+@dataclass(frozen=True)
+class CellDelta:
+    """What one micro-batch adds to one cell (or, for a replay, the cell's whole state)."""
+
+    cuboid: model.Cuboid
+    bucket_ms: int
+    values: tuple[str, ...]
+    deltas: Mapping[str, float]
+    sketch: bytes | None  # an HLL sketch of the cell's visitors (see domain.sketches)
+
+
+def add(state: Mapping[str, float], deltas: Mapping[str, float]) -> State:
+    """The state after the deltas: field by field, an absent field counting as 0."""
+    total = dict(state)
+    for name, amount in deltas.items():
+        total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def merge(states: Iterable[Mapping[str, float]]) -> State:
+    """The state of several cells taken together (a coarser bucket, a wider range)."""
+    total: State = {}
+    for state in states:
+        total = add(total, state)
+    return total
+
+
+def coarser_bucket(bucket_ms: int, coarser: model.Level) -> int:
+    """The bucket of the coarser level that a finer bucket rolls up into."""
+    return buckets.floor(bucket_ms, coarser.granularity)
+
+
+def stored_value(state_field: str, value: float) -> float | int:
+    """A state value as stored: counts are whole numbers, sums stay as they are."""
+    return round(value) if kpis.STATE_FIELDS[state_field].kind == "count" else value
 
 
 def doc_id(level: str, bucket_ms: int, cuboid: str, values: Sequence[str]) -> str:
@@ -56,6 +99,11 @@ def base_document(
     return document
 
 
-def state_of(document: Mapping[str, Any], fields: Sequence[str]) -> dict[str, float]:
+def state_of(document: Mapping[str, Any], fields: Sequence[str]) -> State:
     """The additive state a document holds (absent fields are 0)."""
     return {name: float(document.get(solr_field(name), 0) or 0) for name in fields}
+
+
+def state_fields(state: Mapping[str, float]) -> dict[str, float | int]:
+    """A state as the fields of its document (`state_of` reads them back)."""
+    return {solr_field(name): stored_value(name, value) for name, value in state.items()}

@@ -48,30 +48,43 @@ def _dimensions(*dimensions: Dimension) -> Mapping[str, Dimension]:
 
 STANDARD: Mapping[str, Dimension] = _dimensions(
     Dimension(
-        "channel", "channel", "visit",
+        "channel",
+        "channel",
+        "visit",
         "Marketing channel; derived from utm parameters, click ids and referrer when absent.",
     ),
     Dimension(
-        "campaign", "campaign", "visit",
+        "campaign",
+        "campaign",
+        "visit",
         "Campaign; `utm_campaign` of the url when absent.",
     ),
     Dimension("offer", "offer", "event", "Offer shown, clicked or bought."),
     Dimension("content", "page", "event", "Page (content) the event happened on."),
     Dimension("landing_page", "page", "visit", "Page of the visit's first event."),
     Dimension(
-        "product_category", "product_category", "event", "Category of the product concerned.",
+        "product_category",
+        "product_category",
+        "event",
+        "Category of the product concerned.",
     ),
     Dimension(
-        "device_class", "device_class", "visit",
+        "device_class",
+        "device_class",
+        "visit",
         "desktop, mobile, tablet, bot or other; derived from user_agent when absent.",
     ),
     Dimension(
-        "browser_family", "browser_family", "visit",
+        "browser_family",
+        "browser_family",
+        "visit",
         "Browser family (chrome, safari, firefox, ...); derived from user_agent when absent.",
     ),
     Dimension("country", "country", "visit", "Country of the visitor, as sent."),
     Dimension(
-        "visitor_type", None, "visit",
+        "visitor_type",
+        None,
+        "visit",
         f"`{NEW_VISITOR}` when the visitor had no earlier visit, else `{RETURNING_VISITOR}`.",
     ),
 )

@@ -4,9 +4,6 @@ and whether a bot sent it.
 Spark calls these functions once per event, so everything costly happens once: the crawler
 patterns are compiled on first use, and user agents and referrer hosts, which repeat a lot,
 are classified through caches. A value the event carries itself is never overwritten.
-
-Urls are split by hand: the domain may not import urllib (see the import-linter contract), and
-only the host, the path and a few query parameters are needed.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import functools
 import importlib.resources
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -35,7 +33,14 @@ REFERRAL = "referral"
 #: Tagged with utm parameters that name no channel we know.
 OTHER_CAMPAIGN = "other_campaign"
 CHANNELS = (
-    DIRECT, ORGANIC_SEARCH, PAID_SEARCH, SOCIAL, EMAIL, DISPLAY, AFFILIATE, REFERRAL,
+    DIRECT,
+    ORGANIC_SEARCH,
+    PAID_SEARCH,
+    SOCIAL,
+    EMAIL,
+    DISPLAY,
+    AFFILIATE,
+    REFERRAL,
     OTHER_CAMPAIGN,
 )
 
@@ -47,22 +52,28 @@ OTHER_DEVICE = "other"
 DEVICE_CLASSES = (DESKTOP, MOBILE, TABLET, BOT, OTHER_DEVICE)
 
 # utm_medium, lower-cased with '-' and ' ' as '_'.
-_MEDIUM_CHANNELS: Mapping[str, str] = MappingProxyType({
-    **dict.fromkeys(("cpc", "ppc", "paid", "paidsearch", "paid_search", "sem"), PAID_SEARCH),
-    **dict.fromkeys(("display", "banner", "cpm", "programmatic", "rtb"), DISPLAY),
-    **dict.fromkeys(("email", "e_mail", "newsletter", "mail"), EMAIL),
-    **dict.fromkeys(
-        ("social", "social_media", "social_network", "sm", "paid_social", "paidsocial"), SOCIAL
-    ),
-    **dict.fromkeys(("affiliate", "affiliates", "partner"), AFFILIATE),
-    "organic": ORGANIC_SEARCH,
-    "referral": REFERRAL,
-})
+_MEDIUM_CHANNELS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(("cpc", "ppc", "paid", "paidsearch", "paid_search", "sem"), PAID_SEARCH),
+        **dict.fromkeys(("display", "banner", "cpm", "programmatic", "rtb"), DISPLAY),
+        **dict.fromkeys(("email", "e_mail", "newsletter", "mail"), EMAIL),
+        **dict.fromkeys(
+            ("social", "social_media", "social_network", "sm", "paid_social", "paidsocial"), SOCIAL
+        ),
+        **dict.fromkeys(("affiliate", "affiliates", "partner"), AFFILIATE),
+        "organic": ORGANIC_SEARCH,
+        "referral": REFERRAL,
+    }
+)
 _EMAIL_SOURCES = frozenset({"email", "e_mail", "newsletter", "mail"})
 # Click ids that ad networks append to landing urls, in the order they are checked.
 _CLICK_ID_CHANNELS = (
-    ("gclid", PAID_SEARCH), ("gbraid", PAID_SEARCH), ("wbraid", PAID_SEARCH),
-    ("msclkid", PAID_SEARCH), ("dclid", DISPLAY), ("fbclid", SOCIAL),
+    ("gclid", PAID_SEARCH),
+    ("gbraid", PAID_SEARCH),
+    ("wbraid", PAID_SEARCH),
+    ("msclkid", PAID_SEARCH),
+    ("dclid", DISPLAY),
+    ("fbclid", SOCIAL),
 )
 
 # A host "belongs" to a name when the name is its registrable label: google.com, google.co.uk.
@@ -76,11 +87,24 @@ _SOCIAL_HOSTS = re.compile(
     r"|snapchat|tumblr|whatsapp|telegram|discord|quora|mastodon|threads)" + _TLD_TAIL
 )
 # Short and app hosts the name rule does not catch (t.co, lnkd.in, Android app referrers).
-_SOCIAL_DOMAINS = frozenset({
-    "t.co", "x.com", "lnkd.in", "t.me", "bsky.app", "youtu.be", "fb.me", "wa.me", "threads.net",
-    "com.facebook.katana", "com.twitter.android", "com.linkedin.android",
-    "com.instagram.android", "com.reddit.frontpage",
-})
+_SOCIAL_DOMAINS = frozenset(
+    {
+        "t.co",
+        "x.com",
+        "lnkd.in",
+        "t.me",
+        "bsky.app",
+        "youtu.be",
+        "fb.me",
+        "wa.me",
+        "threads.net",
+        "com.facebook.katana",
+        "com.twitter.android",
+        "com.linkedin.android",
+        "com.instagram.android",
+        "com.reddit.frontpage",
+    }
+)
 _MAIL_HOSTS = re.compile(r"^(?:mail|webmail|outlook)\.|^com\.google\.android\.gm$")
 _SEARCH_DOMAINS = frozenset({"com.google.android.googlequicksearchbox"})
 _SOURCES_SOCIAL = re.compile(
@@ -94,19 +118,48 @@ _HOST_CACHE_SIZE = 4_096
 
 # ua-parser browser families, by prefix, to the coarse families a dimension can hold.
 _BROWSER_PREFIXES = (
-    ("Chrome", "chrome"), ("Chromium", "chrome"), ("HeadlessChrome", "chrome"),
-    ("Firefox", "firefox"), ("Mobile Safari", "safari"), ("Safari", "safari"),
-    ("Edge", "edge"), ("Samsung Internet", "samsung_internet"), ("Opera", "opera"),
-    ("IE", "internet_explorer"), ("UC Browser", "uc_browser"), ("Yandex Browser", "yandex"),
+    ("Chrome", "chrome"),
+    ("Chromium", "chrome"),
+    ("HeadlessChrome", "chrome"),
+    ("Firefox", "firefox"),
+    ("Mobile Safari", "safari"),
+    ("Safari", "safari"),
+    ("Edge", "edge"),
+    ("Samsung Internet", "samsung_internet"),
+    ("Opera", "opera"),
+    ("IE", "internet_explorer"),
+    ("UC Browser", "uc_browser"),
+    ("Yandex Browser", "yandex"),
 )
-_DESKTOP_OS = frozenset({
-    "Windows", "Mac OS X", "macOS", "Linux", "Ubuntu", "Chrome OS", "ChromeOS", "Fedora",
-    "Debian", "FreeBSD", "OpenBSD", "NetBSD", "Solaris",
-})
-_MOBILE_OS = frozenset({
-    "iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Symbian OS",
-    "HarmonyOS",
-})
+_DESKTOP_OS = frozenset(
+    {
+        "Windows",
+        "Mac OS X",
+        "macOS",
+        "Linux",
+        "Ubuntu",
+        "Chrome OS",
+        "ChromeOS",
+        "Fedora",
+        "Debian",
+        "FreeBSD",
+        "OpenBSD",
+        "NetBSD",
+        "Solaris",
+    }
+)
+_MOBILE_OS = frozenset(
+    {
+        "iOS",
+        "Android",
+        "Windows Phone",
+        "BlackBerry OS",
+        "KaiOS",
+        "Firefox OS",
+        "Symbian OS",
+        "HarmonyOS",
+    }
+)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -206,49 +259,21 @@ def split_url(url: str) -> UrlParts:
 
     Tolerant by design: a url that is no url yields what can be read, never an error.
     """
-    rest = url.strip()
-    rest, _, _fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    host = ""
-    scheme_end = rest.find("://")
-    if scheme_end > 0 and rest[:scheme_end].replace("-", "").replace("+", "").isalnum():
-        rest = rest[scheme_end + 3:]
-        host, slash, path = rest.partition("/")
-        rest = slash + path
-    elif rest.startswith("//"):
-        host, slash, path = rest[2:].partition("/")
-        rest = slash + path
-    return UrlParts(host=_bare_host(host), path=rest or "/", params=_query_params(query))
-
-
-def _bare_host(authority: str) -> str:
-    host = authority.rpartition("@")[2]
-    if host.startswith("["):  # IPv6 literal
-        return host.partition("]")[0] + "]"
-    return host.partition(":")[0].rstrip(".").lower()
+    text = url.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # an unbalanced IPv6 bracket: no host or path, the query still counts
+        query = text.partition("#")[0].partition("?")[2]
+        return UrlParts(host="", path="/", params=_query_params(query))
+    host = (parts.hostname or "").rstrip(".")
+    return UrlParts(host=host, path=parts.path or "/", params=_query_params(parts.query))
 
 
 def _query_params(query: str) -> Mapping[str, str]:
     params: dict[str, str] = {}
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        name = _unquote(name).strip().lower()
-        params.setdefault(name, _unquote(value).strip())
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
+        params.setdefault(name.strip().lower(), value.strip())
     return MappingProxyType(params)
-
-
-_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
-
-
-def _unquote(text: str) -> str:
-    """Form-style percent-decoding: '+' is a space, %XX a byte of UTF-8."""
-    if "%" not in text and "+" not in text:
-        return text
-    raw = text.replace("+", " ").encode("utf-8")
-    decoded = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-    return decoded.decode("utf-8", errors="replace")
 
 
 def derive_page(url: str) -> str:
@@ -284,7 +309,7 @@ def _crawler_patterns() -> tuple[re.Pattern[str], ...]:
     source = importlib.resources.files("crawleruseragents").joinpath("crawler-user-agents.json")
     patterns = [entry["pattern"] for entry in json.loads(source.read_text(encoding="utf-8"))]
     return tuple(
-        re.compile("|".join(patterns[start:start + _CRAWLER_CHUNK]))
+        re.compile("|".join(patterns[start : start + _CRAWLER_CHUNK]))
         for start in range(0, len(patterns), _CRAWLER_CHUNK)
     )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickagg import errors
-from clickagg.domain import dimensions
+from clickagg.domain import dimensions, durations
 
 #: Longer lines are rejected before decoding, so one bad sender cannot exhaust a worker.
 MAX_LINE_BYTES = 64 * 1024
@@ -25,8 +25,10 @@ MAX_LINE_BYTES = 64 * 1024
 _SECOND_MS = 1000
 _DAY_MS = 86_400 * _SECOND_MS
 DEFAULT_MAX_FUTURE_MS = _DAY_MS
-#: Older events are not accepted by default: no rollup keeps its finest level longer.
+#: The past limit of a window that no spec sets; a pipeline uses `lateness_window`.
 DEFAULT_MAX_PAST_MS = 30 * _DAY_MS
+#: The dead-letter reason of an event older than the window's past limit starts with this.
+TOO_LATE = "too_late"
 # Epoch milliseconds below this (March 1973) are almost surely epoch seconds sent by mistake.
 _SECONDS_MISTAKE_BELOW_MS = 100_000_000_000
 
@@ -115,8 +117,18 @@ class TimeWindow:
 DEFAULT_WINDOW = TimeWindow()
 
 
+def lateness_window(allowed_lateness: durations.Duration) -> TimeWindow:
+    """The window of an Aggregation: an event more than `lateness.allowedLateness` behind
+    the reference time (`now_ms` of `parse_event`: the newest event time seen) is `too_late`."""
+    return TimeWindow(max_past_ms=round(allowed_lateness.approx_seconds * _SECOND_MS))
+
+
 def parse_event(line: bytes, *, now_ms: int, window: TimeWindow = DEFAULT_WINDOW) -> Event:
-    """Parse and check one line; raise EventContractError with the dead-letter reason."""
+    """Parse and check one line; raise EventContractError with the dead-letter reason.
+
+    `now_ms` is the time the window is measured from; an event before its past limit gets
+    a reason that starts with `too_late`.
+    """
     record = _decode(line)
     # Keyword arguments are evaluated in order, so the first problem found is the reason given.
     return Event(
@@ -148,9 +160,7 @@ def _decode(line: bytes) -> Mapping[str, Any]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise errors.EventContractError(
-            f"line is not valid UTF-8 (byte {exc.start})"
-        ) from None
+        raise errors.EventContractError(f"line is not valid UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise errors.EventContractError("line is empty")
     try:
@@ -196,15 +206,11 @@ def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise errors.EventContractError(
-            f"field '{name}': expected a string, got {_show(value)}"
-        )
+        raise errors.EventContractError(f"field '{name}': expected a string, got {_show(value)}")
     if not value.strip():
         return None
     if name in _DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
-        raise errors.EventContractError(
-            f"field '{name}': {value!r} is reserved for the pipeline"
-        )
+        raise errors.EventContractError(f"field '{name}': {value!r} is reserved for the pipeline")
     return value
 
 
@@ -246,11 +252,13 @@ def _timestamp(record: Mapping[str, Any], now_ms: int, window: TimeWindow) -> in
             f"after now ({_iso(now_ms)})"
         )
     if window.max_past_ms is not None and ts_ms < now_ms - window.max_past_ms:
-        hint = " (epoch seconds instead of milliseconds?)" if (
-            ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str)
-        ) else ""
+        hint = (
+            " (epoch seconds instead of milliseconds?)"
+            if (ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str))
+            else ""
+        )
         raise errors.EventContractError(
-            f"field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
+            f"{TOO_LATE}: field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
             f"before now ({_iso(now_ms)}){hint}"
         )
     return ts_ms
@@ -274,8 +282,7 @@ def _at_most_micros(value: str) -> str:
 
 def _bad_ts(value: object) -> errors.EventContractError:
     return errors.EventContractError(
-        "field 'ts': expected ISO 8601 with offset or epoch milliseconds, "
-        f"got {_show(value)}"
+        f"field 'ts': expected ISO 8601 with offset or epoch milliseconds, got {_show(value)}"
     )
 
 

@@ -67,34 +67,43 @@ def render_kpi_doc() -> str:
     ]
     for group in kpis.GROUPS:
         members = [k for k in kpis.CATALOGUE.values() if k.group == group]
-        parts.append(f"## {_GROUP_TITLES[group]}\n\n" + _table(
-            ("KPI", "stored state", "formula", "unit", "settles on visit close", "meaning"),
+        parts.append(
+            f"## {_GROUP_TITLES[group]}\n\n"
+            + _table(
+                ("KPI", "stored state", "formula", "unit", "settles on visit close", "meaning"),
+                [
+                    (
+                        f"`{k.name}`",
+                        ", ".join(f"`{s}`" for s in k.state),
+                        f"`{k.formula}`",
+                        k.unit,
+                        _yes_no(k.settles_on_visit_close),
+                        k.description,
+                    )
+                    for k in members
+                ],
+            )
+        )
+    parts.append(
+        "## Stored state fields\n\n"
+        + _table(
+            ("field", "kind", "level", "settles on visit close", "meaning"),
             [
-                (
-                    f"`{k.name}`",
-                    ", ".join(f"`{s}`" for s in k.state),
-                    f"`{k.formula}`",
-                    k.unit,
-                    _yes_no(k.settles_on_visit_close),
-                    k.description,
-                )
-                for k in members
+                (f"`{f.name}`", f.kind, f.level, _yes_no(f.settles_on_visit_close), f.description)
+                for f in kpis.STATE_FIELDS.values()
             ],
-        ))
-    parts.append("## Stored state fields\n\n" + _table(
-        ("field", "kind", "level", "settles on visit close", "meaning"),
-        [
-            (f"`{f.name}`", f.kind, f.level, _yes_no(f.settles_on_visit_close), f.description)
-            for f in kpis.STATE_FIELDS.values()
-        ],
-    ))
-    parts.append("## Dimensions\n\n" + _table(
-        ("dimension", "event field", "scope", "meaning"),
-        [
-            (f"`{d.name}`", f"`{d.field}`" if d.field else "(derived)", d.scope, d.description)
-            for d in dimensions.STANDARD.values()
-        ],
-    ))
+        )
+    )
+    parts.append(
+        "## Dimensions\n\n"
+        + _table(
+            ("dimension", "event field", "scope", "meaning"),
+            [
+                (f"`{d.name}`", f"`{d.field}`" if d.field else "(derived)", d.scope, d.description)
+                for d in dimensions.STANDARD.values()
+            ],
+        )
+    )
     parts.append(_EXPLANATION.format(other=dimensions.OTHER, missing=dimensions.MISSING))
     return "\n".join(parts)
 

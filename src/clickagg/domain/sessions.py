@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clickagg.domain import buckets, dimensions, durations, events, kpis
+from clickagg.domain import buckets, dimensions, durations, events, kpis, model
 
 #: The additive fields a fact carries (the sketch is built from visitor ids instead).
 FIELDS: tuple[str, ...] = tuple(n for n, f in kpis.STATE_FIELDS.items() if f.kind != "sketch")
@@ -51,6 +51,17 @@ class Config:
     granularity: durations.Duration
     timeout_ms: int
     dimensions: tuple[DimensionSource, ...]
+
+    @classmethod
+    def of(cls, aggregation: model.Aggregation) -> Config:
+        """What sessionizing needs of an Aggregation: finest granularity, timeout, sources."""
+        return cls(
+            granularity=aggregation.finest.granularity,
+            timeout_ms=int(aggregation.session_timeout.approx_seconds * 1000),
+            dimensions=tuple(
+                DimensionSource(d.name, d.field, d.scope) for d in aggregation.dimensions
+            ),
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -103,7 +114,7 @@ def advance(
     """
     known = {e.event_id for e in state.open_events}
     merged = sorted(state.open_events + [e for e in arrived if e.event_id not in known])
-    visits = _split(merged, config.timeout_ms)
+    visits = split_visits(merged, config.timeout_ms)
     closed = [v for v in visits if v[-1].ts_ms + config.timeout_ms < watermark_ms]
     still_open = visits[len(closed) :]
     contributions: Deltas = {}
@@ -124,7 +135,8 @@ def advance(
     return facts, (forget_at if forget_at >= watermark_ms else None)
 
 
-def _split(ordered: Sequence[Counted], timeout_ms: int) -> list[list[Counted]]:
+def split_visits(ordered: Sequence[Counted], timeout_ms: int) -> list[list[Counted]]:
+    """Events in time order, cut into visits where a gap is longer than the timeout."""
     visits: list[list[Counted]] = []
     for event in ordered:
         if visits and event.ts_ms - visits[-1][-1].ts_ms <= timeout_ms:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -70,3 +70,8 @@ class AggregationStatus(spec.WireModel):
         "ended, e.g. 12s (0s: caught up); a stream that stops reporting for a minute adds "
         "the time since its last report.",
     )
+
+    def patch(self) -> dict[str, Any]:
+        """The status as a JSON merge patch (Any: JSON values). Unknown values are left
+        out, so the patch keeps what was there."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,1 +1,2 @@
-"""Spark job shells: argument parsing around the adapters, nothing else."""
+"""One thin entry point per Spark job (stream, replay): the CLI, the demo and the cluster
+call these same functions."""

@@ -1,39 +1,127 @@
 """The streaming job: `spark-submit jobs/stream.py --spec FILE|--spec-json JSON ...`.
 
 Runs the ingest and aggregate queries of one Aggregation until stopped. It runs on any
-master (local, standalone, Kubernetes); the operator passes the spec as JSON.
+master (local, standalone, Kubernetes); the operator passes the spec as JSON. The CLI
+(`clickagg stream`) and the demo call `start` and `run` here too, so every way of running
+the stream sets it up the same: collections, metrics, progress reports, both queries.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
-from clickagg.adapters import (
-    metrics,
-    progress_report,
-    solr,
-    solr_collections,
-    spark,
-    specfile,
-    stream,
-)
-from clickagg.domain import model, validation
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from clickagg.domain import model
+from clickagg.jobs import arguments, spark
+from clickagg.pipeline import archive, metrics, progress, stream
+from clickagg.store import collections, solr_cells
 
 log = logging.getLogger("clickagg.jobs.stream")
 
 
-def arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="clickagg-stream", description=__doc__)
-    spec = parser.add_mutually_exclusive_group(required=True)
-    spec.add_argument("--spec", type=Path, help="Aggregation YAML file")
-    spec.add_argument("--spec-json", help="Aggregation object as JSON (from the operator)")
-    parser.add_argument("--solr-url", required=True, help="base URL of a Solr node")
-    parser.add_argument("--data-root", required=True, help="archive and checkpoint root URI")
+@dataclass(frozen=True)
+class Options:
+    solr_url: str
+    data_root: str
+    trigger_seconds: float | None = None  # None: spec.spark.triggerInterval
+    available_now: bool = False  # process what is there, then stop
+    master: str | None = None  # a local master (local[N]); None: spark-submit's
+    jars: tuple[str, ...] = ()  # extra jars of a local session (Kafka's source)
+    metrics_port: int = 0  # serve Prometheus /metrics on this port (0: off)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started stream: its session, both queries, and the metrics they feed."""
+
+    session: SparkSession
+    ingest: StreamingQuery
+    aggregate: StreamingQuery
+    metrics: metrics.StreamMetrics
+    ensured: list[collections.Ensured]
+
+    def stop(self) -> None:
+        for query in (self.ingest, self.aggregate):
+            stream.stop_between_batches(query)
+
+
+def start(
+    aggregation: model.Aggregation, options: Options, session: SparkSession | None = None
+) -> Running:
+    """Ensure the collections, then start both queries (with availableNow, ingest has
+    finished when this returns). `session`: one the caller set up, else the job's own."""
+    trigger = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
+    with solr_cells.SolrCellStore(options.solr_url) as store:
+        ensured = store.ensure_collections(aggregation)
+    for item in ensured:
+        log.info(
+            "%s: collection %s %s",
+            aggregation.name,
+            item.collection,
+            "created" if item.created else "present",
+        )
+    if session is None:
+        session = spark.session_for(aggregation.name, options.master, options.jars)
+    paths = archive.JobPaths.of(options.data_root, aggregation)
+    job_metrics = metrics.StreamMetrics(aggregation.name)
+    session.streams.addListener(metrics.ProgressListener(job_metrics))
+    session.streams.addListener(
+        progress.ProgressReporter(
+            aggregation,
+            lambda: solr_cells.SolrCellStore(options.solr_url, connect_retries=1),
+            stream.aggregate_query_name(aggregation),
+        )
+    )
+    if options.metrics_port:
+        metrics.serve(job_metrics, options.metrics_port)
+    source = stream.source_of(aggregation)
+    ingest = stream.ingest(
+        session, aggregation, paths, source, trigger, available_now=options.available_now
+    )
+    if options.available_now:
+        ingest.awaitTermination()  # the aggregate query reads what ingest archived
+    aggregate = stream.aggregate(
+        session,
+        aggregation,
+        paths,
+        lambda: solr_cells.SolrCellStore(options.solr_url),
+        trigger,
+        available_now=options.available_now,
+        on_batch=lambda _, report: job_metrics.record_solr_write(report),
+    )
+    log.info(
+        "%s: streaming from %s into %s every %.0fs",
+        aggregation.name,
+        source.kind,
+        aggregation.finest.collection,
+        trigger,
+    )
+    return Running(session, ingest, aggregate, job_metrics, ensured)
+
+
+def run(aggregation: model.Aggregation, options: Options) -> None:
+    """Start the stream and run it until a query ends (with availableNow: until done)."""
+    running = start(aggregation, options)
+    if options.available_now:
+        running.aggregate.awaitTermination()
+        return
+    running.session.streams.awaitAnyTermination()
+    # One query ended: stop the other so the driver exits and is restarted from checkpoints.
+    queries = (running.ingest, running.aggregate)
+    failed = [q for q in queries if q.exception() is not None]
+    for query in queries:
+        query.stop()
+    if failed:
+        raise SystemExit(f"{failed[0].name} failed: {failed[0].exception()}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = arguments.parser("clickagg-stream", __doc__)
     parser.add_argument(
         "--trigger-seconds", type=float, help="overrides spec.spark.triggerInterval"
     )
@@ -42,67 +130,21 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="process what is there, then stop (tests, catch-up)",
     )
-    parser.add_argument("--master", help="Spark master when not run by spark-submit")
-    parser.add_argument("--jars", default="", help="extra jars for a --master session")
-    parser.add_argument("--metrics-port", type=int, default=9108,
-                        help="serve Prometheus /metrics on this port (0: off)")
-    return parser.parse_args(argv)
-
-
-def load(args: argparse.Namespace) -> model.Aggregation:
-    if args.spec is not None:
-        return specfile.load(args.spec)
-    return validation.validate(json.loads(args.spec_json))
-
-
-def run(args: argparse.Namespace) -> None:
-    aggregation = load(args)
-    trigger = args.trigger_seconds or aggregation.trigger_interval.approx_seconds
-    with solr.SolrClient(args.solr_url) as client:
-        for ensured in solr_collections.ensure_level_collections(client, aggregation):
-            log.info(
-                "%s: collection %s %s",
-                aggregation.name,
-                ensured.collection,
-                "created" if ensured.created else "present",
-            )
-    session = (
-        spark.local_session(aggregation.name) if args.master else spark.session(aggregation.name)
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9108,
+        help="serve Prometheus /metrics on this port (0: off)",
     )
-    paths = stream.JobPaths.of(args.data_root, aggregation)
-    job_metrics = metrics.StreamMetrics(aggregation.name)
-    session.streams.addListener(metrics.ProgressListener(job_metrics))
-    session.streams.addListener(
-        progress_report.ProgressReporter(
-            aggregation, args.solr_url, stream.aggregate_query_name(aggregation)
-        )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments.configure_logging()
+    options = Options(
+        solr_url=args.solr_url,
+        data_root=args.data_root,
+        trigger_seconds=args.trigger_seconds,
+        available_now=args.available_now,
+        master=args.master,
+        jars=arguments.jars_of(args),
+        metrics_port=args.metrics_port,
     )
-    if args.metrics_port:
-        metrics.serve(job_metrics, args.metrics_port)
-    source = stream.source_of(aggregation)
-    ingest = stream.ingest(
-        session, aggregation, paths, source, trigger, available_now=args.available_now
-    )
-    if args.available_now:
-        ingest.awaitTermination()  # the aggregate query reads what ingest archived
-    aggregate = stream.aggregate(
-        session, aggregation, paths, args.solr_url, trigger, available_now=args.available_now,
-        on_batch=lambda _, report: job_metrics.record_solr_write(report),
-    )
-    log.info("%s: streaming from %s into %s every %.0fs", aggregation.name, source.kind,
-             aggregation.finest.collection, trigger)  # fmt: skip
-    if args.available_now:
-        aggregate.awaitTermination()
-        return
-    session.streams.awaitAnyTermination()
-    # One query ended: stop the other so the driver exits and is restarted from checkpoints.
-    failed = [q for q in (ingest, aggregate) if q.exception() is not None]
-    for query in (ingest, aggregate):
-        query.stop()
-    if failed:
-        raise SystemExit(f"{failed[0].name} failed: {failed[0].exception()}")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run(arguments(sys.argv[1:] if argv is None else argv))
+    run(arguments.aggregation_of(args), options)

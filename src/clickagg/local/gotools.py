@@ -86,8 +86,11 @@ def _kubectl_version(program: str) -> str | None:
     try:
         result = subprocess.run(
             [program, "version", "--client", "-o", "json"],
-            capture_output=True, text=True, check=False, timeout=20,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=20,
+        )
         return str(json.loads(result.stdout)["clientVersion"]["gitVersion"])
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
         return None

@@ -168,8 +168,17 @@ def _ensure_formatted(java: str, classpath: str, config: Path, data: Path) -> st
         return _cluster_id(meta)
     cluster_id = new_cluster_id()
     argv = [
-        java, *_JVM_OPTS, *_log_opts(), "-cp", classpath, "kafka.tools.StorageTool",
-        "format", "--cluster-id", cluster_id, "--config", str(config),
+        java,
+        *_JVM_OPTS,
+        *_log_opts(),
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(config),
     ]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -230,9 +239,9 @@ def create_topic(bootstrap: str, name: str, partitions: int, *, timeout: float =
         futures[name].result(timeout=timeout)
     except confluent_kafka.KafkaException as exc:
         if _error_code(exc) != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
-            raise errors.AdapterError(f"Kafka could not create topic {name!r}: {exc}") from exc
+            raise errors.EngineError(f"Kafka could not create topic {name!r}: {exc}") from exc
     except TimeoutError as exc:
-        raise errors.AdapterError(f"Kafka at {bootstrap} did not answer in {timeout:.0f}s") from exc
+        raise errors.EngineError(f"Kafka at {bootstrap} did not answer in {timeout:.0f}s") from exc
     _wait_for_leaders(admin, name, partitions, timeout)
 
 
@@ -244,17 +253,17 @@ def _wait_for_leaders(
         try:
             topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
         except confluent_kafka.KafkaException as exc:
-            raise errors.AdapterError(f"Kafka could not describe topic {name!r}: {exc}") from exc
+            raise errors.EngineError(f"Kafka could not describe topic {name!r}: {exc}") from exc
         if topic is not None and topic.error is None:
             if len(topic.partitions) != partitions:
-                raise errors.AdapterError(
+                raise errors.EngineError(
                     f"Kafka topic {name!r} exists with {len(topic.partitions)} partitions, "
                     f"not {partitions}"
                 )
             if all(p.leader >= 0 for p in topic.partitions.values()):
                 return
         if time.monotonic() > deadline:
-            raise errors.AdapterError(f"Kafka topic {name!r} had no leaders after {timeout:.0f}s")
+            raise errors.EngineError(f"Kafka topic {name!r} had no leaders after {timeout:.0f}s")
         time.sleep(0.1)
 
 

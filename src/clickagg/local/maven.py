@@ -54,8 +54,9 @@ def build(name: str, project: Path, *, compile_sources: bool = False) -> Build:
     _copy_project(project, directory)
     partial = directory / "classpath.txt.partial"
     goals = ["compile"] if compile_sources else []
-    _run(mvn, directory, [*goals, "dependency:build-classpath", f"-Dmdep.outputFile={partial}"],
-         name)  # fmt: skip
+    _run(
+        mvn, directory, [*goals, "dependency:build-classpath", f"-Dmdep.outputFile={partial}"], name
+    )
     partial.replace(listing)  # last, so an interrupted build is never taken for a done one
     _progress(f"{name} resolved in {time.monotonic() - started:.1f}s")
     return _build_of(directory, listing, compile_sources)

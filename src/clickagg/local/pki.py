@@ -85,9 +85,7 @@ def ensure() -> Pki:
     return pki
 
 
-def client_certificate(
-    pki_dir: Path, user: str, groups: Sequence[str] = ()
-) -> tuple[bytes, bytes]:
+def client_certificate(pki_dir: Path, user: str, groups: Sequence[str] = ()) -> tuple[bytes, bytes]:
     """PEM certificate and key for another user of the local API server (RBAC tests),
     signed by the CA in `pki_dir` (the `pki` folder beside a stack's kubeconfig)."""
     ca_key = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
@@ -97,9 +95,7 @@ def client_certificate(
     key = _new_key()
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
     attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
-    cert = _leaf(
-        key, ca_cert, ca_key, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, None
-    )
+    cert = _leaf(key, ca_cert, ca_key, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, None)
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 

@@ -23,6 +23,11 @@ from typing import Any
 from clickagg import errors
 from clickagg.local import cache
 
+LOOPBACK = "127.0.0.1"
+# Two more loopback addresses stand for two machines: Solr nodes and Spark workers bind them
+# so that shards and executors have real, distinct hosts (Linux routes all of 127/8 to lo).
+NODE_HOSTS = ("127.0.0.2", "127.0.0.3")
+
 
 def require_tool(name: str, hint: str) -> str:
     """The full path of program `name`, or ToolchainMissing saying how to get it."""
@@ -32,22 +37,22 @@ def require_tool(name: str, hint: str) -> str:
     return path
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def ensure_ports_free(ports: Mapping[str, int]) -> None:
-    """Fail with PortInUse naming every taken port and what needed it."""
-    taken = [f"{what} port {port}" for what, port in ports.items() if not port_is_free(port)]
+def ensure_ports_free(ports: Mapping[str, int], host: str = LOOPBACK) -> None:
+    """Fail with PortInUse naming every port taken on `host` and what needed it."""
+    taken = [f"{what} port {port}" for what, port in ports.items() if not port_is_free(port, host)]
     if taken:
         raise errors.PortInUse(
-            "already in use on 127.0.0.1: "
+            f"already in use on {host}: "
             + ", ".join(taken)
             + " (stop what holds it, or choose other ports)"
         )
@@ -56,8 +61,21 @@ def ensure_ports_free(ports: Mapping[str, int]) -> None:
 def free_port() -> int:
     """A loopback port that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, besides: Sequence[int] = ()) -> list[int]:
+    """`count` distinct loopback ports, free right now and none of `besides`.
+
+    The OS may hand out the same free port twice in a row, so each is checked.
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports and port not in besides:
+            ports.append(port)
+    return ports
 
 
 @dataclass(frozen=True)

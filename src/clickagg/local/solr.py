@@ -5,6 +5,10 @@ over solr-test-framework (kept in solr_launcher/). `install()` compiles it once 
 keyed by a hash of its sources; `up()` runs it as a detached process that `status()` finds and
 `down()` stops, from this process or any other (the CLI and the pytest fixtures share it).
 
+Each node listens on its own loopback address (`hosts`, 127.0.0.1 for all by default): with
+`process.NODE_HOSTS` (127.0.0.2 and 127.0.0.3) the shards of a collection have two real,
+distinct hosts in the cluster state, as on two machines. ZooKeeper stays on 127.0.0.1.
+
 For fault tests the launcher also listens on a loopback control port: `stop_node(i)` stops
 node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep running, and
 `start_node(i)` brings it back on the same port with its cores.
@@ -63,11 +67,11 @@ class SolrEndpoints:
         return self.node_urls[0]
 
     def node_url(self, index: int) -> str:
-        """Node `index`'s base URL (http://127.0.0.1:port/solr)."""
+        """Node `index`'s base URL (http://host:port/solr)."""
         return self.node_urls[self._checked(index)]
 
     def node_name(self, index: int) -> str:
-        """Node `index`'s name in live_nodes and replica `node_name`s (127.0.0.1:port_solr)."""
+        """Node `index`'s name in live_nodes and replica `node_name`s (host:port_solr)."""
         host_and_path = self.node_url(index).removeprefix("http://")
         host, _, path = host_and_path.partition("/")
         return f"{host}_{path.replace('/', '%2F')}"
@@ -79,13 +83,27 @@ class SolrEndpoints:
             )
         return index
 
+    @property
+    def node_hosts(self) -> tuple[str, ...]:
+        """Each node's address, in node order."""
+        return tuple(url.removeprefix("http://").partition(":")[0] for url in self.node_urls)
+
     @classmethod
     def for_ports(
-        cls, zk_port: int, ports: Sequence[int], control_port: int | None = None
+        cls,
+        zk_port: int,
+        ports: Sequence[int],
+        control_port: int | None = None,
+        hosts: Sequence[str] | None = None,
     ) -> SolrEndpoints:
-        urls = tuple(f"http://127.0.0.1:{port}/solr" for port in ports)
+        node_hosts = _node_hosts(hosts, len(ports))
+        urls = tuple(
+            f"http://{host}:{port}/solr" for host, port in zip(node_hosts, ports, strict=True)
+        )
         return cls(
-            zk_host=f"127.0.0.1:{zk_port}{ZK_CHROOT}", node_urls=urls, control_port=control_port
+            zk_host=f"{process.LOOPBACK}:{zk_port}{ZK_CHROOT}",
+            node_urls=urls,
+            control_port=control_port,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -114,30 +132,37 @@ def install() -> maven.Build:
 
 
 def up(
-    zk_port: int = 9983, ports: Sequence[int] = (8983, 8984), control_port: int = 0
+    zk_port: int = 9983,
+    ports: Sequence[int] = (8983, 8984),
+    control_port: int = 0,
+    hosts: Sequence[str] | None = None,
 ) -> SolrEndpoints:
-    """Start the cluster, or return the one already running (whatever its ports).
+    """Start the cluster, or return the one already running (whatever its ports and hosts).
 
+    `hosts[i]` is node i's loopback address (default 127.0.0.1 for every node);
     `control_port` 0 picks a free loopback port for the node control channel.
     """
     running = status()
     if running is not None:
         return running
+    node_hosts = _node_hosts(hosts, len(ports))
     if control_port == 0:
-        control_port = _free_port_besides([zk_port, *ports])
-    _check_ports(zk_port, ports, control_port)
+        (control_port,) = process.free_ports(1, besides=[zk_port, *ports])
+    _check_ports(zk_port, ports, control_port, node_hosts)
     build = install()
     java, _ = java_tools()
-    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port)
+    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts)
     data_dir = _fresh_data_dir()
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-port", str(zk_port),
         "--ports", ",".join(str(port) for port in ports),
+        "--hosts", ",".join(node_hosts),
         "--dir", str(data_dir),
         "--control-port", str(control_port),
     ]  # fmt: skip
-    _progress(f"starting SolrCloud: ZooKeeper on {zk_port}, nodes on {list(ports)}")
+    nodes = [f"{host}:{port}" for host, port in zip(node_hosts, ports, strict=True)]
+    _progress(f"starting SolrCloud: ZooKeeper on {zk_port}, nodes on {nodes}")
     started = time.monotonic()
     process.start(
         PROCESS_NAME,
@@ -206,7 +231,7 @@ def _control(command: str, timeout: float) -> str:
             "the running SolrCloud has no control port (started by an older clickagg): "
             "restart it with `clickagg local down` and `clickagg local up --solr`"
         )
-    address = ("127.0.0.1", endpoints.control_port)
+    address = (process.LOOPBACK, endpoints.control_port)
     try:
         with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(f"{command}\n".encode())
@@ -214,7 +239,7 @@ def _control(command: str, timeout: float) -> str:
                 answer = reader.readline().strip()
     except OSError as exc:  # includes TimeoutError
         raise errors.LocalStackError(
-            f"Solr control '{command}' on 127.0.0.1:{endpoints.control_port} failed: {exc!r}"
+            f"Solr control '{command}' on {address[0]}:{address[1]} failed: {exc!r}"
         ) from exc
     verdict, _, detail = answer.partition(" ")
     if verdict == "ok":
@@ -229,19 +254,33 @@ def java_tools() -> tuple[str, str]:
     return process.require_tool("java", JDK_HINT), process.require_tool("javac", JDK_HINT)
 
 
-def _check_ports(zk_port: int, ports: Sequence[int], control_port: int) -> None:
+def _node_hosts(hosts: Sequence[str] | None, count: int) -> tuple[str, ...]:
+    """One loopback address per node: `hosts` checked, or 127.0.0.1 for every node."""
+    if hosts is None:
+        return (process.LOOPBACK,) * count
+    if len(hosts) != count:
+        raise errors.LocalStackError(
+            f"Solr hosts name {len(hosts)} addresses for {count} nodes: {list(hosts)}"
+        )
+    for host in hosts:
+        if not host.startswith("127."):
+            raise errors.LocalStackError(f"Solr host {host!r} is not a loopback address (127.x)")
+    return tuple(hosts)
+
+
+def _check_ports(
+    zk_port: int, ports: Sequence[int], control_port: int, hosts: Sequence[str]
+) -> None:
     wanted = [zk_port, *ports, control_port]
     if len(set(wanted)) != len(wanted):
         raise errors.LocalStackError(f"ZooKeeper, Solr and control ports must all differ: {wanted}")
-    named = {"ZooKeeper": zk_port} | {f"Solr node {i}": p for i, p in enumerate(ports, 1)}
-    process.ensure_ports_free(named | {"Solr control": control_port})
-
-
-def _free_port_besides(taken: Sequence[int]) -> int:
-    while True:
-        port = process.free_port()
-        if port not in taken:
-            return port
+    by_host: dict[str, dict[str, int]] = {
+        process.LOOPBACK: {"ZooKeeper": zk_port, "Solr control": control_port}
+    }
+    for number, (host, port) in enumerate(zip(hosts, ports, strict=True), 1):
+        by_host.setdefault(host, {})[f"Solr node {number}"] = port
+    for host, named in by_host.items():
+        process.ensure_ports_free(named, host)
 
 
 def _fresh_data_dir() -> Path:

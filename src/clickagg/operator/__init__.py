@@ -1,1 +1,1 @@
-"""The kopf operator: a thin shell over the adapters."""
+"""The kopf operator: a thin shell over its pure reconcile and children logic."""

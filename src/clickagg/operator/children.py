@@ -1,4 +1,4 @@
-"""The manifests an Aggregation owns, built as plain dicts from the validated model.
+"""The manifests an Aggregation owns, built as typed dicts from the validated model.
 
 Pure on purpose: the same inputs give the same bytes, so server-side apply of the result
 is idempotent (a restarted operator changes nothing) and every field can be unit-tested.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from clickagg.domain import durations, model, spec
 
@@ -55,9 +55,104 @@ ROLLUP_RETRY_SECONDS = 120
 RUN_HISTORY = 3
 
 
+# --------------------------------------------------------------------------- manifests
+# The shapes the Spark Operator's CRDs define (the parts we set), keyed as on the wire.
+
+
+class OwnerReference(TypedDict):
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool
+    blockOwnerDeletion: bool
+
+
+class ObjectMeta(TypedDict):
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    ownerReferences: list[OwnerReference]
+
+
+class LabelSelector(TypedDict):
+    matchLabels: dict[str, str]
+
+
+class PodAffinityTerm(TypedDict):
+    labelSelector: LabelSelector
+    namespaces: list[str]
+    topologyKey: str
+
+
+class WeightedPodAffinityTerm(TypedDict):
+    weight: int
+    podAffinityTerm: PodAffinityTerm
+
+
+class PodAffinity(TypedDict):
+    preferredDuringSchedulingIgnoredDuringExecution: list[WeightedPodAffinityTerm]
+
+
+class Affinity(TypedDict):
+    podAffinity: PodAffinity
+
+
+class SparkPod(TypedDict, total=False):
+    """The driver's or the executors' settings (instances: executors only)."""
+
+    cores: int
+    memory: str
+    instances: int
+    serviceAccount: str
+    labels: dict[str, str]
+    affinity: Affinity
+
+
+class RestartPolicy(TypedDict, total=False):
+    type: str
+    onFailureRetries: int
+    onFailureRetryInterval: int
+    onSubmissionFailureRetries: int
+    onSubmissionFailureRetryInterval: int
+
+
+class ApplicationSpec(TypedDict):
+    type: str
+    mode: str
+    image: str
+    imagePullPolicy: str
+    sparkVersion: str
+    mainApplicationFile: str
+    arguments: list[str]
+    sparkConf: dict[str, str]
+    restartPolicy: RestartPolicy
+    driver: SparkPod
+    executor: SparkPod
+
+
+class ScheduledApplicationSpec(TypedDict):
+    schedule: str
+    timeZone: str
+    concurrencyPolicy: str
+    successfulRunHistoryLimit: int
+    failedRunHistoryLimit: int
+    template: ApplicationSpec
+
+
+class Manifest(TypedDict):
+    """A SparkApplication or ScheduledSparkApplication, ready for server-side apply."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: ApplicationSpec | ScheduledApplicationSpec
+
+
 @dataclass(frozen=True)
 class Kind:
-    """A Spark Operator kind, as the custom-objects API addresses it."""
+    """A kind of custom object (the Spark Operator's by default), as the custom-objects API
+    addresses it."""
 
     kind: str
     plural: str
@@ -67,6 +162,11 @@ class Kind:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> str:
+        """As RBAC and kubectl name it: plural.group."""
+        return f"{self.plural}.{self.group}"
 
 
 SPARK_APPLICATION = Kind("SparkApplication", "sparkapplications")
@@ -139,7 +239,7 @@ def rollup_levels(aggregation: model.Aggregation) -> tuple[model.Level, ...]:
 
 def stream_application(
     aggregation: model.Aggregation, owner: Owner, settings: JobSettings
-) -> dict[str, Any]:
+) -> Manifest:
     """The SparkApplication of the streaming job."""
     app_spec = _application_spec(
         aggregation,
@@ -159,7 +259,7 @@ def stream_application(
 
 def rollup_application(
     aggregation: model.Aggregation, level: model.Level, owner: Owner, settings: JobSettings
-) -> dict[str, Any]:
+) -> Manifest:
     """The ScheduledSparkApplication that rolls up (and applies retention to) one level."""
     template = _application_spec(
         aggregation,
@@ -175,7 +275,7 @@ def rollup_application(
             "onSubmissionFailureRetryInterval": ROLLUP_RETRY_SECONDS,
         },
     )
-    scheduled = {
+    scheduled: ScheduledApplicationSpec = {
         "schedule": rollup_schedule(level.granularity),
         # Buckets are UTC, so the schedule is too.
         "timeZone": "UTC",
@@ -190,9 +290,7 @@ def rollup_application(
     return _manifest(SCHEDULED_SPARK_APPLICATION, name, owner, labels, scheduled)
 
 
-def desired(
-    aggregation: model.Aggregation, owner: Owner, settings: JobSettings
-) -> list[dict[str, Any]]:
+def desired(aggregation: model.Aggregation, owner: Owner, settings: JobSettings) -> list[Manifest]:
     """Every child the Aggregation should have, stream first."""
     rollups = [
         rollup_application(aggregation, level, owner, settings)
@@ -226,12 +324,12 @@ def rollup_schedule(granularity: durations.Duration) -> str:
     return "5 * * * *"
 
 
-def pod_affinity(aggregation: model.Aggregation) -> dict[str, Any] | None:
+def pod_affinity(aggregation: model.Aggregation) -> Affinity | None:
     """Prefer nodes that run pods of the referenced SolrCloud, so writes stay node-local."""
     ref = aggregation.spec.solr.solr_cloud_ref
     if ref is None:
         return None
-    term = {
+    term: PodAffinityTerm = {
         "labelSelector": {
             "matchLabels": {SOLR_CLOUD_POD_LABEL: ref.name, SOLR_TECHNOLOGY_LABEL: SOLR_TECHNOLOGY}
         },
@@ -272,18 +370,18 @@ def _application_spec(
     component: str,
     main_file: str,
     arguments: list[str],
-    restart_policy: Mapping[str, Any],
-) -> dict[str, Any]:
+    restart_policy: RestartPolicy,
+) -> ApplicationSpec:
     spark = aggregation.spec.spark
     pod_labels = _labels(aggregation, component)
     affinity = pod_affinity(aggregation)
-    driver: dict[str, Any] = {
+    driver: SparkPod = {
         "cores": spark.driver.cores,
         "memory": spark.driver.memory,
         "serviceAccount": settings.service_account,
         "labels": pod_labels,
     }
-    executor: dict[str, Any] = {
+    executor: SparkPod = {
         "instances": spark.executor.instances,
         "cores": spark.executor.cores,
         "memory": spark.executor.memory,
@@ -302,7 +400,7 @@ def _application_spec(
         "mainApplicationFile": main_file,
         "arguments": arguments,
         "sparkConf": {"spark.sql.session.timeZone": "UTC"},
-        "restartPolicy": dict(restart_policy),
+        "restartPolicy": restart_policy,
         "driver": driver,
         "executor": executor,
     }
@@ -318,8 +416,12 @@ def _labels(aggregation: model.Aggregation, component: str) -> dict[str, str]:
 
 
 def _manifest(
-    kind: Kind, name: str, owner: Owner, labels: Mapping[str, str], body_spec: dict[str, Any]
-) -> dict[str, Any]:
+    kind: Kind,
+    name: str,
+    owner: Owner,
+    labels: Mapping[str, str],
+    body_spec: ApplicationSpec | ScheduledApplicationSpec,
+) -> Manifest:
     return {
         "apiVersion": kind.api_version,
         "kind": kind.kind,
@@ -333,7 +435,7 @@ def _manifest(
     }
 
 
-def owner_reference(owner: Owner) -> dict[str, Any]:
+def owner_reference(owner: Owner) -> OwnerReference:
     # controller + blockOwnerDeletion: the garbage collector (where there is one) deletes
     # children after the Aggregation; the finalizer deletes them explicitly anyway.
     return {

@@ -8,16 +8,15 @@ saying what is missing and how to fix it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-
-import requests
 
 from clickagg import errors
 from clickagg.domain import model
 from clickagg.operator import children, kube
 
 SOLR_CLOUD = children.Kind("SolrCloud", "solrclouds", group="solr.apache.org", version="v1beta1")
+_KNOWN = {kind.resource: kind for kind in (*children.KINDS, SOLR_CLOUD)}
+FORBIDDEN = 403
 
 # Who installs the CRDs of each group the operator uses, and how.
 _INSTALLERS = {
@@ -40,32 +39,30 @@ class Diagnosis:
     message: str
 
 
-def of_api_error(exc: kube.ApiException) -> Diagnosis:
+def of_api_error(exc: errors.KubeError) -> Diagnosis:
     """What a failed call about a child (or a SolrCloud) says about the cluster."""
-    if not isinstance(exc, kube.CallFailed):
-        return Diagnosis("KubernetesApiError", kube.describe(exc))
-    kind = exc.kind
-    if kube.kind_not_served(exc):
-        reason, remedy = _INSTALLERS.get(kind.group, ("CrdMissing", "install its CRD"))
+    kind = _KNOWN.get(exc.resource)
+    if kind is not None and isinstance(exc, errors.KindNotServed):
+        reason, remedy = _INSTALLERS[kind.group]
         return Diagnosis(
             reason,
             f"the {kind.kind} CRD ({kind.api_version}) is not installed: {remedy}; "
             "the operator retries by itself",
         )
-    if exc.status == 403:
+    if exc.resource and exc.status == FORBIDDEN:
         return Diagnosis(
             "Forbidden",
-            f"RBAC forbids the operator to {exc.verb} {kind.plural}.{kind.group} in namespace "
-            f"{exc.namespace} ({_server_message(exc)}): add the namespace to the chart's "
+            f"RBAC forbids the operator to {exc.verb} {exc.resource} in namespace "
+            f"{exc.namespace} ({exc.answer}): add the namespace to the chart's "
             "operator.namespaces, or grant the operator's ServiceAccount the chart's operator "
             "Role there",
         )
-    return Diagnosis("KubernetesApiError", kube.describe(exc))
+    return Diagnosis("KubernetesApiError", str(exc))
 
 
 def of_solr_error(aggregation: model.Aggregation, exc: errors.SolrError) -> Diagnosis:
     """An unreachable Solr behind a solrCloudRef is first of all a SolrCloud to look for."""
-    unreachable = isinstance(exc.__cause__, requests.ConnectionError | requests.Timeout)
+    unreachable = isinstance(exc, errors.SolrUnreachable)
     found = Diagnosis("SolrUnreachable" if unreachable else "SolrError", str(exc))
     ref = aggregation.spec.solr.solr_cloud_ref
     if not unreachable or ref is None:
@@ -74,18 +71,12 @@ def of_solr_error(aggregation: model.Aggregation, exc: errors.SolrError) -> Diag
     try:
         if kube.exists(SOLR_CLOUD, namespace, ref.name):
             return found
-    except kube.ApiException as lookup:
-        # Not served: the Solr Operator is missing. Forbidden or failing: Solr's own account.
-        return of_api_error(lookup) if kube.kind_not_served(lookup) else found
+    except errors.KindNotServed as lookup:
+        return of_api_error(lookup)  # the Solr Operator is missing
+    except errors.KubeError:
+        return found  # forbidden or failing: Solr's own account is the better one
     return Diagnosis(
         "SolrCloudNotFound",
         f"SolrCloud {ref.name} does not exist in namespace {namespace} (spec.solr.solrCloudRef): "
         "create it with the Solr Operator, or correct the reference",
     )
-
-
-def _server_message(exc: kube.ApiException) -> str:
-    try:
-        return str(json.loads(str(exc.body))["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"{exc.status} {exc.reason}"

@@ -3,7 +3,11 @@
 kopf watches and patches the Aggregation itself; everything else (the Spark Operator's
 objects) goes through this module, so the rest of the operator stays plain logic.
 Children are written by server-side apply under one field manager: applying the same
-manifest twice changes nothing, and fields other managers own are left alone.
+manifest twice changes nothing, and fields other managers own are left alone. An error the
+API server answers with leaves this module as `errors.KubeError`, carrying its status, the
+server's message and what was asked (`errors.KindNotServed` when the kind's CRD is not
+installed), so the operator can tell a user what to fix (operator/diagnosis.py).
+Objects read back are `dict[str, Any]`: the API server's JSON, whatever version wrote it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client import exceptions as k8s_exceptions
 
+from clickagg import errors
 from clickagg.domain import spec
 from clickagg.operator import children
 
@@ -28,30 +33,8 @@ _JSON_PATCH = "application/json-patch+json"
 # Every API call gives up after this long instead of blocking a handler thread for ever.
 REQUEST_TIMEOUT_SECONDS = 30
 
-ApiException = k8s_exceptions.ApiException
-
-
-class CallFailed(ApiException):
-    """An API call about a kind of object that failed, with what it tried (for diagnosis)."""
-
-    def __init__(self, exc: ApiException, verb: str, kind: children.Kind, namespace: str) -> None:
-        super().__init__(status=exc.status, reason=exc.reason)
-        self.body, self.headers = exc.body, exc.headers
-        self.verb, self.kind, self.namespace = verb, kind, namespace
-
-
-@contextlib.contextmanager
-def _calling(verb: str, kind: children.Kind, namespace: str) -> Iterator[None]:
-    try:
-        yield
-    except ApiException as exc:
-        raise CallFailed(exc, verb, kind, namespace) from exc
-
-
-def kind_not_served(exc: ApiException) -> bool:
-    """True when the API server does not serve the kind at all (its CRD is not installed):
-    a plain-text 404, where a missing object gets a JSON Status."""
-    return exc.status == 404 and "page not found" in str(exc.body or "")
+NOT_FOUND = 404
+CONFLICT = 409
 
 
 def _custom_objects() -> k8s_client.CustomObjectsApi:
@@ -71,65 +54,102 @@ def _api_client(kubeconfig: str) -> k8s_client.ApiClient:
     return client
 
 
-def apply(manifest: Mapping[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def _answered(
+    what: str, verb: str = "", kind: children.Kind | None = None, namespace: str = ""
+) -> Iterator[None]:
+    """Turn the client's ApiException into errors.KubeError, naming what was asked: `what`
+    for the message, and the verb, kind and namespace when it was about a kind of object."""
+    try:
+        yield
+    except k8s_exceptions.ApiException as exc:
+        # A kind nobody serves is a plain-text 404 page; a missing object a JSON Status.
+        not_served = exc.status == NOT_FOUND and "page not found" in str(exc.body or "")
+        error = errors.KindNotServed if not_served else errors.KubeError
+        raise error(
+            f"{what}: {_describe(exc)}",
+            exc.status,
+            answer=_server_message(exc),
+            verb=verb,
+            resource=kind.resource if kind else "",
+            namespace=namespace,
+        ) from exc
+
+
+def apply(manifest: children.Manifest) -> dict[str, Any]:
     """Create or update a namespaced custom object by server-side apply; the stored object."""
-    group, version = str(manifest["apiVersion"]).split("/")
-    kind = _kind_of(str(manifest["kind"]))
+    group, version = manifest["apiVersion"].split("/")
+    kind = _kind_of(manifest["kind"])
     metadata = manifest["metadata"]
-    with _calling("patch", kind, metadata["namespace"]):  # server-side apply
+    with _answered(f"apply {kind.kind} {metadata['name']}", "patch", kind, metadata["namespace"]):
         response: Any = _custom_objects().patch_namespaced_custom_object(
-            group, version, metadata["namespace"], kind.plural, metadata["name"], dict(manifest),
-            field_manager=children.MANAGER, force=True, _content_type=_APPLY,
+            group,
+            version,
+            metadata["namespace"],
+            kind.plural,
+            metadata["name"],
+            dict(manifest),
+            field_manager=children.MANAGER,
+            force=True,
+            _content_type=_APPLY,
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
             # The generated client drops the body of a 201 (an apply that created the object).
             _preload_content=False,
-        )  # fmt: skip
+        )
     return cast(dict[str, Any], json.loads(response.data))
 
 
 def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[dict[str, Any]]:
     """The objects of `kind` labelled as children of the Aggregation."""
-    with _calling("list", kind, namespace):
+    with _answered(f"list {kind.plural} of {aggregation}", "list", kind, namespace):
         found = _custom_objects().list_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
             label_selector=f"{children.AGGREGATION_LABEL}={aggregation}",
             _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )  # fmt: skip
+        )
     return list(cast(dict[str, Any], found).get("items", []))
 
 
 def delete(kind: children.Kind, namespace: str, name: str) -> bool:
     """Delete one object; False when it was already gone."""
-    return not _absent(
-        "delete", kind, namespace,
-        lambda: _custom_objects().delete_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural, name,
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        ),
-    )  # fmt: skip
+    return _found(
+        "delete", kind, namespace, name, _custom_objects().delete_namespaced_custom_object
+    )
 
 
 def exists(kind: children.Kind, namespace: str, name: str) -> bool:
-    """Whether one object exists; CallFailed when the kind is not served, or forbidden."""
-    return not _absent(
-        "get", kind, namespace,
-        lambda: _custom_objects().get_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural, name,
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        ),
-    )  # fmt: skip
+    """Whether one object exists; KindNotServed when its CRD is not installed."""
+    return _found("get", kind, namespace, name, _custom_objects().get_namespaced_custom_object)
 
 
-def _absent(verb: str, kind: children.Kind, namespace: str, call: Callable[[], Any]) -> bool:
-    """Make the call; True when it found no such object (not: no such kind)."""
-    with _calling(verb, kind, namespace):
-        try:
-            call()
-        except ApiException as exc:
-            if exc.status == 404 and not kind_not_served(exc):
-                return True
-            raise
-    return False
+def _found(
+    verb: str, kind: children.Kind, namespace: str, name: str, method: Callable[..., object]
+) -> bool:
+    """Call a custom-objects `method` on one object; False when there is no such object
+    (not: no such kind)."""
+    try:
+        with _answered(f"{verb} {kind.kind} {name}", verb, kind, namespace):
+            method(
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
+                name,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+    except errors.KubeError as exc:
+        if no_such_object(exc):
+            return False
+        raise
+    return True
+
+
+def no_such_object(exc: errors.KubeError) -> bool:
+    """A 404 about the object, not about its kind (KindNotServed)."""
+    return exc.status == NOT_FOUND and not isinstance(exc, errors.KindNotServed)
 
 
 def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, str]) -> bool:
@@ -139,22 +159,37 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
     """
     body = {"metadata": {"annotations": dict(annotations)}}
     try:
-        _custom_objects().patch_namespaced_custom_object(
-            spec.API_GROUP, spec.API_VERSION, namespace, spec.PLURAL, name, body,
-            field_manager=children.MANAGER, _content_type=_MERGE,
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )  # fmt: skip
-    except ApiException as exc:
-        if exc.status == 404:
+        with _answered(f"annotate {spec.KIND} {name}"):
+            _custom_objects().patch_namespaced_custom_object(
+                spec.API_GROUP,
+                spec.API_VERSION,
+                namespace,
+                spec.PLURAL,
+                name,
+                body,
+                field_manager=children.MANAGER,
+                _content_type=_MERGE,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+    except errors.KubeError as exc:
+        if no_such_object(exc):
             return False
         raise
     return True
 
 
-def describe(exc: ApiException) -> str:
+def _describe(exc: k8s_exceptions.ApiException) -> str:
     """A one-line account of an API error for a condition message."""
     body = " ".join(str(exc.body or "").split())  # one line: bodies end in a newline
     return f"Kubernetes API answered {exc.status} {exc.reason}: {body[:300]}"
+
+
+def _server_message(exc: k8s_exceptions.ApiException) -> str:
+    """The message of the API server's JSON Status, else its HTTP status and reason."""
+    try:
+        return str(json.loads(str(exc.body))["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{exc.status} {exc.reason}"
 
 
 def _kind_of(kind: str) -> children.Kind:
@@ -164,11 +199,12 @@ def _kind_of(kind: str) -> children.Kind:
 def read_secret_data(namespace: str, name: str) -> dict[str, str] | None:
     """The base64 `data` of a Secret; None when it does not exist."""
     try:
-        secret = _core().read_namespaced_secret(
-            name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        )
-    except ApiException as exc:
-        if exc.status == 404:
+        with _answered(f"read Secret {name}"):
+            secret = _core().read_namespaced_secret(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+    except errors.KubeError as exc:
+        if exc.status == NOT_FOUND:
             return None
         raise
     return {key: str(value) for key, value in (secret.data or {}).items()}
@@ -186,22 +222,27 @@ def write_secret_data(
         data=dict(data),
     )
     try:
-        _core().create_namespaced_secret(namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-    except ApiException as exc:
-        if exc.status != 409:
+        with _answered(f"create Secret {name}"):
+            _core().create_namespaced_secret(
+                namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+    except errors.KubeError as exc:
+        if exc.status != CONFLICT:
             raise
-        _core().replace_namespaced_secret(
-            name, namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        )
+        with _answered(f"replace Secret {name}"):
+            _core().replace_namespaced_secret(
+                name, namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
 
 
 def set_webhook_ca_bundle(configuration: str, ca_bundle: str) -> int:
     """Put the base64 caBundle into every webhook of a ValidatingWebhookConfiguration;
     how many needed it (0: already current)."""
     admission = k8s_client.AdmissionregistrationV1Api(_api_client(os.environ.get("KUBECONFIG", "")))
-    current = admission.read_validating_webhook_configuration(
-        configuration, _request_timeout=REQUEST_TIMEOUT_SECONDS
-    )
+    with _answered(f"read ValidatingWebhookConfiguration {configuration}"):
+        current = admission.read_validating_webhook_configuration(
+            configuration, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
     operations = [
         {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": ca_bundle}
         for index, webhook in enumerate(current.webhooks or [])
@@ -212,10 +253,13 @@ def set_webhook_ca_bundle(configuration: str, ca_bundle: str) -> int:
         # landing on another webhook at the same index.
         version = current.metadata.resource_version if current.metadata else None
         test = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
-        admission.patch_validating_webhook_configuration(
-            configuration, [test, *operations],
-            _content_type=_JSON_PATCH, _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )  # fmt: skip
+        with _answered(f"patch the caBundle of {configuration}"):
+            admission.patch_validating_webhook_configuration(
+                configuration,
+                [test, *operations],
+                _content_type=_JSON_PATCH,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
     return len(operations)
 
 

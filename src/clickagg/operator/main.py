@@ -24,6 +24,7 @@ from typing import Any
 
 import kopf
 
+from clickagg import errors
 from clickagg.domain import spec
 from clickagg.operator import children, kube, reconcile, webhook
 
@@ -87,8 +88,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logger.info(
         "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
-        FINALIZER, settings.execution.max_workers,
-    )  # fmt: skip
+        FINALIZER,
+        settings.execution.max_workers,
+    )
 
 
 @kopf.on.startup()
@@ -98,9 +100,9 @@ async def start_webhook(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
         return
     try:
         memo["webhook"] = await webhook.start(settings)
-    except (kube.ApiException, OSError) as exc:
+    except (errors.KubeError, OSError) as exc:
         # The operator still reconciles; the Valid condition reports what the webhook misses.
-        logger.error("validating webhook not served, applies go unchecked: %s", webhook.why(exc))
+        logger.error("validating webhook not served, applies go unchecked: %s", exc)
 
 
 @kopf.on.cleanup()
@@ -149,9 +151,7 @@ def delete_aggregation(body: kopf.Body, retry: int, logger: kopf.Logger, **_: An
 
 
 @kopf.on.event(*SPARK_APPLICATIONS, labels=STREAM_LABELS)
-def stream_state_changed(
-    body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any
-) -> None:
+def stream_state_changed(body: kopf.Body, type: str | None, logger: kopf.Logger, **_: Any) -> None:
     if type == "DELETED":
         return  # the owner's re-sync recreates it, or the owner is being deleted
     owner = body.metadata.labels.get(children.AGGREGATION_LABEL)
@@ -171,8 +171,9 @@ def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) ->
         body, retry=retry, logger=logger, config=reconcile.Config.from_env()
     )
     # Written even when retrying: kopf applies the patch before it schedules the retry.
-    for key, value in outcome.status.items():
-        patch.status[key] = value
+    if outcome.status is not None:
+        for key, value in outcome.status.patch().items():
+            patch.status[key] = value
     _post(body, outcome)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clickagg import errors
-from clickagg.adapters import solr, solr_collections
 from clickagg.domain import buckets, model, progress, status, validation
 from clickagg.operator import children, conditions, diagnosis, kube
+from clickagg.store import client as solr
+from clickagg.store import collections as solr_collections
+from clickagg.store import progress as stored_progress
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -76,7 +78,7 @@ class Notice:
 class Outcome:
     """What a pass decided: the status to write, events to post, and when to try again."""
 
-    status: dict[str, Any]
+    status: status.AggregationStatus | None  # None: leave the status as it is
     notices: tuple[Notice, ...] = ()
     retry_after: float | None = None  # seconds; None: nothing to retry
     problem: str = ""
@@ -138,7 +140,7 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
         applied, applied_notices = _apply_children(aggregation, owner, config, logger)
-    except kube.ApiException as exc:
+    except errors.KubeError as exc:
         return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
     notices += applied_notices
     return _settled(run, aggregation, valid, stream_state(applied), notices, report)
@@ -157,23 +159,23 @@ def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config)
         aggregation = validation.validate_spec(name, namespace, body.get("spec") or {})
     except errors.SpecError:
         logger.info("spec is invalid, so it names no collections to delete")
-        return Outcome(status={})
+        return Outcome(status=None)
     if aggregation.spec.deletion_policy != "Delete":
         kept = ", ".join(level.collection for level in aggregation.levels)
         logger.info("deletionPolicy Retain: keeping collections %s", kept)
-        return Outcome(status={})
+        return Outcome(status=None)
     try:
         with _solr_client(aggregation, config) as client:
             solr_collections.delete_level_collections(client, aggregation)
     except errors.SolrError as exc:
         if retry < CLEANUP_RETRIES:
             logger.warning("could not delete the collections yet (retry %d): %s", retry, exc)
-            return Outcome(status={}, retry_after=backoff(retry), problem=str(exc))
+            return Outcome(status=None, retry_after=backoff(retry), problem=str(exc))
         message = f"gave up deleting the collections after {retry} retries: {exc}"
         logger.error("%s", message)
-        return Outcome(status={}, notices=(Notice("Warning", "CollectionsNotDeleted", message),))
+        return Outcome(status=None, notices=(Notice("Warning", "CollectionsNotDeleted", message),))
     logger.info("deletionPolicy Delete: deleted the level collections")
-    return Outcome(status={})
+    return Outcome(status=None)
 
 
 # --------------------------------------------------------------------------- steps
@@ -210,12 +212,13 @@ def _degraded(
     notices = (Notice("Warning", reason, message),) if changed else ()
     # The Warning event is the notice, once per change; the log says it once too, and
     # a retry that finds the same problem is one quiet line (k8s_skip: no kopf event).
+    quiet = {"k8s_skip": True}
     if changed:
-        run.logger.warning("degraded (%s): %s; retrying in %.0fs", reason, message, delay,
-                           extra={"k8s_skip": True})  # fmt: skip
+        run.logger.warning(
+            "degraded (%s): %s; retrying in %.0fs", reason, message, delay, extra=quiet
+        )
     else:
-        run.logger.info("still degraded (%s), retry %d in %.0fs", reason, retry, delay,
-                        extra={"k8s_skip": True})  # fmt: skip
+        run.logger.info("still degraded (%s), retry %d in %.0fs", reason, retry, delay, extra=quiet)
     updates = [valid, ready, degraded, *_rollups_default(run, aggregation)]
     return Outcome(
         status=_status(run, updates, _levels(run, aggregation)),
@@ -256,8 +259,11 @@ def _settled(
     lag = progress.short_duration(progress.lag_ms(report, now_ms)) if report else None
     run.logger.info(
         "stream %s, lag %s; Ready=%s (%s)",
-        streaming.message, lag or "not reported yet", ready.status, ready.reason,
-    )  # fmt: skip
+        streaming.message,
+        lag or "not reported yet",
+        ready.status,
+        ready.reason,
+    )
     updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
     status_now = _status(run, updates, _levels(run, aggregation, report), lag)
     return Outcome(status=status_now, notices=tuple(notices))
@@ -270,7 +276,7 @@ def _sync_solr(
     notices) and read the stream's progress report from the finest one."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
-        stored = client.get(aggregation.finest.collection, [progress.PROGRESS_ID])
+        report = stored_progress.read(client, aggregation.finest)
     logger.info(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
@@ -280,7 +286,7 @@ def _sync_solr(
         for e in ensured
         if e.created
     ]
-    return notices, (progress.report_of(stored[0]) if stored else None)
+    return notices, report
 
 
 def _apply_children(
@@ -297,7 +303,7 @@ def _apply_children(
     }
     notices: list[Notice] = []
     outcomes: list[str] = []
-    stored_stream: dict[str, Any] = {}
+    stored_stream: dict[str, Any] = {}  # as the API server stored it
     for manifest in wanted:
         key = (manifest["kind"], manifest["metadata"]["name"])
         stored = kube.apply(manifest)
@@ -363,9 +369,7 @@ def _levels(
     return found
 
 
-def _rollups_default(
-    run: _Pass, aggregation: model.Aggregation | None
-) -> list[status.Condition]:
+def _rollups_default(run: _Pass, aggregation: model.Aggregation | None) -> list[status.Condition]:
     """RollupsCurrent is the rollup jobs' to report; until one does, it is Unknown."""
     if conditions.find(run.previous.conditions, conditions.ROLLUPS_CURRENT) is not None:
         return []
@@ -384,13 +388,11 @@ def _status(
     updates: Sequence[status.Condition],
     levels: Sequence[status.LevelStatus],
     lag: str | None = None,
-) -> dict[str, Any]:
-    result = status.AggregationStatus(
+) -> status.AggregationStatus:
+    return status.AggregationStatus(
         observed_generation=run.generation,
         conditions=conditions.merge(run.previous.conditions, updates),
         levels=list(levels),
         level_names=",".join(level.name for level in levels) or None,
         lag=lag,
     )
-    # Unknown values are left out (exclude_none): the merge patch keeps what was there.
-    return result.model_dump(by_alias=True, exclude_none=True, mode="json")

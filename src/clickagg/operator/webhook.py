@@ -204,8 +204,11 @@ async def start(settings: Settings) -> Webhook:
     hook.tasks.append(asyncio.create_task(_keep_current(hook)))
     logger.info(
         "validating webhook listening on https://%s:%d%s for %s",
-        settings.address, settings.port, PATH, ", ".join(settings.hosts),
-    )  # fmt: skip
+        settings.address,
+        settings.port,
+        PATH,
+        ", ".join(settings.hosts),
+    )
     return hook
 
 
@@ -226,14 +229,9 @@ async def _keep_current(hook: Webhook) -> None:
         await asyncio.sleep(CHECK_INTERVAL_SECONDS)
         try:
             await asyncio.to_thread(_refresh, hook)
-        except (kube.ApiException, OSError, ssl.SSLError, ValueError) as exc:
+        except (errors.KubeError, OSError, ssl.SSLError, ValueError) as exc:
             # The current certificates still serve; the next check tries again.
-            logger.error("could not renew the webhook certificates: %s", why(exc))
-
-
-def why(exc: Exception) -> str:
-    """One line on a failure to serve or renew."""
-    return kube.describe(exc) if isinstance(exc, kube.ApiException) else str(exc)
+            logger.error("could not renew the webhook certificates: %s", exc)
 
 
 def _refresh(hook: Webhook) -> None:
@@ -261,8 +259,12 @@ def _issue(hook: Webhook) -> None:
     if certs != stored:
         labels = {children.MANAGED_BY_LABEL: children.MANAGER}
         kube.write_secret_data(namespace, name, certs.secret_data(), labels)
-        logger.info("issued the webhook certificate for %s into Secret %s/%s",
-                    ", ".join(hook.settings.hosts), namespace, name)  # fmt: skip
+        logger.info(
+            "issued the webhook certificate for %s into Secret %s/%s",
+            ", ".join(hook.settings.hosts),
+            namespace,
+            name,
+        )
     with tempfile.TemporaryDirectory() as scratch:
         # ssl loads key pairs from files only; they live for this call, readable by us alone.
         cert, key = Path(scratch) / "tls.crt", Path(scratch) / "tls.key"
@@ -279,13 +281,14 @@ def _publish_ca(configuration: str, certs: certificates.Certificates) -> None:
     bundle = certs.secret_data()["bundle.crt"]
     try:
         patched = kube.set_webhook_ca_bundle(configuration, bundle)
-    except kube.ApiException as exc:
-        if exc.status != 404:
+    except errors.KubeError as exc:
+        if exc.status != kube.NOT_FOUND:
             raise
         logger.warning(
             "ValidatingWebhookConfiguration %s does not exist, so the API server never calls "
-            "this webhook: install it with the chart (webhook.enabled)", configuration,
-        )  # fmt: skip
+            "this webhook: install it with the chart (webhook.enabled)",
+            configuration,
+        )
         return
     if patched:
         logger.info("caBundle of ValidatingWebhookConfiguration %s updated", configuration)

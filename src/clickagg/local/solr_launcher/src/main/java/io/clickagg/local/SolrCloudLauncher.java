@@ -13,20 +13,28 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.apache.solr.cloud.MiniSolrCloudCluster;
 import org.apache.solr.cloud.ZkTestServer;
 import org.apache.solr.embedded.JettyConfig;
 import org.apache.solr.embedded.JettySolrRunner;
 import org.apache.solr.util.SolrTestNonSecureRandomProvider;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.HandlerWrapper;
 
 /**
- * Runs clickagg's local SolrCloud: an embedded ZooKeeper and one Solr node per port, all on
- * 127.0.0.1 with fixed ports.
+ * Runs clickagg's local SolrCloud: an embedded ZooKeeper on 127.0.0.1 and one Solr node per port,
+ * each on its own loopback address ({@code --hosts}, 127.0.0.1 for all by default), fixed ports.
+ *
+ * <p>With {@code --hosts 127.0.0.2,127.0.0.3} the nodes listen on, and register in live_nodes
+ * under, two distinct addresses, so shards have real distinct hosts (Spark locality tests).
  *
  * <p>It exists because Maven Central has no Solr 9 server distribution, while solr-test-framework
  * runs a real SolrCloud outside JUnit (Solr's own JMH benchmarks do the same). The Python side
@@ -41,23 +49,31 @@ import org.apache.solr.util.SolrTestNonSecureRandomProvider;
  * Fault tests use it to stop one node while ZooKeeper and the other node keep running.
  *
  * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
- * [--control-port 0]}
+ * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0]}
  */
 public final class SolrCloudLauncher {
 
   static final String READY_MARKER = "CLICKAGG-SOLR-READY";
-  private static final String HOST = "127.0.0.1";
+  private static final String LOOPBACK = "127.0.0.1";
+  // MiniSolrCloudCluster's solr.xml names 127.0.0.1 as every node's host; ours reads the
+  // per-node "host" property instead (set from --hosts).
+  private static final String FIXED_HOST_XML = "<str name=\"host\">127.0.0.1</str>";
+  private static final String NODE_HOST_XML = "<str name=\"host\">${host:127.0.0.1}</str>";
   private static final String CONTEXT = "/solr";
   private static final int NODE_LIVE_TIMEOUT_SECONDS = 120;
   // A control client that connects but sends nothing is dropped after this.
   private static final int CONTROL_READ_TIMEOUT_MS = 60_000;
 
-  /** The command line, parsed; {@code controlPort} is -1 when there is no control channel. */
-  record Options(int zkPort, List<Integer> ports, Path dir, int controlPort) {
+  /**
+   * The command line, parsed; {@code hosts.get(i)} is node i's address, {@code controlPort} is -1
+   * when there is no control channel.
+   */
+  record Options(int zkPort, List<Integer> ports, List<String> hosts, Path dir, int controlPort) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
       List<Integer> ports = null;
+      List<String> hosts = null;
       Path dir = null;
       int controlPort = -1;
       for (int i = 0; i < args.length; i += 2) {
@@ -68,6 +84,7 @@ public final class SolrCloudLauncher {
         switch (args[i]) {
           case "--zk-port" -> zkPort = Integer.parseInt(value);
           case "--ports" -> ports = Stream.of(value.split(",")).map(Integer::parseInt).toList();
+          case "--hosts" -> hosts = List.of(value.split(","));
           case "--dir" -> dir = Path.of(value).toAbsolutePath();
           case "--control-port" -> controlPort = Integer.parseInt(value);
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
@@ -79,7 +96,19 @@ public final class SolrCloudLauncher {
       if (controlPort < -1 || controlPort > 65535) {
         throw new IllegalArgumentException("--control-port must be 0..65535");
       }
-      return new Options(zkPort, List.copyOf(ports), dir, controlPort);
+      if (hosts == null) {
+        hosts = ports.stream().map(port -> LOOPBACK).toList();
+      }
+      if (hosts.size() != ports.size()) {
+        throw new IllegalArgumentException(
+            "--hosts names " + hosts.size() + " addresses for " + ports.size() + " --ports");
+      }
+      for (String host : hosts) {
+        if (!host.startsWith("127.")) {
+          throw new IllegalArgumentException("--hosts: " + host + " is not a loopback address");
+        }
+      }
+      return new Options(zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort);
     }
   }
 
@@ -106,7 +135,8 @@ public final class SolrCloudLauncher {
     } catch (IllegalArgumentException e) {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
       System.err.println(
-          "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--control-port P]");
+          "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--hosts H1,H2]"
+              + " [--control-port P]");
       System.exit(2);
       return;
     }
@@ -155,8 +185,7 @@ public final class SolrCloudLauncher {
     zk = new ZkTestServer(options.dir().resolve("zookeeper"), options.zkPort());
     zk.run(false);
     // Zero nodes: the builder would give every node the same port; each is added below.
-    String solrXml = MiniSolrCloudCluster.DEFAULT_CLOUD_SOLR_XML;
-    cluster = new MiniSolrCloudCluster(0, options.dir(), solrXml, jettyConfig(0), zk, false);
+    cluster = new MiniSolrCloudCluster(0, options.dir(), solrXml(), jettyConfig(0), zk, false);
     startNodesInParallel();
     for (JettySolrRunner node : nodes) {
       cluster.waitForNode(node, NODE_LIVE_TIMEOUT_SECONDS);
@@ -165,19 +194,67 @@ public final class SolrCloudLauncher {
 
   private void startNodesInParallel() throws Exception {
     List<CompletableFuture<JettySolrRunner>> starts = new ArrayList<>();
-    for (int port : options.ports()) {
+    for (int i = 0; i < options.ports().size(); i++) {
+      int port = options.ports().get(i);
+      String host = options.hosts().get(i);
       starts.add(
           CompletableFuture.supplyAsync(
               () -> {
                 try {
-                  return cluster.startJettySolrRunner("node-" + port, CONTEXT, jettyConfig(port));
+                  return startNode(host, port);
                 } catch (Exception e) {
-                  throw new IllegalStateException("Solr node on port " + port + " failed", e);
+                  throw new IllegalStateException(
+                      "Solr node on " + host + ":" + port + " failed", e);
                 }
               }));
     }
     for (CompletableFuture<JettySolrRunner> start : starts) {
       nodes.add(start.get());
+    }
+  }
+
+  /**
+   * What {@code MiniSolrCloudCluster.startJettySolrRunner(name, context, config)} does, with a
+   * runner that binds the node's own address and a "host" property that names it in ZooKeeper.
+   */
+  private JettySolrRunner startNode(String host, int port) throws Exception {
+    Path home = Files.createDirectory(options.dir().resolve("node-" + host + "-" + port));
+    // In the node's home as well as in ZooKeeper: whichever copy Solr reads has the host.
+    Files.writeString(home.resolve("solr.xml"), solrXml());
+    Properties properties = new Properties();
+    properties.setProperty("zkHost", zk.getZkAddress());
+    properties.setProperty("host", host);
+    JettySolrRunner node =
+        new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port));
+    return cluster.startJettySolrRunner(node);
+  }
+
+  private static String solrXml() {
+    String xml = MiniSolrCloudCluster.DEFAULT_CLOUD_SOLR_XML;
+    if (!xml.contains(FIXED_HOST_XML)) {
+      throw new IllegalStateException("solr-test-framework's solr.xml no longer names 127.0.0.1");
+    }
+    return xml.replace(FIXED_HOST_XML, NODE_HOST_XML);
+  }
+
+  /**
+   * A Jetty Solr node listening on its "host" node property. JettySolrRunner binds 127.0.0.1 in
+   * its private init(), again on every restart; this hook runs at the end of each init().
+   */
+  static final class HostBoundJettySolrRunner extends JettySolrRunner {
+
+    HostBoundJettySolrRunner(String solrHome, Properties properties, JettyConfig config) {
+      super(solrHome, properties, config);
+    }
+
+    @Override
+    protected HandlerWrapper injectJettyHandlers(HandlerWrapper chain) {
+      // Called from the super constructor: only the super class's fields are set yet.
+      String host = getNodeProperties().getProperty("host");
+      for (Connector connector : chain.getServer().getConnectors()) {
+        ((ServerConnector) connector).setHost(host);
+      }
+      return chain;
     }
   }
 
@@ -202,16 +279,18 @@ public final class SolrCloudLauncher {
 
   private String readyLine() {
     String urls =
-        options.ports().stream().map(SolrCloudLauncher::nodeUrl).collect(Collectors.joining(","));
-    String line = READY_MARKER + " zk=" + HOST + ":" + options.zkPort() + " nodes=" + urls;
+        IntStream.range(0, options.ports().size())
+            .mapToObj(this::nodeUrl)
+            .collect(Collectors.joining(","));
+    String line = READY_MARKER + " zk=" + LOOPBACK + ":" + options.zkPort() + " nodes=" + urls;
     if (control != null) {
-      line += " control=" + HOST + ":" + control.getLocalPort();
+      line += " control=" + LOOPBACK + ":" + control.getLocalPort();
     }
     return line;
   }
 
-  private static String nodeUrl(int port) {
-    return "http://" + HOST + ":" + port + CONTEXT;
+  private String nodeUrl(int index) {
+    return "http://" + options.hosts().get(index) + ":" + options.ports().get(index) + CONTEXT;
   }
 
   /** Accepts control connections on a daemon thread; each connection gets its own thread. */
@@ -334,7 +413,7 @@ public final class SolrCloudLauncher {
               NODE_LIVE_TIMEOUT_SECONDS,
               TimeUnit.SECONDS,
               (before, live) -> live == null || !live.contains(nodeName));
-      String url = nodeUrl(options.ports().get(index));
+      String url = nodeUrl(index);
       return "ok stopped " + index + " " + url + " " + millis(started);
     }
   }
@@ -351,7 +430,7 @@ public final class SolrCloudLauncher {
       // reusePort: the port the node had before; it is the fixed --ports one anyway.
       cluster.startJettySolrRunner(node, true);
       cluster.waitForNode(node, NODE_LIVE_TIMEOUT_SECONDS);
-      String url = nodeUrl(options.ports().get(index));
+      String url = nodeUrl(index);
       return "ok started " + index + " " + url + " " + millis(started);
     }
   }

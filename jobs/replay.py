@@ -1,0 +1,2 @@
+from clickagg.jobs import replay
+replay.main()

@@ -1,0 +1,204 @@
+"""The streaming job's two queries.
+
+`ingest`: source lines → parsed events and dead letters → the Parquet raw archive
+(exactly once, through Spark's file sink). Nothing is dropped here, not even late events.
+
+`aggregate`: the archive → dedup within the watermark → sessionize per visitor → cell
+deltas per cuboid → Solr (full-state documents, idempotent per micro-batch). Reading the
+archive rather than the source means replay and streaming see the very same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.streaming.state import GroupStateTimeout
+
+from clickagg.domain import model, sessions
+from clickagg.pipeline import archive, cell_sums, metrics, parse, sessionize
+from clickagg.store import protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where lines come from: a landing directory or a Kafka topic."""
+
+    kind: str  # "files" or "kafka"
+    options: Mapping[str, str]
+
+
+def source_of(aggregation: model.Aggregation) -> Source:
+    spec_source = aggregation.spec.source
+    if spec_source.kafka is not None:
+        kafka = spec_source.kafka
+        return Source(
+            "kafka",
+            {
+                "kafka.bootstrap.servers": kafka.bootstrap_servers,
+                "subscribe": kafka.topic,
+                "startingOffsets": kafka.starting_offsets,
+                "kafka.security.protocol": kafka.security.protocol,
+                "failOnDataLoss": "false",
+            },
+        )
+    assert spec_source.files is not None
+    return Source(
+        "files",
+        {
+            "path": spec_source.files.path,
+            "maxFilesPerTrigger": str(spec_source.files.max_files_per_trigger),
+        },
+    )
+
+
+def read_lines(spark: SparkSession, source: Source) -> DataFrame:
+    """The source as one binary column `value`: raw bytes, never decoded by Spark."""
+    if source.kind == "kafka":
+        return spark.readStream.format("kafka").options(**source.options).load().select("value")
+    options = {k: v for k, v in source.options.items() if k != "path"}
+    path = source.options["path"]
+    if "://" not in path or path.startswith("file://"):
+        # Spark refuses a missing directory; an empty landing directory is a normal start.
+        Path(path.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    lines = spark.readStream.format("text").options(**options).load(path)
+    return lines.select(F.col("value").cast("binary").alias("value"))
+
+
+def ingest(
+    spark: SparkSession,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    source: Source,
+    trigger_seconds: float,
+    *,
+    available_now: bool = False,
+) -> StreamingQuery:
+    settings = parse.ParseSettings()
+    parsed = (
+        read_lines(spark, source)
+        .mapInArrow(lambda batches: parse.parse_batches(batches, settings), archive.spark_schema())
+        .observe(
+            metrics.INGEST_COUNTS,
+            F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
+            F.count(F.when(F.col("bot"), 1)).alias("bots"),
+        )
+    )
+    writer = (
+        parsed.writeStream.queryName(f"{aggregation.name}-ingest")
+        .format("parquet")
+        .partitionBy(*archive.PARTITIONS)
+        .option("path", paths.archive)
+        .option("checkpointLocation", paths.checkpoint("ingest"))
+    )
+    query: StreamingQuery = _with_trigger(writer, trigger_seconds, available_now).start()
+    return query
+
+
+def aggregate(
+    spark: SparkSession,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    open_store: Callable[[], protocol.CellStore],
+    trigger_seconds: float,
+    *,
+    available_now: bool = False,
+    on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
+) -> StreamingQuery:
+    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
+    events = (
+        archive.archived_events(spark, paths, streaming=True)
+        .withColumn("event_time", F.timestamp_millis("ts_ms"))
+        .withWatermark("event_time", watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    config = sessions.Config.of(aggregation)
+    packed = sessionize.packed_events(events, config, keep=("event_time",))
+    output = packed.groupBy("visitor_id").applyInPandasWithState(
+        sessionize.Sessionizer(config),
+        sessionize.OUTPUT_SCHEMA,
+        sessionize.STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.EventTimeTimeout,
+    )
+    facts = sessionize.unpacked_facts(output)
+    writer = CellWriter(aggregation, open_store, on_batch)
+    stream = (
+        facts.writeStream.queryName(aggregate_query_name(aggregation))
+        .foreachBatch(writer)
+        .option("checkpointLocation", paths.checkpoint("aggregate"))
+    )
+    query: StreamingQuery = _with_trigger(stream, trigger_seconds, available_now).start()
+    writer.stream_id = str(query.id)
+    return query
+
+
+class CellWriter:
+    """foreachBatch: one micro-batch of facts → per-cuboid deltas → Solr documents."""
+
+    def __init__(
+        self,
+        aggregation: model.Aggregation,
+        open_store: Callable[[], protocol.CellStore],
+        on_batch: Callable[[int, protocol.WriteReport], None] | None,
+    ) -> None:
+        self.aggregation = aggregation
+        self.open_store = open_store
+        self.on_batch = on_batch
+        self.stream_id = ""  # the query id: stable across restarts from one checkpoint
+
+    def __call__(self, facts: DataFrame, batch_id: int) -> None:
+        level = self.aggregation.finest
+        started = time.monotonic()
+        # Two actions read the batch; without the cache each one re-runs the sessionizer.
+        facts.persist()
+        try:
+            deltas, bots = cell_sums.cell_deltas(facts, self.aggregation)
+        finally:
+            facts.unpersist()
+        summed_seconds = time.monotonic() - started
+        with contextlib.closing(self.open_store()) as store:
+            report = store.write_deltas(level, deltas, stream_id=self.stream_id, batch_id=batch_id)
+            if bots:
+                store.write_bot_counts(level, bots, stream_id=self.stream_id, batch_id=batch_id)
+        log.info(
+            "%s batch %d: sessionized and summed in %.2fs; %d cells written, %d already "
+            "there, %d bot buckets, in %.2fs",
+            self.aggregation.name,
+            batch_id,
+            summed_seconds,
+            report.written,
+            report.skipped,
+            len(bots),
+            report.seconds,
+        )
+        if self.on_batch is not None:
+            self.on_batch(batch_id, report)
+
+
+def aggregate_query_name(aggregation: model.Aggregation) -> str:
+    return f"{aggregation.name}-aggregate"
+
+
+def _with_trigger(writer: Any, trigger_seconds: float, available_now: bool) -> Any:
+    if available_now:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{trigger_seconds} seconds")
+
+
+def stop_between_batches(query: StreamingQuery, timeout_seconds: float = 30) -> None:
+    """Stop a query when no batch runs: stopping mid-batch makes Spark log stack traces."""
+    deadline = time.monotonic() + timeout_seconds
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()

@@ -1,0 +1,1 @@
+"""Everything that speaks to Solr: the client, collections, cell writes and reads, progress."""

@@ -1,0 +1,176 @@
+"""Writes aggregate cells to Solr: each document carries the cell's whole state.
+
+A micro-batch brings additive deltas per cell. The writer reads the cell's current
+document (real-time get), adds the delta, merges the sketch, and replaces the document.
+The document remembers the last (stream, batch) applied, so a batch that Spark re-runs
+after a crash skips the cells it already wrote: a restart neither loses nor double-counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from clickagg import errors
+from clickagg.domain import cells, model, sessions, sketches
+from clickagg.store import client as solr
+from clickagg.store import protocol, queries
+from clickagg.store import sketches as stored_sketches
+
+_GET_CHUNK = 500
+_ADD_CHUNK = 2000
+_RETRIES = 6
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def write_deltas(
+    client: solr.SolrClient,
+    level: model.Level,
+    deltas: Sequence[cells.CellDelta],
+    *,
+    stream_id: str,
+    batch_id: int,
+) -> protocol.WriteReport:
+    """Apply one batch's deltas to their documents, idempotently per (stream, batch)."""
+    started = time.monotonic()
+    ids = [cells.doc_id(level.name, d.bucket_ms, d.cuboid.name, d.values) for d in deltas]
+    current = _with_retries(lambda: _get_all(client, level.collection, ids), level.collection)
+    documents = []
+    for doc_id, delta in zip(ids, deltas, strict=True):
+        old = current.get(doc_id)
+        if old is not None and _already_applied(old, stream_id, batch_id):
+            continue
+        documents.append(_merged(level, delta, old, stream_id, batch_id))
+    _add_all(client, level.collection, documents)
+    return protocol.WriteReport(
+        len(documents), len(deltas) - len(documents), time.monotonic() - started
+    )
+
+
+def _already_applied(document: Mapping[str, Any], stream_id: str, batch_id: int) -> bool:
+    return bool(
+        document.get(cells.STREAM_FIELD) == stream_id
+        and int(document.get(cells.BATCH_FIELD, -1)) >= batch_id
+    )
+
+
+def _merged(
+    level: model.Level,
+    delta: cells.CellDelta,
+    old: Mapping[str, Any] | None,
+    stream_id: str,
+    batch_id: int,
+) -> dict[str, Any]:
+    document = cells.base_document(level, delta.bucket_ms, delta.cuboid, delta.values)
+    state = cells.add(cells.state_of(old or {}, sessions.FIELDS), delta.deltas)
+    document.update(cells.state_fields(state))
+    sketch = sketches.merge([stored_sketches.of(old), delta.sketch])
+    if sketch is not None:
+        document[cells.SKETCH_FIELD] = sketch
+    document[cells.STREAM_FIELD] = stream_id
+    document[cells.BATCH_FIELD] = batch_id
+    document["updated_at"] = dt.datetime.now(dt.UTC)
+    return document
+
+
+def _get_all(client: solr.SolrClient, collection: str, ids: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), _GET_CHUNK):
+        for document in client.get(collection, ids[start : start + _GET_CHUNK]):
+            found[document["id"]] = document
+    return found
+
+
+def _with_retries(call: Callable[[], T], collection: str) -> T:
+    """Retry Solr with exponential backoff (a node may be restarting or a leader moving)."""
+    delay = 0.5
+    for attempt in range(1, _RETRIES + 1):
+        try:
+            return call()
+        except errors.SolrError as exc:
+            if attempt == _RETRIES:
+                raise
+            log.warning(
+                "solr %s: attempt %d failed (%s); retrying in %.1fs",
+                collection,
+                attempt,
+                exc,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
+
+
+def write_bot_counts(
+    client: solr.SolrClient,
+    level: model.Level,
+    counts: Mapping[int, int],
+    *,
+    stream_id: str,
+    batch_id: int,
+) -> None:
+    """Bots are counted apart: one `__bots__` document per bucket, with the same guard."""
+    ids = {bucket: cells.doc_id(level.name, bucket, cells.BOTS_CUBOID, ()) for bucket in counts}
+    current = _with_retries(
+        lambda: _get_all(client, level.collection, list(ids.values())), level.collection
+    )
+    documents = []
+    for bucket, count in counts.items():
+        old = current.get(ids[bucket], {})
+        if old and _already_applied(old, stream_id, batch_id):
+            continue
+        total = int(old.get(cells.BOT_EVENTS_FIELD, 0)) + count
+        documents.append(_bot_document(level, bucket, total, stream_id, batch_id))
+    _add_all(client, level.collection, documents)
+
+
+def replace_range(
+    client: solr.SolrClient,
+    level: model.Level,
+    cells_state: Sequence[cells.CellDelta],
+    bot_counts: Mapping[int, int],
+    *,
+    writer: str,
+    start_ms: int,
+    end_ms: int,
+) -> int:
+    """Replace the buckets in [start, end) with cells whose delta is their whole state
+    (replay): nothing is read first, and documents in the range that were not rewritten
+    are deleted, since they describe nothing any more."""
+    started = dt.datetime.now(dt.UTC)
+    documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
+    documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
+    _add_all(client, level.collection, documents)
+    stale = queries.written_before(level, start_ms, end_ms, started)
+    client.delete_by_query(level.collection, stale)
+    return len(documents)
+
+
+def _bot_document(
+    level: model.Level, bucket_ms: int, bot_events: int, writer: str, batch_id: int
+) -> dict[str, Any]:
+    document = cells.base_document(level, bucket_ms, model.Cuboid(()), ())
+    document.update(
+        {
+            "id": cells.doc_id(level.name, bucket_ms, cells.BOTS_CUBOID, ()),
+            "cuboid": cells.BOTS_CUBOID,
+            cells.BOT_EVENTS_FIELD: bot_events,
+            cells.STREAM_FIELD: writer,
+            cells.BATCH_FIELD: batch_id,
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
+    return document
+
+
+def _add_all(client: solr.SolrClient, collection: str, documents: list[dict[str, Any]]) -> None:
+    for start in range(0, len(documents), _ADD_CHUNK):
+        chunk = documents[start : start + _ADD_CHUNK]
+        _with_retries(functools.partial(client.add, collection, chunk), collection)
