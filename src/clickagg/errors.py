@@ -15,12 +15,15 @@ ClickaggError
     ├── SolrError             Solr answered with an error
     │   └── SolrUnreachable   Solr could not be reached or did not answer in time
     ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
-    └── KubeError             the Kubernetes API answered with an error (carries its status)
+    └── KubeError             the Kubernetes API answered with an error (carries its status
+        │                     and what was asked: verb, resource, namespace)
+        └── KindNotServed     ... because it does not serve the kind: its CRD is not installed
 
 Callers catch what they can act on: the operator tells SolrUnreachable (retry, reason
-SolrUnreachable) from other SolrErrors and KubeError from both; the CLI prints a
-SpecFileError's located issues; the service answers a QuestionError with a 4xx
-naming its parameter and a SolrError with a 503.
+SolrUnreachable) from other SolrErrors and KubeError from both, and says which peer
+operator to install on a KindNotServed; the CLI prints a SpecFileError's located issues;
+the service answers a QuestionError with a 4xx naming its parameter and a SolrError with
+a 503.
 """
 
 from __future__ import annotations
@@ -130,9 +133,29 @@ class SqlError(EngineError):
 
 
 class KubeError(EngineError):
-    """The Kubernetes API answered with an error; `status` is its HTTP status (None when
-    no answer came)."""
+    """The Kubernetes API answered with an error.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `status` is its HTTP status (None when no answer came) and `answer` the API server's
+    own message. `verb`, `resource` (plural.group) and `namespace` say what was asked, when
+    the call was about a kind of object: enough to name the RBAC rule a 403 lacks.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        answer: str = "",
+        verb: str = "",
+        resource: str = "",
+        namespace: str = "",
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer
+        self.verb, self.resource, self.namespace = verb, resource, namespace
+
+
+class KindNotServed(KubeError):
+    """The API server does not serve the kind at all (its CRD is not installed): a plain
+    404 page, where a missing object of a served kind gets a JSON Status."""

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from clickagg import errors
 from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render, serve_cmd, sql_cmd
-from clickagg.domain import crd, plan, spec_doc, specfile
+from clickagg.domain import crd, plan, spec_doc, specfile, validation
 
 app = typer.Typer(
     help="clickagg: real-time clickstream analytics on Spark and SolrCloud.",
@@ -51,6 +51,8 @@ def validate(
                 err.print(f"  {item}", markup=False, highlight=False, soft_wrap=True)
             continue
         console.print(f"[green]{path}: valid[/green]")
+        for advisory in validation.advisories(aggregation):
+            err.print(f"  warning: {advisory}", markup=False, highlight=False, soft_wrap=True)
         if not quiet:
             render.plan_tables(console, aggregation, plan.build(aggregation))
     if failed:

@@ -158,7 +158,8 @@ class Manifest(TypedDict):
 
 @dataclass(frozen=True)
 class Kind:
-    """A Spark Operator kind, as the custom-objects API addresses it."""
+    """A kind of custom object (the Spark Operator's by default), as the custom-objects API
+    addresses it."""
 
     kind: str
     plural: str
@@ -168,6 +169,11 @@ class Kind:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> str:
+        """As RBAC and kubectl name it: plural.group."""
+        return f"{self.plural}.{self.group}"
 
 
 SPARK_APPLICATION = Kind("SparkApplication", "sparkapplications")
