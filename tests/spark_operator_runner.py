@@ -7,7 +7,8 @@ in place of the driver pod:
 
 - a new application is submitted with the pyspark wheel's own `spark-submit --master
   local[2]`, its `mainApplicationFile` (`local:///opt/clickagg/jobs/x.py`, the path in the
-  job image, maps to the repo's `jobs/x.py`), its `sparkConf`, its driver memory and its
+  job image, maps to the repo's `jobs/x.py`), its `deps.jars` (the JVM sessionizer, built
+  into the cache), its `sparkConf`, its driver memory and its
   `arguments` (`--data-root` moved below the runner's work dir, `--solr-url` pointed at the
   local SolrCloud, `--metrics-port 0` added), PYTHONPATH=src. spark-submit is chosen over
   `python jobs/x.py --master` because it is what the Spark Operator runs: the job takes its
@@ -339,6 +340,9 @@ class SparkOperatorRunner:
         if memory:
             conf["spark.driver.memory"] = str(memory)
         argv = [str(_spark_submit()), "--master", self.master]
+        jars = [_local_jar(str(jar)) for jar in (spec.get("deps") or {}).get("jars") or []]
+        if jars:
+            argv += ["--jars", ",".join(jars)]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
         return [*argv, str(main_file), *self._arguments(main_file, spec.get("arguments") or [])]
@@ -377,6 +381,15 @@ def _local_file(main_file: str) -> Path:
     if not main_file.startswith(IMAGE_ROOT):
         raise ValueError(f"{main_file} is not a file of the clickagg job image")
     return REPO / main_file.removeprefix(IMAGE_ROOT)
+
+
+def _local_jar(jar: str) -> str:
+    """The jar the job image holds: the JVM sessionizer, built by Maven into the cache."""
+    from clickagg.local import sessionizer
+
+    if jar != children.SESSIONIZER_JAR:
+        raise ValueError(f"{jar} is not a jar of the clickagg job image")
+    return str(sessionizer.jar())
 
 
 def _spark_submit() -> Path:

@@ -1,7 +1,7 @@
 """The whole Kubernetes path, locally: Aggregation → operator → SparkApplication → KPIs.
 
 examples/shop-kpis.yaml (own namespace, own collection prefix, one replica, landing in a
-temp dir, deletionPolicy Delete) is applied with the Python client to the real local
+temp dir, deletionPolicy Delete) is applied with `kubectl apply` to the real local
 kube-apiserver. The real operator (kopf's KopfRunner) creates the level collections in the
 real SolrCloud (through CLICKAGG_SOLR_URL_OVERRIDE: the spec's solrCloudRef names an
 in-cluster Service) and the children; `SparkOperatorRunner` plays the Spark Operator and
@@ -10,7 +10,7 @@ the landing dir must show up in the totals cuboid exactly as the DuckDB oracle c
 the runner's RUNNING turns the Aggregation Ready; a sentinel event a day and a half later
 settles the traffic, and the runner runs both rollup ScheduledSparkApplications on demand
 (1h, then 1d), which write 1h and 1d documents and turn RollupsCurrent True;
-`kubectl get agg`'s table has its columns; deleting the Aggregation removes the children,
+`kubectl get agg` prints its columns; deleting the Aggregation removes the children,
 stops the job and drops the collections.
 """
 
@@ -33,6 +33,7 @@ import oracle
 import polling
 import streaming
 from clickagg.domain import buckets, model, spec, validation
+from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from clickagg.sim import landing
@@ -153,8 +154,10 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     runner = SparkOperatorRunner(kubeconfig, namespace, tmp_path / "spark", solr_url=solr.base_url)
     try:
         with kopf_testing.KopfRunner(operator_args, timeout=60) as operator, runner:
-            # (1) apply; (2) the operator makes the collections and the children.
-            objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, obj)
+            # (1) `kubectl apply`, as a user would; (2) the operator makes the collections
+            # and the children.
+            applied = local_kube.kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(obj))
+            assert applied.returncode == 0, applied.stderr
             polling.eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
             assert set(collections) <= set(solr_client.list_collections())
             # The status is patched when the pass ends, a moment after the children exist.
@@ -267,6 +270,11 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             # Only the first level today: see test_levels_column_lists_every_level.
             assert printed["Levels"] == "15m,1h,1d"
             levels_cell, lag_cell = printed["Levels"], printed["Lag"]
+            listed = local_kube.kubectl(kubeconfig, "get", "agg", "-n", namespace).stdout
+            header, line = listed.splitlines()
+            assert header.split() == ["NAME", "LEVELS", "READY", "ROLLUPS", "LAG", "AGE"], listed
+            assert line.split()[:4] == [NAME, "15m,1h,1d", "True", "True"], listed
+            assert re.fullmatch(r"(\d+[dhms]){1,2}", line.split()[4]), listed
 
             # (6) delete: children gone, the job stopped, the collections dropped.
             objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)

@@ -73,6 +73,7 @@ def test_stream_application_runs_the_stream_job_with_the_spec_resources(
     app = children.stream_application(shop, OWNER, SETTINGS)["spec"]
     assert (app["type"], app["mode"]) == ("Python", "cluster")
     assert app["mainApplicationFile"] == "local:///opt/clickagg/jobs/stream.py"
+    assert app["deps"] == {"jars": ["local:///opt/clickagg/jars/clickagg-sessionizer.jar"]}
     assert app["sparkVersion"] == "4.3.0"
     assert app["image"] == "clickagg/jobs:0.1.0"
     assert app["restartPolicy"] == {

@@ -43,15 +43,16 @@ def test_a_report_that_stopped_coming_adds_its_age() -> None:
 
 def test_the_document_round_trips_through_its_report() -> None:
     aggregation = validation.validate(examples.one_level("ns", "shop", "shop"))
+    newest = NOW_MS - 7_000
     doc = progress.document(
-        aggregation.finest, lag_ms=-3, reported_ms=NOW_MS, newest_event_ms=NOW_MS - 7_000
+        aggregation.finest, progress.Report(lag_ms=-3, reported_ms=NOW_MS, newest_event_ms=newest)
     )
     assert doc["id"] == progress.PROGRESS_ID
     assert doc["cuboid"] == cells.PROGRESS_CUBOID
     assert doc["bucket"] == "2026-11-26T09:59:53.000Z"
-    assert progress.report_of(doc) == progress.Report(lag_ms=0, reported_ms=NOW_MS)
+    assert progress.report_of(doc) == progress.Report(0, NOW_MS, newest_event_ms=newest)
     doc[progress.WATERMARK_FIELD] = NOW_MS - 60_000
-    assert progress.report_of(doc) == progress.Report(0, NOW_MS, NOW_MS - 60_000)
+    assert progress.report_of(doc) == progress.Report(0, NOW_MS, NOW_MS - 60_000, newest)
     assert progress.report_of({"id": progress.PROGRESS_ID}) is None
 
 

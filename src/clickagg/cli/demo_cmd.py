@@ -2,8 +2,9 @@
 
 It generates a day of traffic for a mid-size shop, streams it through the streaming job
 (progress bar and live KPIs in the terminal), rolls the finest level up into the coarser
-ones (showing each level's document count and last rolled-up bucket), then reads the top
-campaigns, offers and contents back from Solr.
+ones (showing each level's document count and last rolled-up bucket), reads the top
+campaigns, offers and contents back from Solr, and then serves the dashboard on loopback
+until Ctrl-C (unless told not to).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clickagg import sim
-from clickagg.cli import render
+from clickagg.cli import jobs_cmd, render
 from clickagg.domain import buckets, durations, model, plan, specfile, validation
 from clickagg.jobs import rollup as rollup_job
 from clickagg.jobs import stream as stream_job
@@ -51,6 +52,7 @@ class DemoOptions:
     seed: int
     keep: bool
     start_ms: int | None = None  # None: the traffic ends at the current minute
+    serve_port: int | None = None  # None: do not serve the dashboard at the end
 
 
 def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
@@ -72,6 +74,8 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
             start_ms, end_ms = _stream(console, aggregation, work, store, options)
             _roll_up(console, aggregation, store)
             _summary(console, store, aggregation, start_ms, end_ms)
+        if options.serve_port is not None:
+            _serve(console, aggregation, endpoints.base_url, options.serve_port)
     finally:
         if not (options.keep or was_running):
             solr.down()
@@ -111,7 +115,8 @@ def _stream(
         f"from {sim.iso(start_ms)} for {options.visitors:,} visitors (seed {options.seed})"
     )
     lines = list(sim.generate(profile, sim.Faults(), start_ms, options.duration_ms, options.seed))
-    session = spark_session.local_session(f"{aggregation.name}-demo")
+    jars = ",".join(jobs_cmd.local_jars(kafka=False))
+    session = spark_session.local_session(f"{aggregation.name}-demo", conf={"spark.jars": jars})
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job = stream_job.Options(
         solr_url=store.client.base_url, data_root=str(work / "data"), trigger_seconds=2
@@ -241,3 +246,17 @@ def _shown(name: str, value: Any) -> str:
     if "revenue" in name:
         return f"{value:,.2f}"
     return f"{value:,.0f}"
+
+
+def _serve(console: Console, aggregation: model.Aggregation, solr_url: str, port: int) -> None:
+    """The KPI service and dashboard over what the demo streamed, until Ctrl-C."""
+    from clickagg.service import server, settings
+
+    with server.Server(settings.Settings((aggregation,), solr_url), "127.0.0.1", port) as running:
+        console.print(f"[bold]dashboard: {running.url}/[/bold]  (API docs at {running.url}/docs; "
+                      "Ctrl-C stops serving)")  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopped serving")

@@ -40,6 +40,18 @@ def data_root(given: str | None, name: str) -> str:
     return given or str(cache.cache_root() / "data" / name)
 
 
+def local_jars(kafka: bool) -> tuple[str, ...]:
+    """The jars of a local session: the JVM sessionizer's, and Kafka's source if read."""
+    from clickagg.local import sessionizer
+
+    jars = [str(sessionizer.jar())]
+    if kafka:
+        from clickagg.local import kafka as local_kafka
+
+        jars += local_kafka.spark_connector_jars()
+    return tuple(jars)
+
+
 def stream(
     spec: SpecArg,
     solr_url: SolrOption = None,
@@ -56,18 +68,13 @@ def stream(
     from clickagg.jobs import stream as stream_job
 
     aggregation = specfile.load(spec)
-    jars: tuple[str, ...] = ()
-    if aggregation.spec.source.kafka is not None:
-        from clickagg.local import kafka
-
-        jars = tuple(kafka.spark_connector_jars())
     options = stream_job.Options(
         solr_url=local_solr_url(solr_url),
         data_root=data_root(data, aggregation.name),
         trigger_seconds=trigger_seconds,
         available_now=available_now,
         master=LOCAL_MASTER,
-        jars=jars,
+        jars=local_jars(kafka=aggregation.spec.source.kafka is not None),
         metrics_port=metrics_port,
     )
     arguments.configure_logging()
@@ -93,6 +100,7 @@ def replay(
         start_ms=buckets.parse_iso(start),
         end_ms=buckets.parse_iso(end),
         master=LOCAL_MASTER,
+        jars=local_jars(kafka=False),
     )
     arguments.configure_logging()
     report = replay_job.run(aggregation, options)

@@ -28,7 +28,7 @@ from clickagg.domain import (
     status,
     validation,
 )
-from clickagg.operator import children, conditions, kube
+from clickagg.operator import children, conditions, diagnosis, kube
 from clickagg.store import batch as stored_batch
 from clickagg.store import client as solr
 from clickagg.store import collections as solr_collections
@@ -146,13 +146,12 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     try:
         notices, report, batch = _sync_solr(aggregation, config, logger)
     except errors.SolrError as exc:
-        reason = "SolrUnreachable" if isinstance(exc, errors.SolrUnreachable) else "SolrError"
-        return _degraded(run, aggregation, valid, reason, str(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
         applied, applied_notices = _apply_children(aggregation, owner, config, logger)
     except errors.KubeError as exc:
-        return _degraded(run, aggregation, valid, "KubernetesApiError", str(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
     notices += applied_notices
     return _settled(run, aggregation, valid, stream_state(applied), notices, report, batch)
 
@@ -211,16 +210,25 @@ def _degraded(
     run: _Pass,
     aggregation: model.Aggregation,
     valid: status.Condition,
-    reason: str,
-    message: str,
+    found: diagnosis.Diagnosis,
     retry: int,
 ) -> Outcome:
     delay = backoff(retry)
-    run.logger.warning("degraded (%s), retrying in %.0fs: %s", reason, delay, message)
+    reason, message = found.reason, found.message
     degraded = run.condition(conditions.DEGRADED, "True", reason, message)
     ready = run.condition(conditions.READY, "False", reason, message)
     before = conditions.find(run.previous.conditions, conditions.DEGRADED)
-    notices = (Notice("Warning", reason, message),) if conditions.changed(before, degraded) else ()
+    changed = conditions.changed(before, degraded)
+    notices = (Notice("Warning", reason, message),) if changed else ()
+    # The Warning event is the notice, once per change; the log says it once too, and
+    # a retry that finds the same problem is one quiet line (k8s_skip: no kopf event).
+    quiet = {"k8s_skip": True}
+    if changed:
+        run.logger.warning(
+            "degraded (%s): %s; retrying in %.0fs", reason, message, delay, extra=quiet
+        )
+    else:
+        run.logger.info("still degraded (%s), retry %d in %.0fs", reason, retry, delay, extra=quiet)
     updates = [valid, ready, degraded, *_rollups_default(run, aggregation)]
     return Outcome(
         status=_status(run, updates, _levels(run, aggregation)),

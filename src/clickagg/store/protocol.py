@@ -1,7 +1,8 @@
-"""The seam between the store and its users: cells, levels and buckets, never HTTP.
+"""The seams between the store and its users: cells, levels and buckets, never HTTP.
 
-The pipeline, the jobs and the coming query service depend on `CellStore`; `solr_cells`
-is its implementation over a SolrCloud (its tests run against the real one).
+The pipeline and the jobs depend on `CellStore`, the query service on `KpiStore` (reads
+only); `solr_cells` and `solr_kpis` implement them over a SolrCloud (their tests run
+against the real one).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from clickagg.domain import cells, kpis, level_progress, model, progress
+from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, questions
 from clickagg.store import cell_reads, collections
 
 
@@ -58,15 +59,7 @@ class CellStore(Protocol):
         """Make these cells the whole content of the buckets in [start, end)."""
         ...
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
         """Replace the stream's progress report."""
         ...
 
@@ -127,3 +120,43 @@ class CellStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class KpiStore(Protocol):
+    """What the query service reads: summed additive state (`hll_visitors` as the merged
+    sketch's estimate), the stream's progress, and which levels hold cells."""
+
+    def healthy(self) -> bool:
+        """True when the store answers."""
+        ...
+
+    def series(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[int, cells.State]:
+        """Summed state per bucket start; buckets without cells are absent."""
+        ...
+
+    def breakdown(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        dimension: str,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[str, cells.State]:
+        """Summed state per value of `dimension` over the whole span (`__none__` included)."""
+        ...
+
+    def progress(self, level: model.Level) -> progress.Report | None:
+        """The stream's progress report for the finest level, if any."""
+        ...
+
+    def levels_with_documents(self, levels: Sequence[model.Level]) -> set[str]:
+        """The names of the levels that hold at least one cell."""
+        ...

@@ -32,6 +32,12 @@ def without_missing(dimension: str) -> str:
     return f'-{cells.dimension_field(dimension)}:"{dimensions.MISSING}"'
 
 
+def value_is(dimension: str, value: str) -> str:
+    """Cells whose value of `dimension` is exactly `value` (quoted, so any text is safe)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{cells.dimension_field(dimension)}:"{escaped}"'
+
+
 def value_prefix(dimension: str, prefix: str) -> str:
     """Cells whose value of `dimension` starts with `prefix`."""
     return f"{{!prefix f={cells.dimension_field(dimension)}}}{prefix}"

@@ -68,23 +68,8 @@ class SolrCellStore:
             end_ms=end_ms,
         )
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
-        stored_progress.write(
-            self.client,
-            level,
-            lag_ms=lag_ms,
-            reported_ms=reported_ms,
-            newest_event_ms=newest_event_ms,
-            watermark_ms=watermark_ms,
-        )
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
+        stored_progress.write(self.client, level, report)
 
     def totals(
         self,
