@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from clickagg import sim
-from clickagg.domain import model, sessions, sketches, validation
+from clickagg.domain import model, progress, sessions, sketches, validation
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
 from clickagg.store import cell_reads, protocol
@@ -210,13 +210,13 @@ def report_watermark(solr_url: str, aggregation: model.Aggregation, newest_event
     """What the stream's progress reporter writes after a batch whose newest event is
     `newest_event_ms` (tests that run the queries directly have no reporter)."""
     with solr_store.SolrCellStore(solr_url) as store:
-        store.report_progress(
-            aggregation.finest,
+        report = progress.Report(
             lag_ms=0,
             reported_ms=int(time.time() * 1000),
             newest_event_ms=newest_event_ms,
             watermark_ms=newest_event_ms - int(aggregation.watermark.approx_seconds * 1000),
         )
+        store.report_progress(aggregation.finest, report)
 
 
 def deliver_to(landing_dir: Path) -> Callable[[bytes], None]:
