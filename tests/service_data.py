@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from datasketches import hll_sketch
 
-from clickagg.domain import buckets, cells, durations, model, sketches, validation
+from clickagg.domain import buckets, cells, durations, model, progress, sketches, validation
 from clickagg.local import process
 from clickagg.service import server, settings
 from clickagg.store import cell_writes, collections
@@ -93,14 +93,13 @@ def report_progress(
     client: solr.SolrClient, level: model.Level, *, watermark_ms: int, reported_ms: int
 ) -> None:
     """The stream's progress document, as the streaming job writes it."""
-    stored_progress.write(
-        client,
-        level,
+    report = progress.Report(
         lag_ms=5_000,
         reported_ms=reported_ms,
-        newest_event_ms=watermark_ms,
         watermark_ms=watermark_ms,
+        newest_event_ms=watermark_ms,
     )
+    stored_progress.write(client, level, report)
     client.commit(level.collection)
 
 
