@@ -43,7 +43,10 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     def record(_: int, report: Any) -> None:
         job_metrics.record_solr_write(report)
 
-    streaming.run_to_end(spark, aggregation, paths, solr.base_url, record)
+    def ingested(_: int, report: Any) -> None:
+        job_metrics.record_ingest(report.dead_letters, report.too_late, report.bots)
+
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url, record, ingested)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
         spark,
@@ -53,6 +56,7 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
         sentinel_ms,
         record,
+        ingested,
     )
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
