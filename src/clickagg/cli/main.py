@@ -24,6 +24,8 @@ app.add_typer(local_cmd.app, name="local")
 app.command("generate")(generate_cmd.generate)
 app.command()(jobs_cmd.stream)
 app.command()(jobs_cmd.replay)
+app.command()(jobs_cmd.settle)
+app.command()(jobs_cmd.backfill)
 console = Console()
 err = Console(stderr=True)
 

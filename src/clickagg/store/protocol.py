@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from clickagg.domain import cells, kpis, model
+from clickagg.domain import buckets, cells, kpis, model, settle
 from clickagg.store import cell_reads, collections
 
 
@@ -56,6 +56,20 @@ class CellStore(Protocol):
         end_ms: int,
     ) -> int:
         """Make these cells the whole content of the buckets in [start, end)."""
+        ...
+
+    def settle_mark(self, level: model.Level) -> settle.Mark | None:
+        """Where the settle passes have got to; None before the first pass."""
+        ...
+
+    def record_settle(
+        self, level: model.Level, mark: settle.Mark, resettled: Sequence[buckets.Span]
+    ) -> None:
+        """Record a settle pass: the spans it recomputed (under `mark.passes`), then `mark`."""
+        ...
+
+    def resettled_since(self, level: model.Level, after_pass: int) -> list[settle.ResettledSpan]:
+        """The spans settle passes after `after_pass` recomputed (a rollup re-rolls them)."""
         ...
 
     def report_progress(

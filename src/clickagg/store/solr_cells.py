@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from clickagg.domain import cells, kpis, model
-from clickagg.store import cell_reads, cell_writes, collections, protocol
+from clickagg.domain import buckets, cells, kpis, model, settle
+from clickagg.store import cell_reads, cell_writes, collections, protocol, settle_marks
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -66,6 +66,17 @@ class SolrCellStore:
             start_ms=start_ms,
             end_ms=end_ms,
         )
+
+    def settle_mark(self, level: model.Level) -> settle.Mark | None:
+        return settle_marks.read(self.client, level)
+
+    def record_settle(
+        self, level: model.Level, mark: settle.Mark, resettled: Sequence[buckets.Span]
+    ) -> None:
+        settle_marks.write(self.client, level, mark, resettled)
+
+    def resettled_since(self, level: model.Level, after_pass: int) -> list[settle.ResettledSpan]:
+        return settle_marks.resettled_since(self.client, level, after_pass)
 
     def report_progress(
         self,
