@@ -26,14 +26,15 @@ def first_arrivals(events: DataFrame, *, streaming: bool) -> DataFrame:
     """`events` (archive rows) with only the first arrival of each event id."""
     if streaming:
         schema = events.schema
-        return events.repartition("event_id").mapInArrow(_first_copies, schema)
+        return events.repartition("event_id").mapInArrow(first_copies, schema)
     order = Window.partitionBy("event_id").orderBy(*archive.ARRIVAL_ORDER)
     ranked = events.withColumn(_RANK, F.row_number().over(order))
     return ranked.where(F.col(_RANK) == 1).drop(_RANK)
 
 
-def _first_copies(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    # One task holds every copy of its event ids in this micro-batch.
+def first_copies(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow: the first arrival of each event id among the rows of one task, which
+    holds every copy of its event ids in this micro-batch."""
     collected = list(batches)
     if not collected:
         return

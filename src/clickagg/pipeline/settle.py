@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from clickagg.domain import buckets, model, sessions
@@ -131,22 +131,26 @@ def _late_buckets(
     )
     candidates = rows.where(F.col("missed") & (newly_settled | settled_again))
     copies = rows.join(candidates.select("event_id"), "event_id", "left_semi")
-    firsts = dedup.first_arrivals(copies, streaming=False)
-    late = firsts.where(F.col("missed") & (newly_settled | settled_again))
+    late = dedup.first_arrivals(copies, streaming=False).where(
+        F.col("missed") & (newly_settled | settled_again)
+    )
     late.cache()
     try:
         late_count = late.count()
-        if late_count == 0:
-            return set(), 0
         # The copy the stream counted instead of a first copy it missed.
         counted_instead = dedup.first_arrivals(
             copies.where(~F.col("missed")), streaming=False
         ).join(late.select("event_id"), "event_id", "left_semi")
-        visitors = late.select("visitor_id").union(counted_instead.select("visitor_id"))
-        mine = rows.join(visitors.distinct(), "visitor_id", "left_semi")
+        visitors = (
+            late.select("visitor_id")
+            .union(counted_instead.select("visitor_id"))
+            .union(_reordered_visitors(rows, window))
+            .distinct()
+        )
+        mine = rows.join(visitors, "visitor_id", "left_semi")
         their_copies = rows.join(mine.select("event_id"), "event_id", "left_semi")
         history = dedup.first_arrivals(their_copies, streaming=False).join(
-            visitors.distinct(), "visitor_id", "left_semi"
+            visitors, "visitor_id", "left_semi"
         )
         flagged = history.withColumn("first", F.lit(True)).unionByName(
             counted_instead.withColumn("first", F.lit(False))
@@ -157,7 +161,9 @@ def _late_buckets(
             return per_visitor(key, frame)
 
         found = (
-            flagged.select("visitor_id", "event_id", "ts_ms", "bot", "missed", "news", "first")
+            flagged.select(
+                "visitor_id", "event_id", "ts_ms", "bot", "missed", "news", "first", "arrival_batch"
+            )
             .groupBy("visitor_id")
             .applyInPandas(buckets_of, _BUCKETS_SCHEMA)
             .distinct()
@@ -166,6 +172,24 @@ def _late_buckets(
     finally:
         late.unpersist()
     return {int(row["bucket_ms"]) for row in found}, late_count
+
+
+def _reordered_visitors(rows: DataFrame, window: _Window) -> DataFrame:
+    """Visitors with an event near the newly settled buckets that arrived after one of
+    theirs with a later time: the stream corrected their cells, and a sketch cannot forget
+    a visitor, so a cell that lost all of them still counts them (settle deletes it)."""
+    near = (F.col("ts_ms") >= window.previous_end_ms - rules.DEFAULT_VISIT_REACH_MS) & (
+        F.col("ts_ms") < window.settled_end_ms + rules.DEFAULT_VISIT_REACH_MS
+    )
+    earlier_batches = (
+        Window.partitionBy("visitor_id")
+        .orderBy("arrival_batch")
+        .rangeBetween(Window.unboundedPreceding, -1)
+    )
+    seen_before = F.max("ts_ms").over(earlier_batches)
+    counted = rows.where(near & ~F.col("missed") & ~F.col("bot"))
+    reordered = counted.where(F.col("ts_ms") < seen_before)
+    return reordered.select("visitor_id")
 
 
 @dataclass(frozen=True)
@@ -183,11 +207,10 @@ class _VisitorBuckets:
         stream_view = [_counted(r) for r in counted if not (r.first and r.missed)]
         late_now = {r.event_id for r in counted if r.first and r.missed and r.news}
         window = self.window
-        found = {
-            b
-            for b in rules.changed_buckets(stream_view, true_view, self.config)
-            if window.previous_end_ms <= b < window.settled_end_ms
-        }
+        changed = set(rules.changed_buckets(stream_view, true_view, self.config))
+        for view in _views_before_reordering(counted):
+            changed |= rules.changed_buckets(view, true_view, self.config)
+        found = {b for b in changed if window.previous_end_ms <= b < window.settled_end_ms}
         found |= {
             b
             for b in rules.affected_buckets(true_view, late_now, self.config)
@@ -202,6 +225,17 @@ class _VisitorBuckets:
                 ):
                     found.add(b)
         return pd.DataFrame({"bucket_ms": sorted(found)}, dtype="int64")
+
+
+def _views_before_reordering(rows: list[Any]) -> Iterator[list[sessions.Counted]]:
+    """What the stream had counted of a visitor before each ingest batch that brought one of
+    their events behind one it had already seen (the stream corrected cells there)."""
+    seen: list[Any] = []
+    for batch in sorted({r.arrival_batch for r in rows}):
+        arrived = [r for r in rows if r.arrival_batch == batch and not (r.first and r.missed)]
+        if seen and arrived and min(r.ts_ms for r in arrived) < max(r.ts_ms for r in seen):
+            yield [_counted(r) for r in seen]
+        seen += arrived
 
 
 def _counted(row: Any) -> sessions.Counted:

@@ -1,0 +1,95 @@
+"""Settling the finest level against the DuckDB oracle: late events behind the watermark
+are counted, cells the stream's corrections emptied are deleted (a sketch cannot forget a
+visitor), and each pass leaves a mark a rollup can read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_first_arrival import (
+    DAY_START_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    deliver,
+    event,
+    expected_cells,
+    prepare,
+)
+
+import streaming
+from clickagg.domain import sessions
+from clickagg.pipeline import settle
+from clickagg.store import solr_cells
+
+pytestmark = pytest.mark.e2e
+
+
+def test_settle_counts_late_events_and_deletes_cells_no_event_supports(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path
+) -> None:
+    lateness = {"watermark": "2h", "allowedLateness": "3h"}
+    aggregation, paths = prepare(tmp_path, solr.base_url, "settle-run", lateness=lateness)
+    landing = tmp_path / "landing"
+    at_10 = DAY_START_MS + 10 * HOUR_MS
+    delivered: list[bytes] = []
+
+    def send(name: str, lines: list[bytes]) -> None:
+        deliver(landing, name, lines)
+        delivered.extend(lines)
+        streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+
+    # Issue 7's u2: a product view at 10:30 bridges u2's visits of 10:00 and 11:00.
+    send(
+        "a",
+        [
+            event("u2-1", at_10, "u2", page="first"),
+            event("u2-3", at_10 + HOUR_MS, "u2", page="third"),
+        ],
+    )
+    send("b", [event("u2-2", at_10 + 30 * MINUTE_MS, "u2", type="product_view")])
+    # u3 at 13:00 moves the watermark to 11:00; u4's 10:45 is then late (behind it), and a
+    # copy of u5's first event arrives later with another time: the first copy counts.
+    send("c", [event("u3-1", at_10 + 3 * HOUR_MS, "u3"), event("u5-1", at_10 + 2 * HOUR_MS, "u5")])
+    send(
+        "d",
+        [
+            event("u4-1", at_10 + 45 * MINUTE_MS, "u4", page="late"),
+            event("u5-1", at_10 + 150 * MINUTE_MS, "u5"),
+        ],
+    )
+    # Beyond the allowed lateness of the newest event: a dead letter, counted nowhere.
+    deliver(landing, "e", [event("u6-1", at_10 - MINUTE_MS, "u6")])
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = at_10 + 24 * HOUR_MS
+    streaming.close_every_visit(
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
+        lambda line: deliver(landing, "zz", [line]),
+        sentinel_ms,
+    )
+    expected = expected_cells(aggregation, delivered).cells
+    before_ms = at_10 + 6 * HOUR_MS
+
+    def problems() -> list[str]:
+        actual = streaming.solr_cells(solr_client, aggregation, before_ms)
+        return streaming.differences(expected, actual, sessions.FIELDS, sketch_tolerance=0.05)
+
+    assert problems(), "the stream alone should miss u4 and keep u2's emptied cells"
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        report = settle.settle(spark, aggregation, paths, store)
+        assert not problems(), "\n".join(problems()[:15])
+        assert report.late_events >= 1
+        assert report.mark is not None and report.mark.passes == 1
+        assert report.mark.settled_end_ms >= before_ms
+        assert any(s.start_ms <= at_10 + HOUR_MS < s.end_ms for s in report.recomputed)
+        marked = store.resettled_since(aggregation.finest, 0)
+        assert [m.span for m in marked] == list(report.recomputed)
+        assert store.settle_mark(aggregation.finest) == report.mark
+        again = settle.settle(spark, aggregation, paths, store)
+        assert again.recomputed == () and again.mark is not None and again.mark.passes == 2
+    actual = streaming.solr_cells(solr_client, aggregation, before_ms)
+    assert not [k for k in actual if "third" in k[2] and k[1] == at_10 + HOUR_MS]
