@@ -4,6 +4,8 @@ visitor), and each pass leaves a mark a rollup can read."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ from test_first_arrival import (
     prepare,
 )
 
+import oracle
 import streaming
-from clickagg.domain import sessions
+from clickagg.domain import buckets, sessions
 from clickagg.pipeline import settle
 from clickagg.store import solr_cells
 
@@ -93,3 +96,83 @@ def test_settle_counts_late_events_and_deletes_cells_no_event_supports(
         assert again.recomputed == () and again.mark is not None and again.mark.passes == 2
     actual = streaming.solr_cells(solr_client, aggregation, before_ms)
     assert not [k for k in actual if "third" in k[2] and k[1] == at_10 + HOUR_MS]
+
+
+def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path
+) -> None:
+    """Three days of shop traffic in 8-hour deliveries (one ingest batch each): late lines up
+    to 6 hours behind their time (the allowed lateness is 4 hours, so some are too late),
+    resent lines, and copies that differ from the first (another time and page). A settle
+    pass midway and one at the end: every finest document equals the oracle."""
+    from pyspark.sql import functions as F
+
+    from clickagg import sim
+    from clickagg.pipeline import archive
+
+    lateness = {"watermark": "30m", "allowedLateness": "4h"}
+    aggregation, paths = prepare(tmp_path, solr.base_url, "settle-days", lateness=lateness)
+    landing = tmp_path / "landing"
+    start = DAY_START_MS - 3 * 24 * HOUR_MS
+    faults = sim.Faults(late=0.04, late_max_ms=6 * HOUR_MS, duplicate=0.02)
+    emitted = list(
+        sim.generate(sim.TrafficProfile(visitors=240), faults, start, 3 * 24 * HOUR_MS, seed=11)
+    )
+    delivery_ms = 8 * HOUR_MS
+    by_delivery: dict[int, list[bytes]] = {}
+    for n, item in enumerate(emitted):
+        delivery = (item.arrival_ms - start) // delivery_ms
+        by_delivery.setdefault(delivery, []).append(item.line)
+        if n % 40 == 0 and item.kind == sim.VALID:
+            record = json.loads(item.line)
+            ts = record["ts"] if isinstance(record["ts"], int) else buckets.parse_iso(record["ts"])
+            record["ts"] = ts + 20 * MINUTE_MS
+            record["page"] = "copy"
+            by_delivery.setdefault(delivery + 1, []).append(json.dumps(record).encode())
+    ordered: list[bytes] = []
+    deliveries: list[int] = []
+    settle_reports = []
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        for delivery in sorted(by_delivery):
+            deliver(landing, f"d{delivery:03d}", by_delivery[delivery])
+            ordered += by_delivery[delivery]
+            deliveries += [delivery] * len(by_delivery[delivery])
+            streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+            if delivery == 4:
+                settle_reports.append(settle.settle(spark, aggregation, paths, store))
+        sentinel_ms = start + 4 * 24 * HOUR_MS
+        streaming.close_every_visit(
+            spark,
+            aggregation,
+            paths,
+            solr.base_url,
+            lambda line: deliver(landing, "zz", [line]),
+            sentinel_ms,
+        )
+        settle_reports.append(settle.settle(spark, aggregation, paths, store))
+    expected = oracle.compute(
+        ordered,
+        finest_granularity_s=int(aggregation.finest.granularity.approx_seconds),
+        session_timeout_s=int(aggregation.session_timeout.approx_seconds),
+        dimensions=streaming.oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+        allowed_lateness_ms=4 * HOUR_MS,
+        deliveries=deliveries,
+    )
+    settled_end = settle_reports[-1].mark.settled_end_ms  # type: ignore[union-attr]
+    actual = streaming.solr_cells(solr_client, aggregation, settled_end)
+    expected_settled = {k: v for k, v in expected.cells.items() if k[1] < settled_end}
+    problems = streaming.differences(
+        expected_settled, actual, sessions.FIELDS, sketch_tolerance=0.05
+    )
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
+    assert len(actual) > 1000
+    assert streaming.bot_events(solr_client, aggregation) == {
+        b: n for b, n in expected.bot_events.items() if b < settled_end
+    }
+    dead = spark.read.parquet(paths.archive).where(F.col("kind") == archive.DEAD_LETTER)
+    reasons = [row.reason for row in dead.select("reason").collect()]
+    assert len(reasons) == expected.dead_letters
+    assert sum(r.startswith("too_late") for r in reasons) > 0
+    assert all(r.late_events > 0 for r in settle_reports)

@@ -1,4 +1,5 @@
-"""The newest event time after each ingest batch, kept beside the ingest checkpoint.
+"""Small files beside the checkpoints: the newest event time after each ingest batch, and
+the watermark of the aggregate query's last committed batch.
 
 The `too_late` limit of batch N measures from the newest event time through batch N, so a
 batch that Spark runs again after a crash must see what earlier batches saw: batch N reads
@@ -8,6 +9,7 @@ so it lives wherever the checkpoints do (a local path, HDFS, S3).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -66,3 +68,26 @@ def _path(spark: SparkSession, folder: Any, batch_id: int) -> Any:
 def _entries(fs: Any, folder: Any) -> list[int]:
     names = [str(status.getPath().getName()) for status in fs.listStatus(folder)]
     return [int(name) for name in names if name.isdigit()]
+
+
+def stream_watermark(spark: SparkSession, paths: archive.JobPaths) -> int | None:
+    """The watermark the aggregate query's last committed batch ran with: its state holds
+    exactly the visits that watermark leaves open (None before its first commit)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    root = jvm.org.apache.hadoop.fs.Path(paths.checkpoint("aggregate"))
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    commits = jvm.org.apache.hadoop.fs.Path(root, "commits")
+    if not fs.exists(commits):
+        return None
+    done = _entries(fs, commits)
+    if not done:
+        return None
+    stream = fs.open(jvm.org.apache.hadoop.fs.Path(root, f"offsets/{max(done)}"))
+    try:
+        text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+    # Spark's offset log: a version line, the batch's metadata as JSON, then the offsets.
+    metadata = json.loads(text.splitlines()[1])
+    return int(metadata["batchWatermarkMs"])

@@ -1,7 +1,10 @@
 """Settling the finest level: recompute, from the archive and with replay's code, the
 settled buckets that events the stream missed left wrong (`domain.settle`, docs/semantics.md).
 
-A pass reads the archive, finds the late events (first arrivals the stream read behind its
+A pass takes the watermark of the aggregate query's last committed batch: buckets settle by
+it, and recomputed visits close by it, as the stream's state has them (a visit the stream
+closes later adds its closing deltas on top, as it would have). It reads the archive, finds
+the late events (first arrivals the stream read behind its
 watermark, see `archive`), asks `domain.settle` per visitor which settled buckets they
 change, recomputes those buckets with the history `domain.settle.read_range` says (wider
 when `shortfall` says so), replaces them whole (cells no event supports any more go), and
@@ -22,7 +25,7 @@ from pyspark.sql import functions as F
 
 from clickagg.domain import buckets, model, sessions
 from clickagg.domain import settle as rules
-from clickagg.pipeline import archive, dedup, replay
+from clickagg.pipeline import archive, dedup, ingest_log, replay
 from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
@@ -54,15 +57,12 @@ def settle(
     level = aggregation.finest
     delay_ms = _ms(aggregation.watermark)
     archived = archive.archived_events(spark, paths, streaming=False)
-    heads = archived.agg(
-        F.max(F.when(F.col("arrival_batch") >= 0, F.col("arrival_newest_ms"))).alias("newest"),
-        F.max("arrival_ms").alias("arrived"),
-    ).first()
+    heads = archived.agg(F.max("arrival_ms").alias("arrived")).first()
     previous = store.settle_mark(level)
-    if heads is None or heads["newest"] is None:
-        log.info("%s: nothing to settle: the stream has archived no event", aggregation.name)
+    watermark = ingest_log.stream_watermark(spark, paths)
+    if heads is None or heads["arrived"] is None or not watermark:
+        log.info("%s: nothing to settle: the stream has no watermark yet", aggregation.name)
         return SettleReport(previous, 0, (), 0)
-    watermark = int(heads["newest"]) - delay_ms
     settled_end = rules.settled_end(watermark, level, aggregation.allowed_lateness)
     window = _Window(
         previous_end_ms=previous.settled_end_ms if previous else _EARLIEST,
