@@ -53,7 +53,8 @@ def prepare(work: Path, solr_url: str, name: str, **spec: Any) -> tuple[model.Ag
     return aggregation, archive.JobPaths(str(work / "data"))
 
 
-def expected_cells(aggregation: model.Aggregation, lines: list[bytes]) -> Any:
+def expected_cells(aggregation: model.Aggregation, lines: list[bytes], **options: Any) -> Any:
+    """The oracle over `lines` in arrival order (`options`: oracle.compute's)."""
     return oracle.compute(
         lines,
         finest_granularity_s=int(aggregation.finest.granularity.approx_seconds),
@@ -61,6 +62,22 @@ def expected_cells(aggregation: model.Aggregation, lines: list[bytes]) -> Any:
         dimensions=streaming.oracle_dimensions(aggregation),
         cuboids=[c.dimensions for c in aggregation.cuboids],
         now_ms=int(time.time() * 1000),
+        **options,
+    )
+
+
+def close_visits(
+    spark: Any, aggregation: model.Aggregation, paths: Any, solr_url: str, sentinel_ms: int
+) -> None:
+    """Deliver a sentinel far ahead so the stream closes every visit before it."""
+    landing = Path(aggregation.spec.source.files.path)  # type: ignore[union-attr]
+    streaming.close_every_visit(
+        spark,
+        aggregation,
+        paths,
+        solr_url,
+        lambda line: deliver(landing, "zz-sentinel", [line]),
+        sentinel_ms,
     )
 
 
@@ -74,15 +91,7 @@ def test_the_first_copy_counts_in_stream_and_replay(
     lines += [event("d1", at_10 + 61 * MINUTE_MS, "u1", page="b")]
     deliver(tmp_path / "landing", "a", lines)
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
-    sentinel_ms = at_10 + 5 * HOUR_MS
-    streaming.close_every_visit(
-        spark,
-        aggregation,
-        paths,
-        solr.base_url,
-        lambda line: deliver(tmp_path / "landing", "zz-sentinel", [line]),
-        sentinel_ms,
-    )
+    close_visits(spark, aggregation, paths, solr.base_url, at_10 + 5 * HOUR_MS)
     expected = expected_cells(aggregation, lines).cells
     assert expected[("totals", at_10, ())]["events"] == 1
 

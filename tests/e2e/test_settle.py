@@ -5,7 +5,6 @@ visitor), and each pass leaves a mark a rollup can read."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,13 @@ from test_first_arrival import (
     DAY_START_MS,
     HOUR_MS,
     MINUTE_MS,
+    close_visits,
     deliver,
     event,
     expected_cells,
     prepare,
 )
 
-import oracle
 import streaming
 from clickagg.domain import buckets, sessions
 from clickagg.pipeline import settle
@@ -65,15 +64,7 @@ def test_settle_counts_late_events_and_deletes_cells_no_event_supports(
     # Beyond the allowed lateness of the newest event: a dead letter, counted nowhere.
     deliver(landing, "e", [event("u6-1", at_10 - MINUTE_MS, "u6")])
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
-    sentinel_ms = at_10 + 24 * HOUR_MS
-    streaming.close_every_visit(
-        spark,
-        aggregation,
-        paths,
-        solr.base_url,
-        lambda line: deliver(landing, "zz", [line]),
-        sentinel_ms,
-    )
+    close_visits(spark, aggregation, paths, solr.base_url, at_10 + 24 * HOUR_MS)
     expected = expected_cells(aggregation, delivered).cells
     before_ms = at_10 + 6 * HOUR_MS
 
@@ -140,25 +131,10 @@ def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
             streaming.run_to_end(spark, aggregation, paths, solr.base_url)
             if delivery == 4:
                 settle_reports.append(settle.settle(spark, aggregation, paths, store))
-        sentinel_ms = start + 4 * 24 * HOUR_MS
-        streaming.close_every_visit(
-            spark,
-            aggregation,
-            paths,
-            solr.base_url,
-            lambda line: deliver(landing, "zz", [line]),
-            sentinel_ms,
-        )
+        close_visits(spark, aggregation, paths, solr.base_url, start + 4 * 24 * HOUR_MS)
         settle_reports.append(settle.settle(spark, aggregation, paths, store))
-    expected = oracle.compute(
-        ordered,
-        finest_granularity_s=int(aggregation.finest.granularity.approx_seconds),
-        session_timeout_s=int(aggregation.session_timeout.approx_seconds),
-        dimensions=streaming.oracle_dimensions(aggregation),
-        cuboids=[c.dimensions for c in aggregation.cuboids],
-        now_ms=int(time.time() * 1000),
-        allowed_lateness_ms=4 * HOUR_MS,
-        deliveries=deliveries,
+    expected = expected_cells(
+        aggregation, ordered, allowed_lateness_ms=4 * HOUR_MS, deliveries=deliveries
     )
     settled_end = settle_reports[-1].mark.settled_end_ms  # type: ignore[union-attr]
     actual = streaming.solr_cells(solr_client, aggregation, settled_end)

@@ -188,7 +188,9 @@ def _reordered_visitors(rows: DataFrame, window: _Window) -> DataFrame:
     )
     seen_before = F.max("ts_ms").over(earlier_batches)
     counted = rows.where(near & ~F.col("missed") & ~F.col("bot"))
-    reordered = counted.where(F.col("ts_ms") < seen_before)
+    reordered = counted.withColumn("seen_before", seen_before).where(
+        F.col("ts_ms") < F.col("seen_before")
+    )
     return reordered.select("visitor_id")
 
 
