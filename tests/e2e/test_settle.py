@@ -103,7 +103,7 @@ def test_settle_counts_late_events_and_deletes_cells_no_event_supports(
 def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
     spark: Any, solr: Any, solr_client: Any, tmp_path: Path
 ) -> None:
-    """Three days of shop traffic in 8-hour deliveries (one ingest batch each): late lines up
+    """Two days of shop traffic in 12-hour deliveries (one ingest batch each): late lines up
     to 6 hours behind their time (the allowed lateness is 4 hours, so some are too late),
     resent lines, and copies that differ from the first (another time and page). A settle
     pass midway and one at the end: every finest document equals the oracle."""
@@ -115,12 +115,12 @@ def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
     lateness = {"watermark": "30m", "allowedLateness": "4h"}
     aggregation, paths = prepare(tmp_path, solr.base_url, "settle-days", lateness=lateness)
     landing = tmp_path / "landing"
-    start = DAY_START_MS - 3 * 24 * HOUR_MS
+    start = DAY_START_MS - 2 * 24 * HOUR_MS
     faults = sim.Faults(late=0.04, late_max_ms=6 * HOUR_MS, duplicate=0.02)
     emitted = list(
-        sim.generate(sim.TrafficProfile(visitors=240), faults, start, 3 * 24 * HOUR_MS, seed=11)
+        sim.generate(sim.TrafficProfile(visitors=150), faults, start, 2 * 24 * HOUR_MS, seed=11)
     )
-    delivery_ms = 8 * HOUR_MS
+    delivery_ms = 12 * HOUR_MS
     by_delivery: dict[int, list[bytes]] = {}
     for n, item in enumerate(emitted):
         delivery = (item.arrival_ms - start) // delivery_ms
@@ -140,9 +140,9 @@ def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
             ordered += by_delivery[delivery]
             deliveries += [delivery] * len(by_delivery[delivery])
             streaming.run_to_end(spark, aggregation, paths, solr.base_url)
-            if delivery == 4:
+            if delivery == 2:
                 settle_reports.append(settle.settle(spark, aggregation, paths, store))
-        close_visits(spark, aggregation, paths, solr.base_url, start + 4 * 24 * HOUR_MS)
+        close_visits(spark, aggregation, paths, solr.base_url, start + 3 * 24 * HOUR_MS)
         settle_reports.append(settle.settle(spark, aggregation, paths, store))
     expected = expected_cells(
         aggregation, ordered, allowed_lateness_ms=4 * HOUR_MS, deliveries=deliveries
@@ -154,7 +154,7 @@ def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
         expected_settled, actual, sessions.FIELDS, sketch_tolerance=0.05
     )
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
-    assert len(actual) > 1000
+    assert len(actual) > 500
     assert streaming.bot_events(solr_client, aggregation) == {
         b: n for b, n in expected.bot_events.items() if b < settled_end
     }
@@ -163,3 +163,39 @@ def test_several_days_with_late_data_and_differing_copies_settle_to_the_oracle(
     assert len(reasons) == expected.dead_letters
     assert sum(r.startswith("too_late") for r in reasons) > 0
     assert all(r.late_events > 0 for r in settle_reports)
+
+
+def test_backfill_loads_history_within_its_window_and_settles_it(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path
+) -> None:
+    from clickagg.jobs import backfill as backfill_job
+
+    lateness = {"watermark": "10m", "allowedLateness": "2h"}
+    aggregation, paths = prepare(tmp_path, solr.base_url, "backfill-run", lateness=lateness)
+    live_ms = DAY_START_MS + 20 * HOUR_MS
+    deliver(tmp_path / "landing", "live", [event("live", live_ms, "w1")])
+    close_visits(spark, aggregation, paths, solr.base_url, live_ms + HOUR_MS)
+    # Far older than the stream's lateness allows: only a backfill can load them.
+    at_2 = DAY_START_MS + 2 * HOUR_MS
+    history = [
+        event("h1", at_2, "h"),
+        event("h2", at_2 + 10 * MINUTE_MS, "h", page="b"),
+        event("h1", at_2 + HOUR_MS, "h", page="copy"),  # a later copy: dropped
+        event("h3", at_2 + 50 * MINUTE_MS, "k"),
+    ]
+    outside = event("h4", DAY_START_MS + 7 * HOUR_MS, "k")
+    source = tmp_path / "history.jsonl"
+    source.write_bytes(b"".join(line + b"\n" for line in [*history, outside]))
+    window = buckets.Span(DAY_START_MS, DAY_START_MS + 6 * HOUR_MS)
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        result = backfill_job.run(aggregation, store, spark, paths, [str(source)], window)
+    assert (result.archived.events, result.archived.dead_letters) == (4, 1)
+    assert any(s.start_ms <= at_2 < s.end_ms for s in result.settled.recomputed)
+    expected = expected_cells(aggregation, history).cells
+    actual = {
+        key: cell
+        for key, cell in streaming.solr_cells(solr_client, aggregation, window.end_ms).items()
+        if key[1] >= window.start_ms
+    }
+    problems = streaming.differences(expected, actual, sessions.FIELDS, sketch_tolerance=0.05)
+    assert not problems, "\n".join(problems[:15])
