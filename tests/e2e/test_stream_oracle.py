@@ -111,7 +111,7 @@ def test_every_bad_line_is_a_dead_letter_with_its_reason(
         "oversized": "more than the limit",
         "missing_field": "required but missing",
         "wrong_type": "expected",
-        "ts_far_past": "before now",
+        "ts_far_past": "before the newest event",
         "ts_far_future": "after now",
     }.items():
         if any(i.kind == kind for i in faults):
