@@ -19,7 +19,7 @@ export PATH := $(VENV)/bin:$(PATH)
 print-venv: ## print the venv's path
 	@echo $(VENV)
 
-.PHONY: print-venv help venv tools demo demo-k8s test lint crd up down status
+.PHONY: print-venv help venv tools browser demo demo-k8s test lint crd up down status
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,13 +37,19 @@ venv: $(VENV)/.installed ## create the cached venv with every Python dependency
 tools: venv ## build or find the engines (Solr jars, kube-apiserver, etcd, helm)
 	@$(PY) -m clickagg local install
 
-demo: venv ## run the main job on the local embedded stack (START=ISO time: fixed traffic)
-	@$(PY) -m clickagg demo $(if $(START),--start $(START))
+# Debian's chromium, which Playwright drives through executable_path: nothing downloads a browser.
+browser: ## install Debian's chromium for the dashboard tests (first run only)
+	@command -v chromium >/dev/null || { echo "==> chromium from Debian's packages (first run only)"; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+
+demo: venv ## run the main job on the local stack, then serve the dashboard (START=ISO time: fixed traffic; DEMO_ARGS=--no-serve: exit)
+	@$(PY) -m clickagg demo $(if $(START),--start $(START)) $(DEMO_ARGS)
 
 demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubelet needed)
 	@$(PY) -m pytest -p no:cacheprovider -s tests/e2e/test_k8s_path.py
 
-test: tools lint ## run every test (unit, solr, spark, k8s, e2e), serially
+test: tools browser lint ## run every test (unit, solr, spark, k8s, e2e, browser), serially
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format), mypy strict and import-linter

@@ -446,13 +446,6 @@ PYTHONPATH=src $(make -s print-venv)/bin/python benchmarks/operator_latency.py [
 """
 
 
-def record(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    addition = "" if HEADING in text else INTRO
-    with DOCS.open("a") as out:  # append only: other engineers write other sections
-        out.write(addition + section)
-
-
 # ---------------------------------------------------------------------- main
 
 
@@ -537,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(section)
     if options.record:
-        record(section)
+        run_facts.append_section(DOCS, HEADING, INTRO, section)
         print(f"appended to {DOCS}")
 
 

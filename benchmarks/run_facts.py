@@ -52,3 +52,11 @@ def git_commit(measured: Sequence[str]) -> str:
 
 def verdict(met: bool) -> str:
     return "**met**" if met else "**not met**"
+
+
+def append_section(docs: Path, heading: str, intro: str, section: str) -> None:
+    """Append a run to docs/benchmarks.md, with the benchmark's intro the first time.
+    Append only: other engineers write other sections."""
+    text = docs.read_text() if docs.exists() else "# Benchmarks\n"
+    with docs.open("a") as out:
+        out.write(("" if heading in text else intro) + section)

@@ -56,8 +56,9 @@ import oracle  # noqa: E402
 from clickagg import sim  # noqa: E402
 from clickagg.domain import buckets, model, validation  # noqa: E402
 from clickagg.local import process  # noqa: E402
+from clickagg.local import sessionizer as local_sessionizer  # noqa: E402
 from clickagg.local import solr as local_solr  # noqa: E402
-from clickagg.pipeline import archive, stream  # noqa: E402
+from clickagg.pipeline import archive, jvm_sessionizer, stream  # noqa: E402
 from clickagg.pipeline import session as spark  # noqa: E402
 from clickagg.sim import landing  # noqa: E402
 from clickagg.store import cell_reads, queries, solr_cells  # noqa: E402
@@ -145,7 +146,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra Spark setting for the job's session (repeatable), to try a tuning",
+        help="extra Spark setting for the job's session (repeatable), to try a tuning; "
+        "spark.clickagg.sessionizer=python runs the Python sessionizer",
     )
     args = parser.parse_args(argv)
     return Options(
@@ -746,7 +748,8 @@ class Report:
             f"traffic + {len(g.files)} probes) in {len(g.files)} files of {o.lines_per_file:,}; "
             f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
             f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
-            f"traffic mix {dict(g.kinds.most_common())}"
+            f"traffic mix {dict(g.kinds.most_common())}; sessionizer "
+            f"{o.spark_conf.get(jvm_sessionizer.CONF, jvm_sessionizer.JVM)}"
             + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "")
             + ".",
             "",
@@ -941,7 +944,11 @@ def benchmark(work: Path, options: Options, load_before: str) -> Report:
         )
         session = spark.local_session(
             NAME,
-            conf={"spark.sql.streaming.numRecentProgressUpdates": "100000", **options.spark_conf},
+            conf={
+                "spark.sql.streaming.numRecentProgressUpdates": "100000",
+                "spark.jars": str(local_sessionizer.jar()),
+                **options.spark_conf,
+            },
         )
         try:
             trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds

@@ -1,2 +1,3 @@
 from clickagg.jobs import replay
+
 replay.main()

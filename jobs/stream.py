@@ -1,2 +1,3 @@
 from clickagg.jobs import stream
+
 stream.main()

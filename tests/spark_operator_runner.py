@@ -7,7 +7,8 @@ in place of the driver pod:
 
 - a new application is submitted with the pyspark wheel's own `spark-submit --master
   local[2]`, its `mainApplicationFile` (`local:///opt/clickagg/jobs/x.py`, the path in the
-  job image, maps to the repo's `jobs/x.py`), its `sparkConf`, its driver memory and its
+  job image, maps to the repo's `jobs/x.py`), its `deps.jars` (the JVM sessionizer, built
+  into the cache), its `sparkConf`, its driver memory and its
   `arguments` (`--data-root` moved below the runner's work dir, `--solr-url` pointed at the
   local SolrCloud, `--metrics-port 0` added), PYTHONPATH=src. spark-submit is chosen over
   `python jobs/x.py --master` because it is what the Spark Operator runs: the job takes its
@@ -20,8 +21,11 @@ in place of the driver pod:
 - a deleted application's job is killed (its whole process group: spark-submit's JVM, the
   Python driver and the Python workers).
 
-Not played: restartPolicy (a failed or completed job stays so), ScheduledSparkApplications
-(no cron), executors (local mode runs everything in the driver). `stop()` kills every job
+ScheduledSparkApplications run on demand (`run_scheduled`): as the Spark Operator does on
+each tick of the schedule, a SparkApplication is created from the template, owned by the
+scheduled one and labelled with its name, and runs like any other. Not played:
+restartPolicy (a failed or completed job stays so), the cron schedule itself, executors
+(local mode runs everything in the driver). `stop()` kills every job
 and writes no status: the applications may be gone by then.
 """
 
@@ -54,6 +58,8 @@ KILL_GRACE_SECONDS = 10.0
 ERROR_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 
+#: The Spark Operator's label on the runs of a ScheduledSparkApplication.
+SCHEDULED_APP_LABEL = "sparkoperator.k8s.io/scheduled-app-name"
 SUBMITTED, RUNNING, COMPLETED, FAILED = "SUBMITTED", "RUNNING", "COMPLETED", "FAILED"
 
 
@@ -169,6 +175,45 @@ class SparkOperatorRunner:
         raise TimeoutError(
             f"{self.namespace}/{name} not {state} after {timeout:.0f}s: {self.jobs().get(name)}"
         )
+
+    def run_scheduled(self, name: str) -> str:
+        """Start one run of ScheduledSparkApplication `name` now; the run's name."""
+        kind = children.SCHEDULED_SPARK_APPLICATION
+        scheduled = cast(
+            dict[str, Any],
+            self._objects().get_namespaced_custom_object(
+                kind.group, kind.version, self.namespace, kind.plural, name
+            ),
+        )
+        run_name = f"{name}-{time.time_ns() // 1_000_000}"
+        application = {
+            "apiVersion": children.SPARK_APPLICATION.api_version,
+            "kind": children.SPARK_APPLICATION.kind,
+            "metadata": {
+                "name": run_name,
+                "namespace": self.namespace,
+                "labels": {SCHEDULED_APP_LABEL: name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": kind.api_version,
+                        "kind": kind.kind,
+                        "name": name,
+                        "uid": scheduled["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": scheduled["spec"]["template"],
+        }
+        application_kind = children.SPARK_APPLICATION
+        self._objects().create_namespaced_custom_object(
+            application_kind.group,
+            application_kind.version,
+            self.namespace,
+            application_kind.plural,
+            application,
+        )
+        return run_name
 
     # ------------------------------------------------------------------ the loop
 
@@ -295,11 +340,14 @@ class SparkOperatorRunner:
         if memory:
             conf["spark.driver.memory"] = str(memory)
         argv = [str(_spark_submit()), "--master", self.master]
+        jars = [_local_jar(str(jar)) for jar in (spec.get("deps") or {}).get("jars") or []]
+        if jars:
+            argv += ["--jars", ",".join(jars)]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
-        return [*argv, str(main_file), *self._arguments(spec.get("arguments") or [])]
+        return [*argv, str(main_file), *self._arguments(main_file, spec.get("arguments") or [])]
 
-    def _arguments(self, arguments: Sequence[str]) -> list[str]:
+    def _arguments(self, main_file: Path, arguments: Sequence[str]) -> list[str]:
         rewritten = list(arguments)
         for index, argument in enumerate(rewritten[:-1]):
             value = rewritten[index + 1]
@@ -307,7 +355,7 @@ class SparkOperatorRunner:
                 rewritten[index + 1] = str(self.work_dir / "data" / value.lstrip("/"))
             elif argument == "--solr-url" and self.solr_url is not None:
                 rewritten[index + 1] = self.solr_url
-        if "--metrics-port" not in rewritten:
+        if "--metrics-port" not in rewritten and main_file.name == "stream.py":
             rewritten += ["--metrics-port", "0"]  # many jobs on one host: no fixed port
         return rewritten
 
@@ -333,6 +381,15 @@ def _local_file(main_file: str) -> Path:
     if not main_file.startswith(IMAGE_ROOT):
         raise ValueError(f"{main_file} is not a file of the clickagg job image")
     return REPO / main_file.removeprefix(IMAGE_ROOT)
+
+
+def _local_jar(jar: str) -> str:
+    """The jar the job image holds: the JVM sessionizer, built by Maven into the cache."""
+    from clickagg.local import sessionizer
+
+    if jar != children.SESSIONIZER_JAR:
+        raise ValueError(f"{jar} is not a jar of the clickagg job image")
+    return str(sessionizer.jar())
 
 
 def _spark_submit() -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from clickagg import sim
-from clickagg.domain import model, sessions, sketches, validation
+from clickagg.domain import model, progress, sessions, sketches, validation
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
 from clickagg.store import cell_reads, protocol
@@ -192,3 +192,37 @@ def oracle_problems(
     actual = solr_cells(client, aggregation, before_ms)
     assert len(actual) > 100, "too few cells for a meaningful comparison"
     return differences(expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05)
+
+
+def oracle_result(
+    aggregation: model.Aggregation, lines: Sequence[bytes], granularity_s: int
+) -> Any:
+    """The oracle's cells of `lines` at a level of `granularity_s` (every visit closed)."""
+    import oracle
+
+    return oracle.compute(
+        lines,
+        finest_granularity_s=granularity_s,
+        session_timeout_s=int(aggregation.session_timeout.approx_seconds),
+        dimensions=oracle_dimensions(aggregation),
+        cuboids=[c.dimensions for c in aggregation.cuboids],
+        now_ms=int(time.time() * 1000),
+    )
+
+
+def report_watermark(solr_url: str, aggregation: model.Aggregation, newest_event_ms: int) -> None:
+    """What the stream's progress reporter writes after a batch whose newest event is
+    `newest_event_ms` (tests that run the queries directly have no reporter)."""
+    with solr_store.SolrCellStore(solr_url) as store:
+        report = progress.Report(
+            lag_ms=0,
+            reported_ms=int(time.time() * 1000),
+            newest_event_ms=newest_event_ms,
+            watermark_ms=newest_event_ms - int(aggregation.watermark.approx_seconds * 1000),
+        )
+        store.report_progress(aggregation.finest, report)
+
+
+def deliver_to(landing_dir: Path) -> Callable[[bytes], None]:
+    """Delivers one line (the sentinel) as the landing directory's last file."""
+    return lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n")

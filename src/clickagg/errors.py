@@ -4,18 +4,26 @@ ClickaggError
 ├── SpecError                 an Aggregation spec is invalid (carries every issue with its path)
 │   └── SpecFileError         ... in a file: every issue also names its file and line
 ├── EventContractError        one event breaks the event contract (carries the reason)
+├── QuestionError             a KPI question is wrong; names the parameter at fault (a 4xx)
+│   └── UnknownAggregation    the question names an Aggregation that is not served
+├── JobSetupError             a Spark job cannot start as set up (a setting, a missing jar)
 ├── LocalStackError           the local engines could not be built or started
 │   ├── ToolchainMissing      a needed program (java, mvn, go) is not installed
 │   ├── PortInUse             a loopback port the stack needs is taken
 │   └── StartupTimeout        an engine did not report ready in time
-└── EngineError               a real engine (Solr, Kafka, Kubernetes) answered with an error
+└── EngineError               a real engine (Solr, Spark, Kafka, Kubernetes) answered with an error
     ├── SolrError             Solr answered with an error
     │   └── SolrUnreachable   Solr could not be reached or did not answer in time
-    └── KubeError             the Kubernetes API answered with an error (carries its status)
+    ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
+    └── KubeError             the Kubernetes API answered with an error (carries its status
+        │                     and what was asked: verb, resource, namespace)
+        └── KindNotServed     ... because it does not serve the kind: its CRD is not installed
 
 Callers catch what they can act on: the operator tells SolrUnreachable (retry, reason
-SolrUnreachable) from other SolrErrors and KubeError from both; the CLI prints a
-SpecFileError's located issues.
+SolrUnreachable) from other SolrErrors and KubeError from both, and says which peer
+operator to install on a KindNotServed; the CLI prints a SpecFileError's located issues;
+the service answers a QuestionError with a 4xx naming its parameter and a SolrError with
+a 503.
 """
 
 from __future__ import annotations
@@ -76,6 +84,22 @@ class EventContractError(ClickaggError):
     """One event breaks the event contract; the message is the dead-letter reason."""
 
 
+class QuestionError(ClickaggError):
+    """A KPI question is wrong; `parameter` names the request parameter at fault."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
+class UnknownAggregation(QuestionError):
+    """The question names an Aggregation that is not served."""
+
+
+class JobSetupError(ClickaggError):
+    """A Spark job cannot start as set up: a bad Spark setting, or a jar not on its classpath."""
+
+
 class LocalStackError(ClickaggError):
     """The local engines could not be built or started."""
 
@@ -104,10 +128,34 @@ class SolrUnreachable(SolrError):
     """Solr could not be reached, or did not answer in time: worth retrying later."""
 
 
-class KubeError(EngineError):
-    """The Kubernetes API answered with an error; `status` is its HTTP status (None when
-    no answer came)."""
+class SqlError(EngineError):
+    """Spark could not run an ad-hoc query; the message is Spark's, without a JVM stack."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+
+class KubeError(EngineError):
+    """The Kubernetes API answered with an error.
+
+    `status` is its HTTP status (None when no answer came) and `answer` the API server's
+    own message. `verb`, `resource` (plural.group) and `namespace` say what was asked, when
+    the call was about a kind of object: enough to name the RBAC rule a 403 lacks.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        answer: str = "",
+        verb: str = "",
+        resource: str = "",
+        namespace: str = "",
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer
+        self.verb, self.resource, self.namespace = verb, resource, namespace
+
+
+class KindNotServed(KubeError):
+    """The API server does not serve the kind at all (its CRD is not installed): a plain
+    404 page, where a missing object of a served kind gets a JSON Status."""

@@ -1,15 +1,17 @@
 """The whole Kubernetes path, locally: Aggregation → operator → SparkApplication → KPIs.
 
 examples/shop-kpis.yaml (own namespace, own collection prefix, one replica, landing in a
-temp dir, deletionPolicy Delete) is applied with the Python client to the real local
+temp dir, deletionPolicy Delete) is applied with `kubectl apply` to the real local
 kube-apiserver. The real operator (kopf's KopfRunner) creates the level collections in the
 real SolrCloud (through CLICKAGG_SOLR_URL_OVERRIDE: the spec's solrCloudRef names an
 in-cluster Service) and the children; `SparkOperatorRunner` plays the Spark Operator and
 runs the stream application with spark-submit on local[2]; generated traffic written into
 the landing dir must show up in the totals cuboid exactly as the DuckDB oracle counts it;
-the runner's RUNNING turns the Aggregation Ready; `kubectl get agg`'s table has its
-columns; deleting the Aggregation removes the children, stops the job and drops the
-collections.
+the runner's RUNNING turns the Aggregation Ready; a sentinel event a day and a half later
+settles the traffic, and the runner runs both rollup ScheduledSparkApplications on demand
+(1h, then 1d), which write 1h and 1d documents and turn RollupsCurrent True;
+`kubectl get agg` prints its columns; deleting the Aggregation removes the children,
+stops the job and drops the collections.
 """
 
 from __future__ import annotations
@@ -31,25 +33,29 @@ import oracle
 import polling
 import streaming
 from clickagg.domain import buckets, model, spec, validation
+from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
 from clickagg.sim import landing
 from clickagg.store import cell_reads
 from clickagg.store import client as store_client
-from spark_operator_runner import RUNNING, SparkOperatorRunner, group_alive
+from spark_operator_runner import COMPLETED, FAILED, RUNNING, SparkOperatorRunner, group_alive
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures("peer_crds")]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500), pytest.mark.usefixtures("peer_crds")]
 
 NAME = "shop-kpis"
 STREAM = children.stream_name(NAME)
-ROLLUPS = sorted(children.rollup_name(NAME, level) for level in ("1h", "1d"))
+ROLLUPS_IN_ORDER = [children.rollup_name(NAME, level) for level in ("1h", "1d")]
+ROLLUPS = sorted(ROLLUPS_IN_ORDER)
 AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
 OPERATOR = "clickagg.operator.main"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 VISITORS, HOURS, SEED = 300, 1, 11
 #: The event-level fields of the totals cuboid: settled as soon as an event is counted.
 EVENT_FIELDS = ("events", "page_views", "product_views", "add_to_carts", "orders", "clicks")
-KPI_TIMEOUT_SECONDS = 180.0
+KPI_TIMEOUT_SECONDS = 360.0  # a shared 2-core machine under load
+ROLLUP_TIMEOUT_SECONDS = 300.0
+DAY_MS = 86_400_000
 
 
 def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
@@ -68,10 +74,12 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return found[0] if found else {}
 
 
-def expected_totals(lines: list[Any], aggregation: Any, now_ms: int) -> dict[int, dict[str, float]]:
+def expected_totals(
+    lines: list[bytes], aggregation: Any, now_ms: int
+) -> dict[int, dict[str, float]]:
     """The oracle's totals cuboid, bucket by bucket, event-level fields only."""
     result = oracle.compute(
-        [item.line for item in lines],
+        lines,
         finest_granularity_s=900,
         session_timeout_s=1800,
         dimensions=streaming.oracle_dimensions(aggregation),
@@ -146,8 +154,10 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     runner = SparkOperatorRunner(kubeconfig, namespace, tmp_path / "spark", solr_url=solr.base_url)
     try:
         with kopf_testing.KopfRunner(operator_args, timeout=60) as operator, runner:
-            # (1) apply; (2) the operator makes the collections and the children.
-            objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, obj)
+            # (1) `kubectl apply`, as a user would; (2) the operator makes the collections
+            # and the children.
+            applied = local_kube.kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(obj))
+            assert applied.returncode == 0, applied.stderr
             polling.eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
             assert set(collections) <= set(solr_client.list_collections())
             # The status is patched when the pass ends, a moment after the children exist.
@@ -164,11 +174,14 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             assert condition(ready, "StreamingRunning")["reason"] == "Running"
 
             # Generated traffic lands; the totals cuboid must count what the oracle counts.
+            # It is three days old, so that a later event (the sentinel, a day and a half
+            # later) settles a whole day of it (allowedLateness 1d) for the rollups.
             now_ms = int(time.time() * 1000)
-            start_ms = (now_ms // streaming.HOUR_MS - 3) * streaming.HOUR_MS
+            start_ms = (now_ms // DAY_MS - 3) * DAY_MS + 20 * streaming.HOUR_MS
             lines = streaming.traffic_lines(start_ms, hours=HOURS, visitors=VISITORS, seed=SEED)
             landing.write_files(lines, landing_dir, rolling=streaming.ROLLING)
-            expected = expected_totals(lines, aggregation, now_ms)
+            raw = [item.line for item in lines]
+            expected = expected_totals(raw, aggregation, now_ms)
             assert sum(v["page_views"] for v in expected.values()) > 500
             landed = time.monotonic()
             last: dict[int, dict[str, float]] = {}
@@ -181,11 +194,39 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
 
             try:
                 polling.eventually(counted, "Solr's totals equal the oracle's", KPI_TIMEOUT_SECONDS)
+                kpi_seconds = time.monotonic() - landed
+                sentinel = streaming.sentinel(
+                    (now_ms // DAY_MS - 1) * DAY_MS + 6 * streaming.HOUR_MS
+                )
+                (landing_dir / "zz-sentinel.jsonl").write_bytes(sentinel + b"\n")
+                expected = expected_totals([*raw, sentinel], aggregation, now_ms)
+                polling.eventually(counted, "the sentinel is counted", KPI_TIMEOUT_SECONDS)
             except BaseException:
                 log = runner.jobs()[STREAM].log.read_text(errors="replace")[-5000:]
                 print(f"Solr {last}\noracle {expected}\njob log:\n{log}")
                 raise
-            kpi_seconds = time.monotonic() - landed
+
+            # The rollup ScheduledSparkApplications, run now rather than on their schedule:
+            # 1h from 15m, then 1d from 1h.
+            rolled_started = time.monotonic()
+            for rollup in ROLLUPS_IN_ORDER:
+                run = runner.run_scheduled(rollup)
+                polling.eventually(
+                    lambda run=run: (
+                        run in runner.jobs() and runner.jobs()[run].state in (COMPLETED, FAILED)
+                    ),
+                    f"{run} ended",
+                    ROLLUP_TIMEOUT_SECONDS,
+                )
+                ended = runner.jobs()[run]
+                assert ended.state == COMPLETED, ended.log.read_text(errors="replace")[-5000:]
+                assert "--level" in ended.argv and "rollup.py" in " ".join(ended.argv)
+            rollup_seconds = time.monotonic() - rolled_started
+            rolled_documents = {
+                level.name: cell_reads.count(solr_client, level.collection, "cuboid:totals")
+                for level in aggregation.levels[1:]
+            }
+            assert all(rolled_documents.values()), rolled_documents
 
             # (5) `kubectl get agg`: the server-side table with the CRD's printer columns.
             # The job reports its progress into Solr after each batch; asking for a
@@ -207,22 +248,33 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
                 )
                 time.sleep(1.0)
                 found = aggregation_object().get("status", {})
-                finest_status = found.get("levels", [{}])[0]
-                return found if found.get("lag") and "lastRolledUpBucket" in finest_status else None
+                levels = found.get("levels", [])
+                every_level = len(levels) == 3 and all("lastRolledUpBucket" in lv for lv in levels)
+                return found if found.get("lag") and every_level else None
 
-            reported = polling.eventually(progress_in_status, "lag and last complete bucket")
+            reported = polling.eventually(progress_in_status, "lag and every level's last bucket")
             assert reported["levels"][0]["lastRolledUpBucket"] < buckets.iso(now_ms)
+            day_bucket = buckets.iso((now_ms // DAY_MS - 3) * DAY_MS)
+            assert reported["levels"][2]["lastRolledUpBucket"] >= day_bucket, reported["levels"]
+            rollups_current = condition(aggregation_object(), "RollupsCurrent")
+            assert rollups_current["status"] == "True", rollups_current
             table = table_of(api, namespace)
             columns = [column["name"] for column in table["columnDefinitions"]]
-            assert {"Levels", "Ready", "Lag"} <= set(columns), columns
+            assert {"Levels", "Ready", "Rollups", "Lag"} <= set(columns), columns
             (row,) = table["rows"]
             printed = dict(zip(columns, row["cells"], strict=True))
             assert re.fullmatch(r"(\d+[dhms]){1,2}", printed["Lag"]), printed
             assert printed["Name"] == NAME
             assert printed["Ready"] == "True"
+            assert printed["Rollups"] == "True"
             # Only the first level today: see test_levels_column_lists_every_level.
             assert printed["Levels"] == "15m,1h,1d"
             levels_cell, lag_cell = printed["Levels"], printed["Lag"]
+            listed = local_kube.kubectl(kubeconfig, "get", "agg", "-n", namespace).stdout
+            header, line = listed.splitlines()
+            assert header.split() == ["NAME", "LEVELS", "READY", "ROLLUPS", "LAG", "AGE"], listed
+            assert line.split()[:4] == [NAME, "15m,1h,1d", "True", "True"], listed
+            assert re.fullmatch(r"(\d+[dhms]){1,2}", line.split()[4]), listed
 
             # (6) delete: children gone, the job stopped, the collections dropped.
             objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
@@ -248,7 +300,8 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     assert runner.errors == []
     print(
         f"k8s path: {time.monotonic() - started:.1f}s in all, KPIs in Solr "
-        f"{kpi_seconds:.1f}s after the {len(lines)} lines landed; "
+        f"{kpi_seconds:.1f}s after the {len(lines)} lines landed; rollups 1h and 1d "
+        f"{rollup_seconds:.1f}s, documents {rolled_documents}; "
         f"Levels column {levels_cell!r}, Lag column {lag_cell!r}"
     )
 

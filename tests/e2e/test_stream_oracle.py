@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import oracle
 import streaming
 from clickagg import sim
 from clickagg.domain import sessions
@@ -60,14 +59,7 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     )
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
-    expected = oracle.compute(
-        [item.line for item in lines],
-        finest_granularity_s=900,
-        session_timeout_s=1800,
-        dimensions=streaming.oracle_dimensions(aggregation),
-        cuboids=[c.dimensions for c in aggregation.cuboids],
-        now_ms=int(time.time() * 1000),
-    )
+    expected = streaming.oracle_result(aggregation, [item.line for item in lines], 900)
     return {
         "aggregation": aggregation,
         "lines": lines,

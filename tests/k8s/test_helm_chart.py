@@ -133,6 +133,10 @@ def test_long_release_names_are_cut_to_63_characters(helm: k8s_fixtures.HelmRunn
         "operator.replicas=3",
         "image.pullPolicy=Sometimes",
         "operator.unknownKey=1",
+        "service.port=80",
+        "service.corsOrigins={*}",
+        "service.solrUrl=solr:8983",
+        "service.kubernetesService.type=Ingress",
     ],
 )
 def test_the_values_schema_rejects_bad_values(
@@ -231,3 +235,149 @@ def test_the_example_named_in_notes_is_accepted_by_the_chart_crd(
         pytest.fail("charts/clickagg/crds/ is empty: run `make crd`")
     example = k8s_fixtures.REPO / "examples" / "shop-kpis.yaml"
     server_side_dry_run(api, [yaml.safe_load(example.read_text())])
+
+
+def service_values(tmp_path: Path, **service: Any) -> list[str]:
+    """`-f` a values file that enables the KPI service for the reference Aggregation."""
+    example = yaml.safe_load((k8s_fixtures.REPO / "examples" / "shop-kpis.yaml").read_text())
+    values = {"service": {
+        "enabled": True, "solrUrl": "http://analytics-solrcloud-common/solr",
+        "aggregations": {"shop-kpis": example}, **service,
+    }}  # fmt: skip
+    path = tmp_path / "service-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return ["-f", str(path)]
+
+
+def service_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-service")
+    ]
+    return deployment
+
+
+def test_the_service_is_off_by_default(helm: k8s_fixtures.HelmRunner) -> None:
+    docs = render(helm)
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-service")]
+
+
+def test_the_service_runs_hardened_with_probes_and_its_aggregations(
+    helm: k8s_fixtures.HelmRunner, tmp_path: Path
+) -> None:
+    docs = render(helm, *service_values(tmp_path, tokenSecret={"name": "kpi-token", "key": "t"}))
+    deployment = service_deployment(docs)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["clickagg", "serve"]
+    assert "--solr-url=http://analytics-solrcloud-common/solr" in container["args"]
+    assert container["args"][-1] == "/etc/clickagg/aggregations/shop-kpis.yaml"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    token = next(e for e in container["env"] if e["name"] == "CLICKAGG_SERVICE_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "kpi-token", "key": "t"}
+    (config_map,) = by_kind(docs, "ConfigMap")
+    served = yaml.safe_load(config_map["data"]["shop-kpis.yaml"])
+    assert served["metadata"]["name"] == "shop-kpis"
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("-service")]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_service_needs_a_solr_url(helm: k8s_fixtures.HelmRunner, tmp_path: Path) -> None:
+    result = helm(
+        "template", CHART, "--kube-version", KUBE_VERSION, *service_values(tmp_path, solrUrl=""),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "service.solrUrl is required when service.enabled is true" in result.stderr
+
+
+def test_the_api_server_accepts_the_service_manifests(
+    helm: k8s_fixtures.HelmRunner, kubeconfig: Path, api: k8s_client.ApiClient, tmp_path: Path
+) -> None:
+    local_kube.create_namespace(kubeconfig, "dry-run-service")
+    docs = render(helm, *service_values(tmp_path), namespace="dry-run-service")
+    server_side_dry_run(api, docs)
+    helm("lint", "--strict", CHART, "--kube-version", KUBE_VERSION, *service_values(tmp_path))
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+    (deployment,) = by_kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item.get("value", "") for item in container["env"]}
+
+
+def webhook_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [role for role in by_kind(docs, kind) if role["metadata"]["name"].endswith("-webhook")]
+
+
+def test_the_webhook_with_certificates_the_operator_issues(helm: k8s_fixtures.HelmRunner) -> None:
+    docs = render(helm, "--set", "operator.namespaces={shop,ads}")
+    (configuration,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    (hook,) = configuration["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["rules"][0]["resources"] == ["aggregations"]
+    assert hook["clientConfig"]["service"] == {
+        "name": "clickagg-webhook",
+        "namespace": "clickagg",
+        "path": "/validate-aggregation",
+        "port": 443,
+    }
+    (service,) = by_kind(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "webhook"
+    env = env_of(docs)
+    assert env["CLICKAGG_WEBHOOK_CERTIFICATES"] == "clickagg/clickagg-webhook-tls"
+    assert env["CLICKAGG_WEBHOOK_CONFIGURATION"] == configuration["metadata"]["name"]
+    assert "clickagg-webhook.clickagg.svc" in env["CLICKAGG_WEBHOOK_HOSTS"].split(",")
+    assert env["CLICKAGG_WATCHED_NAMESPACES"] == "shop,ads"
+    # RBAC for exactly that: its own Secret and its own webhook configuration.
+    (secrets_role,) = webhook_roles(docs, "Role")
+    named = [rule for rule in secrets_role["rules"] if rule.get("resourceNames")]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["clickagg-webhook-tls"],
+            "verbs": ["get", "update"],
+        }
+    ]
+    (patcher,) = webhook_roles(docs, "ClusterRole")
+    assert patcher["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [configuration["metadata"]["name"]],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def test_the_webhook_with_cert_manager(helm: k8s_fixtures.HelmRunner) -> None:
+    docs = render(helm, "--set", "webhook.certificates=cert-manager")
+    (configuration,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    annotations = configuration["metadata"]["annotations"]
+    assert annotations["cert-manager.io/inject-ca-from"] == "clickagg/clickagg-webhook-tls"
+    (certificate,) = by_kind(docs, "Certificate")
+    assert certificate["spec"]["secretName"] == "clickagg-webhook-tls"
+    assert "clickagg-webhook.clickagg.svc" in certificate["spec"]["dnsNames"]
+    assert [issuer["spec"] for issuer in by_kind(docs, "Issuer")] == [{"selfSigned": {}}]
+    assert env_of(docs)["CLICKAGG_WEBHOOK_CERT_DIR"] == "/etc/clickagg/webhook-tls"
+    assert webhook_roles(docs, "Role") == webhook_roles(docs, "ClusterRole") == []
+    own_issuer = render(
+        helm, "--set", "webhook.certificates=cert-manager",
+        "--set", "webhook.certManagerIssuerRef.name=corporate-ca",
+        "--set", "webhook.certManagerIssuerRef.kind=ClusterIssuer",
+    )  # fmt: skip
+    assert by_kind(own_issuer, "Issuer") == []
+    (certificate,) = by_kind(own_issuer, "Certificate")
+    assert certificate["spec"]["issuerRef"] == {"name": "corporate-ca", "kind": "ClusterIssuer"}
+
+
+def test_the_webhook_can_be_left_out(helm: k8s_fixtures.HelmRunner) -> None:
+    docs = render(helm, "--set", "webhook.enabled=false")
+    assert by_kind(docs, "ValidatingWebhookConfiguration") == by_kind(docs, "Service") == []
+    assert not any(key.startswith("CLICKAGG_WEBHOOK") for key in env_of(docs))

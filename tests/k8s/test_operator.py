@@ -352,6 +352,16 @@ def test_unreachable_solr_degrades_and_recovers(
 ) -> None:
     closed = f"http://127.0.0.1:{process.free_port()}/solr"
     monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, closed)
+    # The referenced SolrCloud exists: only its Solr does not answer.
+    solr_cloud = {
+        "apiVersion": "solr.apache.org/v1beta1",
+        "kind": "SolrCloud",
+        "metadata": {"name": "analytics"},
+        "spec": {},
+    }
+    objects.create_namespaced_custom_object(
+        "solr.apache.org", "v1beta1", namespace, "solrclouds", solr_cloud
+    )
     with running_operator(namespace):
         create(objects, shop_kpis(namespace))
         obj = wait_condition(objects, namespace, "Degraded", "True")

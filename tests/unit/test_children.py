@@ -73,6 +73,7 @@ def test_stream_application_runs_the_stream_job_with_the_spec_resources(
     app = children.stream_application(shop, OWNER, SETTINGS)["spec"]
     assert (app["type"], app["mode"]) == ("Python", "cluster")
     assert app["mainApplicationFile"] == "local:///opt/clickagg/jobs/stream.py"
+    assert app["deps"] == {"jars": ["local:///opt/clickagg/jars/clickagg-sessionizer.jar"]}
     assert app["sparkVersion"] == "4.3.0"
     assert app["image"] == "clickagg/jobs:0.1.0"
     assert app["restartPolicy"] == {
@@ -158,6 +159,24 @@ def test_rollups_are_scheduled_per_level_and_never_overlap(shop: model.Aggregati
         arguments = template["arguments"]
         assert arguments[arguments.index("--level") + 1] == level
         assert rollup["metadata"]["labels"][children.LEVEL_LABEL] == level
+
+
+def test_the_rollup_job_takes_the_arguments_the_operator_passes(shop: model.Aggregation) -> None:
+    from pathlib import Path
+
+    from clickagg.jobs import rollup as rollup_job
+
+    for manifest, level in zip(
+        children.desired(shop, OWNER, SETTINGS)[1:], ("1h", "1d"), strict=True
+    ):
+        template = manifest["spec"]["template"]
+        image_path = template["mainApplicationFile"].removeprefix("local:///opt/clickagg/")
+        assert (Path(__file__).resolve().parents[2] / image_path).is_file()
+        aggregation, options = rollup_job.parse(template["arguments"])
+        assert aggregation == shop
+        assert options.level == level and not options.follow
+        assert options.solr_url == children.cluster_solr_url(shop)
+        assert options.data_root == children.data_root(shop, SETTINGS.default_data_root)
 
 
 @pytest.mark.parametrize(

@@ -40,4 +40,4 @@ def test_crd_names_and_columns() -> None:
     version = definition["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns[:3] == ["Levels", "Ready", "Lag"]
+    assert columns[:4] == ["Levels", "Ready", "Rollups", "Lag"]

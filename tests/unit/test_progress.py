@@ -43,15 +43,16 @@ def test_a_report_that_stopped_coming_adds_its_age() -> None:
 
 def test_the_document_round_trips_through_its_report() -> None:
     aggregation = validation.validate(examples.one_level("ns", "shop", "shop"))
+    newest = NOW_MS - 7_000
     doc = progress.document(
-        aggregation.finest, lag_ms=-3, reported_ms=NOW_MS, newest_event_ms=NOW_MS - 7_000
+        aggregation.finest, progress.Report(lag_ms=-3, reported_ms=NOW_MS, newest_event_ms=newest)
     )
     assert doc["id"] == progress.PROGRESS_ID
     assert doc["cuboid"] == cells.PROGRESS_CUBOID
     assert doc["bucket"] == "2026-11-26T09:59:53.000Z"
-    assert progress.report_of(doc) == progress.Report(lag_ms=0, reported_ms=NOW_MS)
+    assert progress.report_of(doc) == progress.Report(0, NOW_MS, newest_event_ms=newest)
     doc[progress.WATERMARK_FIELD] = NOW_MS - 60_000
-    assert progress.report_of(doc) == progress.Report(0, NOW_MS, NOW_MS - 60_000)
+    assert progress.report_of(doc) == progress.Report(0, NOW_MS, NOW_MS - 60_000, newest)
     assert progress.report_of({"id": progress.PROGRESS_ID}) is None
 
 
@@ -78,3 +79,17 @@ def test_the_newest_complete_bucket_is_the_one_the_watermark_passed(
     report = progress.Report(lag_ms=0, reported_ms=NOW_MS, watermark_ms=watermark_ms)
     found = progress.newest_complete_bucket(report, finest)
     assert (buckets.iso(found) if found is not None else None) == complete
+
+
+def test_a_level_progress_document_round_trips() -> None:
+    from clickagg.domain import level_progress
+
+    report = level_progress.LevelReport(
+        last_bucket_ms=3_600_000, input_end_ms=7_200_000, checked_ms=900_000, reported_ms=5_000
+    )
+    finest = validation.validate(examples.one_level("ns", "shop", "shop")).finest
+    document = level_progress.document(finest, report)
+    assert document["id"] == level_progress.LEVEL_ID and "horizon_ms_l" not in document
+    assert level_progress.report_of(document) == report
+    assert report.changed_since() == 900_000 - level_progress.CHANGE_MARGIN_MS
+    assert level_progress.LevelReport().changed_since() is None

@@ -118,3 +118,28 @@ def test_a_bucket_settled_again_redoes_its_rolled_up_ancestors() -> None:
 def test_a_one_level_aggregation_rolls_up_nothing() -> None:
     only: tuple[model.Level, ...] = (FIFTEEN,)
     assert rollup.redo([at("2026-11-29T10:15:00Z")], only, {}) == {}
+
+
+def test_a_level_is_current_within_one_of_its_buckets_of_its_input() -> None:
+    settled = at("2026-11-29T10:20:00Z")
+    last = {"1h": at("2026-11-29T09:00:00Z"), "1d": at("2026-11-28T00:00:00Z")}
+    hour, day = rollup.lags(SHOP.levels, settled, last)
+    assert (hour.behind_ms, hour.current) == (0, True)
+    assert (day.behind_ms, day.current, day.input_end_ms) == (0, True, at("2026-11-29T10:00:00Z"))
+    late = {"1h": at("2026-11-29T07:00:00Z"), "1d": at("2026-11-27T00:00:00Z")}
+    hour, day = rollup.lags(SHOP.levels, settled, late)
+    assert (hour.behind_ms, hour.current) == (2 * 60 * MIN, False)
+    assert str(hour) == "1h is 120 min behind its input"
+    assert (day.behind_ms, day.current) == (24 * 60 * MIN, True)
+
+
+def test_a_level_that_rolled_up_nothing_is_not_current_once_it_has_input() -> None:
+    hour, day = rollup.lags(SHOP.levels, at("2026-11-29T10:20:00Z"), {})
+    assert (hour.behind_ms, hour.current, str(hour)) == (
+        None,
+        False,
+        "1h has rolled up nothing yet",
+    )
+    assert (day.behind_ms, day.current) == (0, True)  # its input (1h) is complete nowhere yet
+    nothing_settled = rollup.lags(SHOP.levels, None, {})
+    assert all(lag.current for lag in nothing_settled)

@@ -65,6 +65,17 @@ app.kubernetes.io/component: operator
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* KPI service labels and selector labels. */}}
+{{- define "clickagg.service.labels" -}}
+{{ include "clickagg.labels" . }}
+app.kubernetes.io/component: service
+{{- end }}
+
+{{- define "clickagg.service.selectorLabels" -}}
+{{ include "clickagg.selectorLabels" . }}
+app.kubernetes.io/component: service
+{{- end }}
+
 {{/* Spark driver RBAC labels. */}}
 {{- define "clickagg.spark.labels" -}}
 {{ include "clickagg.labels" . }}
@@ -107,8 +118,9 @@ app.kubernetes.io/component: spark
 
 {{/*
 What the operator does in each watched namespace: reconcile Aggregations (and their status
-and finalizers), own the Spark Operator's applications, report Events, and read the Solr
-credentials an Aggregation points at (get only: no list, so it cannot enumerate secrets).
+and finalizers), own the Spark Operator's applications, report Events, read the Solr
+credentials an Aggregation points at (get only: no list, so it cannot enumerate secrets),
+and look up a referenced SolrCloud when its Solr does not answer.
 */}}
 {{- define "clickagg.operator.rules" -}}
 - apiGroups: ["clickagg.io"]
@@ -132,4 +144,33 @@ credentials an Aggregation points at (get only: no list, so it cannot enumerate 
 - apiGroups: [""]
   resources: ["configmaps", "secrets"]
   verbs: ["get"]
+- apiGroups: ["solr.apache.org"]
+  resources: ["solrclouds"]
+  verbs: ["get"]
+{{- end }}
+
+{{/* The webhook's Service, and the names the API server may reach it by (its certificate's SANs). */}}
+{{- define "clickagg.webhook.serviceName" -}}
+{{- include "clickagg.componentName" (list . "webhook") }}
+{{- end }}
+
+{{- define "clickagg.webhook.hosts" -}}
+{{- $service := include "clickagg.webhook.serviceName" . }}
+{{- $namespace := .Release.Namespace }}
+{{- toJson (list $service (printf "%s.%s" $service $namespace) (printf "%s.%s.svc" $service $namespace) (printf "%s.%s.svc.cluster.local" $service $namespace)) }}
+{{- end }}
+
+{{/* The Secret holding the webhook's serving certificate (issued by the operator or by cert-manager). */}}
+{{- define "clickagg.webhook.secretName" -}}
+{{- include "clickagg.componentName" (list . "webhook-tls") }}
+{{- end }}
+
+{{/* The ValidatingWebhookConfiguration (cluster-scoped, so named after the release). */}}
+{{- define "clickagg.webhook.configurationName" -}}
+{{- include "clickagg.componentName" (list . "aggregations") }}
+{{- end }}
+
+{{/* true when the operator issues the webhook's certificate and patches the caBundle itself. */}}
+{{- define "clickagg.webhook.operatorIssued" -}}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.certificates "operator") }}true{{ end }}
 {{- end }}

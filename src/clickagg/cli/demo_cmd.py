@@ -1,8 +1,10 @@
 """`make demo`: the whole local path on a laptop, with a real SolrCloud and Spark.
 
 It generates a day of traffic for a mid-size shop, streams it through the streaming job
-(progress bar and live KPIs in the terminal), then reads the top campaigns, offers and
-contents back from Solr.
+(progress bar and live KPIs in the terminal), rolls the finest level up into the coarser
+ones (showing each level's document count and last rolled-up bucket), reads the top
+campaigns, offers and contents back from Solr, and then serves the dashboard on loopback
+until Ctrl-C (unless told not to).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clickagg import sim
-from clickagg.cli import render
-from clickagg.domain import durations, model, plan, specfile, validation
+from clickagg.cli import jobs_cmd, render
+from clickagg.domain import buckets, durations, model, plan, specfile, validation
+from clickagg.jobs import rollup as rollup_job
 from clickagg.jobs import stream as stream_job
 from clickagg.local import cache, solr
 from clickagg.pipeline import metrics
 from clickagg.pipeline import session as spark_session
 from clickagg.sim import landing
-from clickagg.store import collections, protocol, solr_cells
+from clickagg.store import cell_reads, collections, protocol, queries, solr_cells
 
 DAY_MS = 86_400_000
 LIVE_KPIS = (
@@ -49,6 +52,7 @@ class DemoOptions:
     seed: int
     keep: bool
     start_ms: int | None = None  # None: the traffic ends at the current minute
+    serve_port: int | None = None  # None: do not serve the dashboard at the end
 
 
 def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
@@ -68,7 +72,10 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
         with solr_cells.SolrCellStore(endpoints.base_url) as store:
             collections.delete_level_collections(store.client, aggregation)
             start_ms, end_ms = _stream(console, aggregation, work, store, options)
+            _roll_up(console, aggregation, store, str(work / "data"))
             _summary(console, store, aggregation, start_ms, end_ms)
+        if options.serve_port is not None:
+            _serve(console, aggregation, endpoints.base_url, options.serve_port)
     finally:
         if not (options.keep or was_running):
             solr.down()
@@ -83,6 +90,9 @@ def _local_aggregation(
     body["source"] = {"type": "files", "files": {"path": str(landing_dir), "maxFilesPerTrigger": 4}}
     body["solr"] = {"url": solr_url, "shards": 2, "replicationFactor": 1}
     body["rawArchive"] = {"retention": "forever"}
+    # Settled a quarter of an hour after the watermark (not a day), so the demo can roll
+    # up what it has just streamed.
+    body["lateness"] = {**body.get("lateness", {}), "allowedLateness": "15m"}
     return validation.validate_spec(declared.name, declared.namespace, body)
 
 
@@ -105,7 +115,8 @@ def _stream(
         f"from {sim.iso(start_ms)} for {options.visitors:,} visitors (seed {options.seed})"
     )
     lines = list(sim.generate(profile, sim.Faults(), start_ms, options.duration_ms, options.seed))
-    session = spark_session.local_session(f"{aggregation.name}-demo")
+    jars = ",".join(jobs_cmd.local_jars(kafka=False))
+    session = spark_session.local_session(f"{aggregation.name}-demo", conf={"spark.jars": jars})
     session.sparkContext.setLogLevel("ERROR")  # "batch falling behind" is what a demo does
     job = stream_job.Options(
         solr_url=store.client.base_url, data_root=str(work / "data"), trigger_seconds=2
@@ -128,6 +139,37 @@ def _stream(
         running.stop()
         session.stop()
     return start_ms, end_ms
+
+
+def _roll_up(
+    console: Console,
+    aggregation: model.Aggregation,
+    store: solr_cells.SolrCellStore,
+    data_root: str,
+) -> None:
+    """Settle the finest level, run the rollup job over every level, then show what each
+    level holds."""
+    session = spark_session.local_session(f"{aggregation.name}-demo-rollup")
+    session.sparkContext.setLogLevel("ERROR")
+    started = time.monotonic()
+    try:
+        result = rollup_job.roll_up_levels(session, aggregation, store, data_root=data_root)
+    finally:
+        session.stop()
+    console.print(f"rolled up in {time.monotonic() - started:.1f}s")
+    runs = {run.level: run for run in result.levels}
+    table = Table(title="levels in Solr")
+    for column in ("level", "documents", "last rolled-up bucket", "retention"):
+        table.add_column(column, justify="right" if column == "documents" else "left")
+    for level in aggregation.levels:
+        count = cell_reads.count(store.client, level.collection, queries.aggregate_cells())
+        run = runs.get(level.name)
+        last = run.report.last_bucket_ms if run else None
+        shown = (
+            "streamed live" if run is None else ("none yet" if last is None else buckets.iso(last))
+        )
+        table.add_row(level.name, f"{count:,}", shown, level.retention_text)
+    console.print(table)
 
 
 def _watch(
@@ -208,3 +250,17 @@ def _shown(name: str, value: Any) -> str:
     if "revenue" in name:
         return f"{value:,.2f}"
     return f"{value:,.0f}"
+
+
+def _serve(console: Console, aggregation: model.Aggregation, solr_url: str, port: int) -> None:
+    """The KPI service and dashboard over what the demo streamed, until Ctrl-C."""
+    from clickagg.service import server, settings
+
+    with server.Server(settings.Settings((aggregation,), solr_url), "127.0.0.1", port) as running:
+        console.print(f"[bold]dashboard: {running.url}/[/bold]  (API docs at {running.url}/docs; "
+                      "Ctrl-C stops serving)")  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopped serving")

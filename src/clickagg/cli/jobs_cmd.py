@@ -1,5 +1,5 @@
-"""`clickagg stream`, `replay`, `settle` and `backfill`: the Spark jobs, run locally against
-local engines."""
+"""`clickagg stream`, `replay`, `settle`, `backfill`, `rollup` and `retention`: the Spark
+jobs, run locally against local engines."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clickagg import errors
 from clickagg.local import cache
 
 console = Console()
@@ -40,6 +41,18 @@ def data_root(given: str | None, name: str) -> str:
     return given or str(cache.cache_root() / "data" / name)
 
 
+def local_jars(kafka: bool) -> tuple[str, ...]:
+    """The jars of a local session: the JVM sessionizer's, and Kafka's source if read."""
+    from clickagg.local import sessionizer
+
+    jars = [str(sessionizer.jar())]
+    if kafka:
+        from clickagg.local import kafka as local_kafka
+
+        jars += local_kafka.spark_connector_jars()
+    return tuple(jars)
+
+
 def stream(
     spec: SpecArg,
     solr_url: SolrOption = None,
@@ -56,18 +69,13 @@ def stream(
     from clickagg.jobs import stream as stream_job
 
     aggregation = specfile.load(spec)
-    jars: tuple[str, ...] = ()
-    if aggregation.spec.source.kafka is not None:
-        from clickagg.local import kafka
-
-        jars = tuple(kafka.spark_connector_jars())
     options = stream_job.Options(
         solr_url=local_solr_url(solr_url),
         data_root=data_root(data, aggregation.name),
         trigger_seconds=trigger_seconds,
         available_now=available_now,
         master=LOCAL_MASTER,
-        jars=jars,
+        jars=local_jars(kafka=aggregation.spec.source.kafka is not None),
         metrics_port=metrics_port,
     )
     arguments.configure_logging()
@@ -93,6 +101,7 @@ def replay(
         start_ms=buckets.parse_iso(start),
         end_ms=buckets.parse_iso(end),
         master=LOCAL_MASTER,
+        jars=local_jars(kafka=False),
     )
     arguments.configure_logging()
     report = replay_job.run(aggregation, options)
@@ -144,3 +153,83 @@ def backfill(
         f"backfilled {result.archived.events} events ({result.archived.dead_letters} dead "
         f"letters); settled {result.settled.documents} documents"
     )
+
+
+def rollup(
+    spec: SpecArg,
+    level: Annotated[
+        str | None, typer.Option(help="The level to build (default: every level).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep every level current until stopped (Ctrl-C).")
+    ] = False,
+    every: Annotated[float, typer.Option(help="Seconds between runs with --follow.")] = 60.0,
+    solr_url: SolrOption = None,
+    data: DataOption = None,
+) -> None:
+    """Build the coarser levels from the finer ones, then apply retention per level."""
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import rollup as rollup_job
+
+    aggregation = specfile.load(spec)
+    options = rollup_job.Options(
+        solr_url=local_solr_url(solr_url),
+        data_root=data_root(data, aggregation.name),
+        level=level,
+        follow=follow,
+        follow_seconds=every,
+        master=LOCAL_MASTER,
+    )
+    arguments.configure_logging()
+    try:
+        result = rollup_job.run(aggregation, options)
+    except errors.ClickaggError as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    for run in result.levels:
+        console.print(str(run))
+    for name, count in result.deleted.items():
+        console.print(f"{name}: retention deleted {count} documents")
+    if not result.levels:
+        console.print(f"nothing to roll up in {', '.join(lv.name for lv in aggregation.levels)}")
+
+
+def retention(
+    spec: SpecArg,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would go and what is held back.")
+    ] = False,
+    solr_url: SolrOption = None,
+    data: DataOption = None,
+) -> None:
+    """Apply each level's and the raw archive's retention, never before rollup."""
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments
+    from clickagg.jobs import rollup as rollup_job
+    from clickagg.store import solr_cells
+
+    aggregation = specfile.load(spec)
+    try:
+        with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
+            plan = rollup_job.retention_plan(aggregation, store)
+            for line in plan.lines():
+                console.print(line, highlight=False)
+            if dry_run:
+                return
+            arguments.configure_logging()
+            names = {level.name for level in aggregation.levels}
+            deleted = rollup_job.apply_retention(aggregation, store, plan, names)
+    except errors.SolrError as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    for name, count in deleted.items():
+        console.print(f"{name}: deleted {count} documents")
+    if plan.archive.delete_before_ms is not None:
+        from clickagg.jobs import spark
+        from clickagg.pipeline import archive, archive_retention
+
+        session = spark.session_for(f"{aggregation.name}-retention", LOCAL_MASTER, ())
+        paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
+        partitions = archive_retention.apply(session, paths, plan.archive)
+        console.print(f"raw archive: deleted {partitions} hour partitions")

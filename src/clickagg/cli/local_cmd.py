@@ -65,12 +65,14 @@ def install(
 ) -> None:
     """Build or find every engine in the cache (Maven jars, Go-built binaries)."""
     solr_on, k8s_on, kafka_on = _chosen(solr_on, k8s_on, kafka_on)
-    from clickagg.local import gotools, kafka, solr
+    from clickagg.local import gotools, kafka, sessionizer, solr
 
     started = time.monotonic()
     try:
         if solr_on:
             solr.install()
+            # The streaming job's own operator; like the Solr launcher, Maven-built.
+            console.print(f"JVM sessionizer: {sessionizer.jar()}")
         if k8s_on:
             gotools.ensure_all()
         if kafka_on:

@@ -12,8 +12,8 @@ import yaml
 from rich.console import Console
 
 from clickagg import errors
-from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render
-from clickagg.domain import crd, plan, spec_doc, specfile
+from clickagg.cli import generate_cmd, jobs_cmd, local_cmd, render, serve_cmd, sql_cmd
+from clickagg.domain import crd, plan, spec_doc, specfile, validation
 
 app = typer.Typer(
     help="clickagg: real-time clickstream analytics on Spark and SolrCloud.",
@@ -26,6 +26,10 @@ app.command()(jobs_cmd.stream)
 app.command()(jobs_cmd.replay)
 app.command()(jobs_cmd.settle)
 app.command()(jobs_cmd.backfill)
+app.command()(jobs_cmd.rollup)
+app.command()(jobs_cmd.retention)
+app.command()(serve_cmd.serve)
+app.command()(sql_cmd.sql)
 console = Console()
 err = Console(stderr=True)
 
@@ -51,6 +55,8 @@ def validate(
                 err.print(f"  {item}", markup=False, highlight=False, soft_wrap=True)
             continue
         console.print(f"[green]{path}: valid[/green]")
+        for advisory in validation.advisories(aggregation):
+            err.print(f"  warning: {advisory}", markup=False, highlight=False, soft_wrap=True)
         if not quiet:
             render.plan_tables(console, aggregation, plan.build(aggregation))
     if failed:
@@ -94,8 +100,13 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     keep: Annotated[bool, typer.Option(help="Leave Solr running afterwards.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the dashboard until Ctrl-C (--no-serve: exit).")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Loopback port of the dashboard.")] = 8080,
 ) -> None:
-    """Generate a day of shop traffic, stream it into a local SolrCloud, show the KPIs."""
+    """Generate a day of shop traffic, stream it into a local SolrCloud, show the KPIs, then
+    serve the dashboard."""
     from clickagg.cli import demo_cmd
     from clickagg.domain import durations
 
@@ -106,7 +117,7 @@ def demo(
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep, start_ms)
+    options = demo_cmd.DemoOptions(visitors, span_ms, seed, keep, start_ms, port if serve else None)
     try:
         demo_cmd.run(console, spec_file, options)
     except errors.SpecFileError as exc:

@@ -54,6 +54,10 @@ class Span:
         """The smallest span of whole buckets holding this one."""
         return Span(floor(self.start_ms, granularity), ceil(self.end_ms, granularity))
 
+    def previous(self) -> Span:
+        """The span of the same length just before this one."""
+        return Span(2 * self.start_ms - self.end_ms, self.start_ms)
+
 
 def starts(span: Span, granularity: durations.Duration) -> Iterator[int]:
     """The starts of the buckets that overlap `span`, oldest first."""

@@ -143,6 +143,12 @@ def _printer_columns() -> list[Schema]:
             "description": "Whether collections and jobs are in place and streaming runs.",
         },
         {
+            "name": "Rollups",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="RollupsCurrent")].status',
+            "description": "Whether every coarser level is within one bucket of its input.",
+        },
+        {
             "name": "Lag",
             "type": "string",
             "jsonPath": ".status.lag",

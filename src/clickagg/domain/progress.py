@@ -25,31 +25,27 @@ STALE_AFTER_MS = 60_000
 
 @dataclass(frozen=True)
 class Report:
+    """One progress report; event time and watermark are None until a batch had events."""
+
     lag_ms: int
     reported_ms: int
     watermark_ms: int | None = None
+    newest_event_ms: int | None = None
 
 
-def document(
-    level: model.Level,
-    *,
-    lag_ms: int,
-    reported_ms: int,
-    newest_event_ms: int | None,
-    watermark_ms: int | None = None,
-) -> dict[str, Any]:
-    """The progress document; event time and watermark are None until a batch had events."""
+def document(level: model.Level, report: Report) -> dict[str, Any]:
+    """The progress document of a report."""
     doc: dict[str, Any] = {
         "id": PROGRESS_ID,
         "level": level.name,
         "cuboid": cells.PROGRESS_CUBOID,
-        LAG_FIELD: max(lag_ms, 0),
-        REPORTED_FIELD: buckets.iso(reported_ms),
+        LAG_FIELD: max(report.lag_ms, 0),
+        REPORTED_FIELD: buckets.iso(report.reported_ms),
     }
-    if newest_event_ms is not None:
-        doc[NEWEST_EVENT_FIELD] = buckets.iso(newest_event_ms)
-    if watermark_ms is not None:
-        doc[WATERMARK_FIELD] = watermark_ms
+    if report.newest_event_ms is not None:
+        doc[NEWEST_EVENT_FIELD] = buckets.iso(report.newest_event_ms)
+    if report.watermark_ms is not None:
+        doc[WATERMARK_FIELD] = report.watermark_ms
     return doc
 
 
@@ -57,11 +53,12 @@ def report_of(doc: Mapping[str, Any]) -> Report | None:
     """The report a stored progress document holds; None when it holds none."""
     if LAG_FIELD not in doc or REPORTED_FIELD not in doc:
         return None
-    watermark = doc.get(WATERMARK_FIELD)
+    watermark, newest = doc.get(WATERMARK_FIELD), doc.get(NEWEST_EVENT_FIELD)
     return Report(
         int(doc[LAG_FIELD]),
         buckets.parse_iso(str(doc[REPORTED_FIELD])),
         int(watermark) if watermark is not None else None,
+        buckets.parse_iso(str(newest)) if newest is not None else None,
     )
 
 

@@ -143,3 +143,43 @@ def behind_ms(
     """How much complete input a level has not rolled up yet (0: it is current)."""
     step = next_step(coarser, last_bucket_ms, input_end_ms, input_start_ms=input_start_ms)
     return 0 if step is None else step.span.end_ms - step.span.start_ms
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far one coarser level trails its complete input."""
+
+    level: model.Level
+    behind_ms: int | None  # None: its input is complete somewhere, and nothing is rolled up
+    input_end_ms: int | None
+
+    @property
+    def current(self) -> bool:
+        """Within one schedule period (a bucket of the level: its job runs once per bucket)."""
+        period_ms = int(self.level.granularity.approx_seconds * 1000)
+        return self.behind_ms is not None and self.behind_ms <= period_ms
+
+    def __str__(self) -> str:
+        if self.behind_ms is None:
+            return f"{self.level.name} has rolled up nothing yet"
+        return f"{self.level.name} is {self.behind_ms // 60_000} min behind its input"
+
+
+def lags(
+    levels: Sequence[model.Level],
+    settled_end_ms: int | None,
+    last_rolled_up: Mapping[str, int | None],
+) -> tuple[Lag, ...]:
+    """Per coarser level, how much complete input it has not rolled up (0 when none)."""
+    found = []
+    for index, level in enumerate(levels[1:], start=1):
+        end = input_end(levels, index, settled_end_ms, last_rolled_up)
+        rolled = rolled_up_end(last_rolled_up.get(level.name), level)
+        if end is None:
+            behind: int | None = 0
+        elif rolled is None:
+            behind = None
+        else:
+            behind = max(complete_end(end, level) - rolled, 0)
+        found.append(Lag(level, behind, end))
+    return tuple(found)

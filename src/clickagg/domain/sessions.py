@@ -21,7 +21,7 @@ from clickagg.domain import buckets, dimensions, durations, events, kpis, model
 FIELDS: tuple[str, ...] = tuple(n for n, f in kpis.STATE_FIELDS.items() if f.kind != "sketch")
 VISITOR_TYPE = "visitor_type"
 
-_TYPE_COUNTERS = {
+TYPE_COUNTERS = {
     events.PAGE_VIEW: "page_views",
     events.PRODUCT_VIEW: "product_views",
     events.ADD_TO_CART: "add_to_carts",
@@ -29,7 +29,7 @@ _TYPE_COUNTERS = {
     events.IMPRESSION: "impressions",
     events.CLICK: "clicks",
 }
-_ENGAGED_MS = 10_000
+ENGAGED_MS = 10_000
 #: How long a visitor without open visits is remembered (for new versus returning).
 VISITOR_MEMORY_MS = 400 * 24 * 3600 * 1000
 
@@ -167,7 +167,7 @@ def _contribute(
     page_views = [e for e in visit if e.type == events.PAGE_VIEW]
     for event in visit:
         key = _event_key(event, attribution, config)
-        counter = _TYPE_COUNTERS.get(event.type)
+        counter = TYPE_COUNTERS.get(event.type)
         _add(into, key, events=1, **({counter: 1} if counter else {}))
         if event.type == events.ORDER:
             _add(into, key, revenue=event.revenue)
@@ -184,7 +184,7 @@ def _contribute(
         visit_key,
         closed_visits=1,
         bounces=int(len(page_views) == 1),
-        engaged_visits=int(duration_ms >= _ENGAGED_MS or len(page_views) >= 2 or has_order),
+        engaged_visits=int(duration_ms >= ENGAGED_MS or len(page_views) >= 2 or has_order),
         visit_duration_seconds_sum=duration_ms / 1000,
         visit_page_views_sum=len(page_views),
         visits_with_cart=int(has_cart),

@@ -18,6 +18,7 @@ from clickagg import errors
 from clickagg.domain import dimensions, durations, events, kpis, model, plan, spec
 
 NAME_MAX = 40  # children append up to 23 characters and Kubernetes names stop at 63
+NEAR_BOUND_SHARE = 0.8  # a plan past this share of maxDocumentsPerDay gets an advisory
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DAY = durations.DAY
 _MAX_SESSION_TIMEOUT = durations.Duration(0, _DAY)
@@ -42,6 +43,22 @@ def validate(obj: Mapping[str, Any]) -> model.Aggregation:
     if issues or aggregation is None:
         raise errors.SpecError(issues)
     return aggregation
+
+
+def advisories(aggregation: model.Aggregation) -> Issues:
+    """What a valid Aggregation may still want a look at, without blocking it: a plan
+    within reach of its size bound (growth in traffic or a new cuboid would cross it)."""
+    documents = plan.build(aggregation).documents_per_day
+    bound = aggregation.spec.limits.max_documents_per_day
+    if documents < NEAR_BOUND_SHARE * bound:
+        return []
+    return [
+        _issue(
+            "spec.limits.maxDocumentsPerDay",
+            f"the plan writes about {documents:,.0f} documents a day, {documents / bound:.0%} "
+            f"of the bound {bound:,}",
+        )
+    ]
 
 
 def validate_spec(name: str, namespace: str, body: Mapping[str, Any]) -> model.Aggregation:

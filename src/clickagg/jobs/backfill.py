@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from clickagg.domain import buckets, model
 from clickagg.jobs import arguments, spark
+from clickagg.jobs import rollup as rollup_job
 from clickagg.jobs import settle as settle_job
 from clickagg.pipeline import archive, backfill, settle
 from clickagg.store import protocol, solr_cells
@@ -38,7 +39,7 @@ def run(
     window = window.aligned(aggregation.finest.granularity)
     archived = backfill.backfill(session, aggregation, paths, files, window)
     settled = settle_job.run(aggregation, store, session, paths, force=window)
-    roll_up(aggregation, store, session, paths, window)
+    roll_up(aggregation, store, session, settled, window)
     return BackfillResult(archived, settled)
 
 
@@ -46,15 +47,20 @@ def roll_up(
     aggregation: model.Aggregation,
     store: protocol.CellStore,
     session: SparkSession,
-    paths: archive.JobPaths,
+    settled: settle.SettleReport,
     span: buckets.Span,
 ) -> None:
-    """Roll the backfilled span up the coarser levels: the one place the rollup job is
-    called from here (until it lands, the coarser levels wait for their next run)."""
+    """Roll the backfilled span up every coarser level with the rollup job's code, up to
+    the settle pass's settled end (the rollup finds the span's rewritten buckets by their
+    write stamps)."""
+    settled_end = settled.mark.settled_end_ms if settled.mark is not None else None
+    indexes = range(1, len(aggregation.levels))
+    runs = rollup_job.roll_up_coarser(session, aggregation, store, indexes, settled_end)
     log.info(
-        "%s: %s settled; the coarser levels roll it up on their next run",
+        "%s: %s settled; rolled up %s",
         aggregation.name,
         span,
+        "; ".join(str(run) for run in runs) or "nothing (one level)",
     )
 
 

@@ -31,7 +31,7 @@ class Options:
     trigger_seconds: float | None = None  # None: spec.spark.triggerInterval
     available_now: bool = False  # process what is there, then stop
     master: str | None = None  # a local master (local[N]); None: spark-submit's
-    jars: tuple[str, ...] = ()  # extra jars of a local session (Kafka's source)
+    jars: tuple[str, ...] = ()  # jars of a local session (the JVM sessionizer, Kafka's source)
     metrics_port: int = 0  # serve Prometheus /metrics on this port (0: off)
 
 

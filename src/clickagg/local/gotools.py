@@ -1,4 +1,4 @@
-"""Build the Go programs the Kubernetes tests need (kube-apiserver, etcd, helm) from source.
+"""Build the Go programs the Kubernetes tests need (kube-apiserver, etcd, helm, kubectl).
 
 No distribution archive is fetched: everything comes through the Go module proxy and is
 compiled once, then cached under cache.tool_dir(name, version)/bin, so later runs start
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def ensure_kube_apiserver() -> Path:
     """The cached kube-apiserver binary, built on first use (~7 min cold on 2 idle cores)."""
     binary = _binary("kube-apiserver", KUBERNETES_VERSION, "kube-apiserver")
     if not binary.exists():
-        _build_kube_apiserver(binary)
+        _build_kubernetes_command(binary, "kube-apiserver")
     return binary
 
 
@@ -58,13 +59,41 @@ def ensure_helm() -> Path:
     return binary
 
 
+def ensure_kubectl() -> Path:
+    """A kubectl at kube-apiserver's version: one on PATH if it matches, else the cached build
+    (~2 min once kube-apiserver is built: they share the module and build caches)."""
+    installed = shutil.which("kubectl")
+    if installed and _kubectl_version(installed) == KUBERNETES_VERSION:
+        return Path(installed)
+    binary = _binary("kubectl", KUBERNETES_VERSION, "kubectl")
+    if not binary.exists():
+        _build_kubernetes_command(binary, "kubectl")
+    return binary
+
+
 def ensure_all() -> dict[str, Path]:
     """Every Go tool the stack needs, by name."""
     return {
         "etcd": ensure_etcd(),
         "helm": ensure_helm(),
         "kube-apiserver": ensure_kube_apiserver(),
+        "kubectl": ensure_kubectl(),
     }
+
+
+def _kubectl_version(program: str) -> str | None:
+    """The client gitVersion a kubectl reports, or None when it cannot say."""
+    try:
+        result = subprocess.run(
+            [program, "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=20,
+        )
+        return str(json.loads(result.stdout)["clientVersion"]["gitVersion"])
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        return None
 
 
 def _binary(name: str, version: str, program: str) -> Path:
@@ -186,9 +215,10 @@ def _remove_abandoned_partials(binary: Path) -> None:
             partial.unlink(missing_ok=True)
 
 
-def _build_kube_apiserver(binary: Path) -> None:
+def _build_kubernetes_command(binary: Path, command: str) -> None:
+    """Build k8s.io/kubernetes/cmd/<command> through the wrapper module, with version flags."""
     _go()  # fail with the install hint before announcing a build
-    _progress(f"building kube-apiserver {KUBERNETES_VERSION} (first run only, ~7-20 min)")
+    _progress(f"building {command} {KUBERNETES_VERSION} (first run only, minutes)")
     wrapper = _wrapper_dir(binary)
     info = _module_info(KUBERNETES_MODULE, KUBERNETES_VERSION, wrapper)
     go_mod = Path(info["GoMod"]).read_text()
@@ -206,21 +236,25 @@ def _build_kube_apiserver(binary: Path) -> None:
     )
     major, minor = KUBERNETES_VERSION.removeprefix("v").split(".")[:2]
     # Without these the server reports v0.0.0-master and helm's kubeVersion checks fail.
-    version_pkg = "k8s.io/component-base/version"
+    # Kubernetes' own build sets both packages: kubectl reports client-go's.
     ldflags = [
-        f"-X {version_pkg}.gitVersion={KUBERNETES_VERSION}",
-        f"-X {version_pkg}.gitMajor={major}",
-        f"-X {version_pkg}.gitMinor={minor}",
-        f"-X {version_pkg}.gitTreeState=clean",
-        # The release's tag time, so the binary is reproducible yet reports a real date.
-        f"-X {version_pkg}.buildDate={info.get('Time', '1970-01-01T00:00:00Z')}",
+        f"-X {version_pkg}.{key}={value}"
+        for version_pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (
+            ("gitVersion", KUBERNETES_VERSION),
+            ("gitMajor", major),
+            ("gitMinor", minor),
+            ("gitTreeState", "clean"),
+            # The release's tag time, so the binary is reproducible yet reports a real date.
+            ("buildDate", info.get("Time", "1970-01-01T00:00:00Z")),
+        )
     ]
     _build(
         binary,
-        f"{KUBERNETES_MODULE}/cmd/kube-apiserver",
+        f"{KUBERNETES_MODULE}/cmd/{command}",
         ldflags,
         wrapper,
-        f"kube-apiserver {KUBERNETES_VERSION}",
+        f"{command} {KUBERNETES_VERSION}",
     )
 
 

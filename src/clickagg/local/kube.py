@@ -264,6 +264,25 @@ def write_kubeconfig(server: str, pki: kube_pki.Pki) -> Path:
     return path
 
 
+def user_kubeconfig(kubeconfig: Path, user: str, groups: Sequence[str] = ()) -> Path:
+    """A copy of `kubeconfig` that signs in as another user, certified by the local CA."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cert, key = kube_pki.client_certificate(kubeconfig.parent / "pki", user, groups)
+    config["users"] = [
+        {
+            "name": user,
+            "user": {
+                "client-certificate-data": base64.b64encode(cert).decode(),
+                "client-key-data": base64.b64encode(key).decode(),
+            },
+        }
+    ]
+    config["contexts"][0]["context"]["user"] = user
+    path = kubeconfig.with_name(f"{user}.kubeconfig")
+    kube_pki.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    return path
+
+
 def api_client(kubeconfig: Path) -> k8s_client.ApiClient:
     """A Python client bound to this kubeconfig (no global configuration is touched)."""
     client: k8s_client.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -410,6 +429,21 @@ def helm(
             f"helm {' '.join(args)} failed (exit {result.returncode}):\n{result.stderr}"
         )
     return result
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl (at the API server's version) against this kubeconfig; the caller reads
+    the exit code, since a refused apply is often what is being checked."""
+    return subprocess.run(
+        [str(gotools.ensure_kubectl()), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
 
 
 def crd_files(directories: Sequence[Path]) -> list[Path]:

@@ -34,17 +34,28 @@ class Build:
     def classes(self) -> Path:
         return self.directory / "target" / "classes"
 
+    @property
+    def jar(self) -> Path:
+        """The project's own jar, for a project built with `package_jar`."""
+        found = sorted((self.directory / "target").glob("*.jar"))
+        if len(found) != 1:
+            raise errors.LocalStackError(f"expected one jar in {self.directory / 'target'}")
+        return found[0]
+
     def classpath(self) -> str:
         entries = ([str(self.classes)] if self.compiled else []) + [str(j) for j in self.jars]
         return os.pathsep.join(entries)
 
 
-def build(name: str, project: Path, *, compile_sources: bool = False) -> Build:
-    """Resolve `project` (a directory with a pom.xml) into the cache, once."""
+def build(
+    name: str, project: Path, *, compile_sources: bool = False, package_jar: bool = False
+) -> Build:
+    """Resolve `project` (a directory with a pom.xml) into the cache, once; compile its
+    sources, or package them into a jar (for `spark.jars`)."""
     directory = cache.tool_dir(name, digest(project))
     listing = directory / "classpath.txt"
     if listing.exists():
-        found = _build_of(directory, listing, compile_sources)
+        found = _build_of(directory, listing, compile_sources or package_jar)
         if all(jar.exists() for jar in found.jars):  # the Maven repository may have been wiped
             return found
     process.require_tool("java", JDK_HINT)
@@ -53,13 +64,13 @@ def build(name: str, project: Path, *, compile_sources: bool = False) -> Build:
     started = time.monotonic()
     _copy_project(project, directory)
     partial = directory / "classpath.txt.partial"
-    goals = ["compile"] if compile_sources else []
+    goals = ["package"] if package_jar else ["compile"] if compile_sources else []
     _run(
         mvn, directory, [*goals, "dependency:build-classpath", f"-Dmdep.outputFile={partial}"], name
     )
     partial.replace(listing)  # last, so an interrupted build is never taken for a done one
     _progress(f"{name} resolved in {time.monotonic() - started:.1f}s")
-    return _build_of(directory, listing, compile_sources)
+    return _build_of(directory, listing, compile_sources or package_jar)
 
 
 def digest(project: Path) -> str:

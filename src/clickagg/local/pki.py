@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,20 @@ def ensure() -> Pki:
     return pki
 
 
+def client_certificate(pki_dir: Path, user: str, groups: Sequence[str] = ()) -> tuple[bytes, bytes]:
+    """PEM certificate and key for another user of the local API server (RBAC tests),
+    signed by the CA in `pki_dir` (the `pki` folder beside a stack's kubeconfig)."""
+    ca_key = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pki_dir / 'ca.key'} is not an RSA key")
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+    key = _new_key()
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    cert = _leaf(key, ca_cert, ca_key, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, None)
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
 def _pki_complete(pki: Pki) -> bool:
     paths = [getattr(pki, field) for field in pki.__dataclass_fields__]
     if not all(path.exists() for path in paths):
@@ -101,12 +116,15 @@ def _new_key() -> rsa.RSAPrivateKey:
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    pem = key.private_bytes(
+    write_private(path, _key_pem(key))
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_private(path, pem)
 
 
 def write_private(path: Path, data: bytes) -> None:

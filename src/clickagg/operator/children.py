@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from clickagg.domain import durations, model, spec
 
@@ -31,6 +31,8 @@ SPARK_GROUP = "sparkoperator.k8s.io"
 SPARK_VERSION = "v1beta2"
 STREAM_FILE = "local:///opt/clickagg/jobs/stream.py"
 ROLLUP_FILE = "local:///opt/clickagg/jobs/rollup.py"
+#: The JVM sessionizer, built into the jobs image (jobs/Dockerfile); the stream job runs it.
+SESSIONIZER_JAR = "local:///opt/clickagg/jars/clickagg-sessionizer.jar"
 
 MANAGER = "clickagg-operator"
 AGGREGATION_LABEL = "clickagg.io/aggregation"
@@ -117,6 +119,10 @@ class RestartPolicy(TypedDict, total=False):
     onSubmissionFailureRetryInterval: int
 
 
+class Deps(TypedDict):
+    jars: list[str]
+
+
 class ApplicationSpec(TypedDict):
     type: str
     mode: str
@@ -129,6 +135,7 @@ class ApplicationSpec(TypedDict):
     restartPolicy: RestartPolicy
     driver: SparkPod
     executor: SparkPod
+    deps: NotRequired[Deps]  # the stream job's: the JVM sessionizer
 
 
 class ScheduledApplicationSpec(TypedDict):
@@ -151,7 +158,8 @@ class Manifest(TypedDict):
 
 @dataclass(frozen=True)
 class Kind:
-    """A Spark Operator kind, as the custom-objects API addresses it."""
+    """A kind of custom object (the Spark Operator's by default), as the custom-objects API
+    addresses it."""
 
     kind: str
     plural: str
@@ -161,6 +169,11 @@ class Kind:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> str:
+        """As RBAC and kubectl name it: plural.group."""
+        return f"{self.plural}.{self.group}"
 
 
 SPARK_APPLICATION = Kind("SparkApplication", "sparkapplications")
@@ -247,6 +260,7 @@ def stream_application(
             "onSubmissionFailureRetryInterval": STREAM_SUBMISSION_RETRY_SECONDS,
         },
     )
+    app_spec["deps"] = {"jars": [SESSIONIZER_JAR]}
     name = stream_name(aggregation.name)
     return _manifest(SPARK_APPLICATION, name, owner, _labels(aggregation, STREAM), app_spec)
 

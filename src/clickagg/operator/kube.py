@@ -4,7 +4,9 @@ kopf watches and patches the Aggregation itself; everything else (the Spark Oper
 objects) goes through this module, so the rest of the operator stays plain logic.
 Children are written by server-side apply under one field manager: applying the same
 manifest twice changes nothing, and fields other managers own are left alone. An error the
-API server answers with leaves this module as `errors.KubeError`, carrying its status.
+API server answers with leaves this module as `errors.KubeError`, carrying its status, the
+server's message and what was asked (`errors.KindNotServed` when the kind's CRD is not
+installed), so the operator can tell a user what to fix (operator/diagnosis.py).
 Objects read back are `dict[str, Any]`: the API server's JSON, whatever version wrote it.
 """
 
@@ -14,7 +16,7 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from kubernetes import client as k8s_client
@@ -27,10 +29,12 @@ from clickagg.operator import children
 
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 # Every API call gives up after this long instead of blocking a handler thread for ever.
 REQUEST_TIMEOUT_SECONDS = 30
 
 NOT_FOUND = 404
+CONFLICT = 409
 
 
 def _custom_objects() -> k8s_client.CustomObjectsApi:
@@ -51,12 +55,25 @@ def _api_client(kubeconfig: str) -> k8s_client.ApiClient:
 
 
 @contextlib.contextmanager
-def _answered(what: str) -> Iterator[None]:
-    """Turn the client's ApiException into errors.KubeError, naming what was asked."""
+def _answered(
+    what: str, verb: str = "", kind: children.Kind | None = None, namespace: str = ""
+) -> Iterator[None]:
+    """Turn the client's ApiException into errors.KubeError, naming what was asked: `what`
+    for the message, and the verb, kind and namespace when it was about a kind of object."""
     try:
         yield
     except k8s_exceptions.ApiException as exc:
-        raise errors.KubeError(f"{what}: {describe(exc)}", exc.status) from exc
+        # A kind nobody serves is a plain-text 404 page; a missing object a JSON Status.
+        not_served = exc.status == NOT_FOUND and "page not found" in str(exc.body or "")
+        error = errors.KindNotServed if not_served else errors.KubeError
+        raise error(
+            f"{what}: {_describe(exc)}",
+            exc.status,
+            answer=_server_message(exc),
+            verb=verb,
+            resource=kind.resource if kind else "",
+            namespace=namespace,
+        ) from exc
 
 
 def apply(manifest: children.Manifest) -> dict[str, Any]:
@@ -64,7 +81,7 @@ def apply(manifest: children.Manifest) -> dict[str, Any]:
     group, version = manifest["apiVersion"].split("/")
     kind = _kind_of(manifest["kind"])
     metadata = manifest["metadata"]
-    with _answered(f"apply {kind.kind} {metadata['name']}"):
+    with _answered(f"apply {kind.kind} {metadata['name']}", "patch", kind, metadata["namespace"]):
         response: Any = _custom_objects().patch_namespaced_custom_object(
             group,
             version,
@@ -84,7 +101,7 @@ def apply(manifest: children.Manifest) -> dict[str, Any]:
 
 def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[dict[str, Any]]:
     """The objects of `kind` labelled as children of the Aggregation."""
-    with _answered(f"list {kind.plural} of {aggregation}"):
+    with _answered(f"list {kind.plural} of {aggregation}", "list", kind, namespace):
         found = _custom_objects().list_namespaced_custom_object(
             kind.group,
             kind.version,
@@ -98,9 +115,24 @@ def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[di
 
 def delete(kind: children.Kind, namespace: str, name: str) -> bool:
     """Delete one object; False when it was already gone."""
+    return _found(
+        "delete", kind, namespace, name, _custom_objects().delete_namespaced_custom_object
+    )
+
+
+def exists(kind: children.Kind, namespace: str, name: str) -> bool:
+    """Whether one object exists; KindNotServed when its CRD is not installed."""
+    return _found("get", kind, namespace, name, _custom_objects().get_namespaced_custom_object)
+
+
+def _found(
+    verb: str, kind: children.Kind, namespace: str, name: str, method: Callable[..., object]
+) -> bool:
+    """Call a custom-objects `method` on one object; False when there is no such object
+    (not: no such kind)."""
     try:
-        with _answered(f"delete {kind.kind} {name}"):
-            _custom_objects().delete_namespaced_custom_object(
+        with _answered(f"{verb} {kind.kind} {name}", verb, kind, namespace):
+            method(
                 kind.group,
                 kind.version,
                 namespace,
@@ -109,10 +141,15 @@ def delete(kind: children.Kind, namespace: str, name: str) -> bool:
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
     except errors.KubeError as exc:
-        if exc.status == NOT_FOUND:
+        if no_such_object(exc):
             return False
         raise
     return True
+
+
+def no_such_object(exc: errors.KubeError) -> bool:
+    """A 404 about the object, not about its kind (KindNotServed)."""
+    return exc.status == NOT_FOUND and not isinstance(exc, errors.KindNotServed)
 
 
 def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, str]) -> bool:
@@ -135,16 +172,96 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
     except errors.KubeError as exc:
-        if exc.status == NOT_FOUND:
+        if no_such_object(exc):
             return False
         raise
     return True
 
 
-def describe(exc: k8s_exceptions.ApiException) -> str:
+def _describe(exc: k8s_exceptions.ApiException) -> str:
     """A one-line account of an API error for a condition message."""
-    return f"Kubernetes API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
+    body = " ".join(str(exc.body or "").split())  # one line: bodies end in a newline
+    return f"Kubernetes API answered {exc.status} {exc.reason}: {body[:300]}"
+
+
+def _server_message(exc: k8s_exceptions.ApiException) -> str:
+    """The message of the API server's JSON Status, else its HTTP status and reason."""
+    try:
+        return str(json.loads(str(exc.body))["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{exc.status} {exc.reason}"
 
 
 def _kind_of(kind: str) -> children.Kind:
     return next(k for k in children.KINDS if k.kind == kind)
+
+
+def read_secret_data(namespace: str, name: str) -> dict[str, str] | None:
+    """The base64 `data` of a Secret; None when it does not exist."""
+    try:
+        with _answered(f"read Secret {name}"):
+            secret = _core().read_namespaced_secret(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+    except errors.KubeError as exc:
+        if exc.status == NOT_FOUND:
+            return None
+        raise
+    return {key: str(value) for key, value in (secret.data or {}).items()}
+
+
+def write_secret_data(
+    namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
+) -> None:
+    """Create the Secret, or replace its data when it exists."""
+    body = k8s_client.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        metadata=k8s_client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels)),
+        data=dict(data),
+    )
+    try:
+        with _answered(f"create Secret {name}"):
+            _core().create_namespaced_secret(
+                namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+    except errors.KubeError as exc:
+        if exc.status != CONFLICT:
+            raise
+        with _answered(f"replace Secret {name}"):
+            _core().replace_namespaced_secret(
+                name, namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+
+
+def set_webhook_ca_bundle(configuration: str, ca_bundle: str) -> int:
+    """Put the base64 caBundle into every webhook of a ValidatingWebhookConfiguration;
+    how many needed it (0: already current)."""
+    admission = k8s_client.AdmissionregistrationV1Api(_api_client(os.environ.get("KUBECONFIG", "")))
+    with _answered(f"read ValidatingWebhookConfiguration {configuration}"):
+        current = admission.read_validating_webhook_configuration(
+            configuration, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+    operations = [
+        {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": ca_bundle}
+        for index, webhook in enumerate(current.webhooks or [])
+        if webhook.client_config.ca_bundle != ca_bundle
+    ]
+    if operations:
+        # Pinned to the version read: a concurrent edit fails the patch instead of
+        # landing on another webhook at the same index.
+        version = current.metadata.resource_version if current.metadata else None
+        test = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+        with _answered(f"patch the caBundle of {configuration}"):
+            admission.patch_validating_webhook_configuration(
+                configuration,
+                [test, *operations],
+                _content_type=_JSON_PATCH,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+    return len(operations)
+
+
+def _core() -> k8s_client.CoreV1Api:
+    return k8s_client.CoreV1Api(_api_client(os.environ.get("KUBECONFIG", "")))

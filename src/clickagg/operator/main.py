@@ -13,6 +13,7 @@ Handlers, all thin wrappers around `reconcile`:
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
   state, it copies the state into an annotation of the owning Aggregation, which wakes the
   Aggregation's update handler; the status is then written by kopf alone, in order.
+- startup / cleanup: the validating admission webhook (webhook.py), when configured.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 
 import kopf
 
+from clickagg import errors
 from clickagg.domain import spec
-from clickagg.operator import children, kube, reconcile
+from clickagg.operator import children, kube, reconcile, webhook
 
 LOG_FORMAT_ENV = "CLICKAGG_LOG_FORMAT"
 WORKERS_ENV = "CLICKAGG_OPERATOR_WORKERS"
@@ -51,6 +53,14 @@ STREAM_LABELS = {
 }
 
 
+class QuietRetries(logging.Filter):
+    """kopf logs every TemporaryError as an ERROR and posts it as an event, once per retry;
+    the pass that raised it has already said why, once per change (reconcile._degraded)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed temporarily" not in record.getMessage()
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     # A watch can hang without an error (kopf#585, #957, #1276); bounded requests and
@@ -70,6 +80,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietRetries) for f in objects_logger.filters):
+        objects_logger.addFilter(QuietRetries())
     if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
         verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
@@ -78,6 +91,25 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         FINALIZER,
         settings.execution.max_workers,
     )
+
+
+@kopf.on.startup()
+async def start_webhook(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    settings = webhook.Settings.from_env()
+    if settings is None:
+        return
+    try:
+        memo["webhook"] = await webhook.start(settings)
+    except (errors.KubeError, OSError) as exc:
+        # The operator still reconciles; the Valid condition reports what the webhook misses.
+        logger.error("validating webhook not served, applies go unchecked: %s", exc)
+
+
+@kopf.on.cleanup()
+async def stop_webhook(memo: kopf.Memo, **_: Any) -> None:
+    running = memo.get("webhook")
+    if running is not None:
+        await running.stop()
 
 
 @kopf.on.login()

@@ -18,8 +18,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clickagg import errors
-from clickagg.domain import buckets, model, progress, status, validation
-from clickagg.operator import children, conditions, kube
+from clickagg.domain import (
+    buckets,
+    level_progress,
+    model,
+    progress,
+    rollup,
+    settle,
+    status,
+    validation,
+)
+from clickagg.operator import children, conditions, diagnosis, kube
+from clickagg.store import batch as stored_batch
 from clickagg.store import client as solr
 from clickagg.store import collections as solr_collections
 from clickagg.store import progress as stored_progress
@@ -134,17 +144,16 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
     try:
-        notices, report = _sync_solr(aggregation, config, logger)
+        notices, report, batch = _sync_solr(aggregation, config, logger)
     except errors.SolrError as exc:
-        reason = "SolrUnreachable" if isinstance(exc, errors.SolrUnreachable) else "SolrError"
-        return _degraded(run, aggregation, valid, reason, str(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
         applied, applied_notices = _apply_children(aggregation, owner, config, logger)
     except errors.KubeError as exc:
-        return _degraded(run, aggregation, valid, "KubernetesApiError", str(exc), retry)
+        return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
     notices += applied_notices
-    return _settled(run, aggregation, valid, stream_state(applied), notices, report)
+    return _settled(run, aggregation, valid, stream_state(applied), notices, report, batch)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -201,16 +210,25 @@ def _degraded(
     run: _Pass,
     aggregation: model.Aggregation,
     valid: status.Condition,
-    reason: str,
-    message: str,
+    found: diagnosis.Diagnosis,
     retry: int,
 ) -> Outcome:
     delay = backoff(retry)
-    run.logger.warning("degraded (%s), retrying in %.0fs: %s", reason, delay, message)
+    reason, message = found.reason, found.message
     degraded = run.condition(conditions.DEGRADED, "True", reason, message)
     ready = run.condition(conditions.READY, "False", reason, message)
     before = conditions.find(run.previous.conditions, conditions.DEGRADED)
-    notices = (Notice("Warning", reason, message),) if conditions.changed(before, degraded) else ()
+    changed = conditions.changed(before, degraded)
+    notices = (Notice("Warning", reason, message),) if changed else ()
+    # The Warning event is the notice, once per change; the log says it once too, and
+    # a retry that finds the same problem is one quiet line (k8s_skip: no kopf event).
+    quiet = {"k8s_skip": True}
+    if changed:
+        run.logger.warning(
+            "degraded (%s): %s; retrying in %.0fs", reason, message, delay, extra=quiet
+        )
+    else:
+        run.logger.info("still degraded (%s), retry %d in %.0fs", reason, retry, delay, extra=quiet)
     updates = [valid, ready, degraded, *_rollups_default(run, aggregation)]
     return Outcome(
         status=_status(run, updates, _levels(run, aggregation)),
@@ -227,6 +245,7 @@ def _settled(
     state: str,
     notices: list[Notice],
     report: progress.Report | None,
+    batch: Mapping[str, level_progress.LevelReport],
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -256,19 +275,22 @@ def _settled(
         ready.status,
         ready.reason,
     )
-    updates = [valid, ready, streaming, degraded, *_rollups_default(run, aggregation)]
-    status_now = _status(run, updates, _levels(run, aggregation, report), lag)
+    rollups = _rollups_current(run, aggregation, report, batch)
+    updates = [valid, ready, streaming, degraded, rollups]
+    status_now = _status(run, updates, _levels(run, aggregation, report, batch), lag)
     return Outcome(status=status_now, notices=tuple(notices))
 
 
 def _sync_solr(
     aggregation: model.Aggregation, config: Config, logger: Log
-) -> tuple[list[Notice], progress.Report | None]:
+) -> tuple[list[Notice], progress.Report | None, dict[str, level_progress.LevelReport]]:
     """One Solr session per pass: ensure the level collections (the created ones become
-    notices) and read the stream's progress report from the finest one."""
+    notices), read the stream's progress report from the finest one and each level's
+    batch progress (rollup watermark, retention horizon) from its own."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
         report = stored_progress.read(client, aggregation.finest)
+        batch = {lv.name: stored_batch.read_progress(client, lv) for lv in aggregation.levels}
     logger.info(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
@@ -278,7 +300,7 @@ def _sync_solr(
         for e in ensured
         if e.created
     ]
-    return notices, report
+    return notices, report, batch
 
 
 def _apply_children(
@@ -336,29 +358,71 @@ def _owned_by(child: Mapping[str, Any], uid: str) -> bool:
 
 
 def _levels(
-    run: _Pass, aggregation: model.Aggregation, report: progress.Report | None = None
+    run: _Pass,
+    aggregation: model.Aggregation,
+    report: progress.Report | None = None,
+    batch: Mapping[str, level_progress.LevelReport] | None = None,
 ) -> list[status.LevelStatus]:
-    """One entry per level; what the jobs reported (last bucket, horizon) is kept.
+    """One entry per level; without fresh reports the previous status is kept.
 
     The finest level's last complete bucket comes from the stream's watermark; the coarser
-    levels' from their rollup jobs."""
-    reported = {level.name: level for level in run.previous.levels}
+    levels' from their rollup jobs' `__level__` documents, as do the retention horizons."""
+    previous = {level.name: level for level in run.previous.levels}
     complete = progress.newest_complete_bucket(report, aggregation.finest) if report else None
     found = []
     for level in aggregation.levels:
-        before = reported.get(level.name)
+        before = previous.get(level.name)
         last_bucket = before.last_rolled_up_bucket if before else None
+        horizon = before.retention_horizon if before else None
+        reported = (batch or {}).get(level.name)
         if level is aggregation.finest and complete is not None:
             last_bucket = buckets.iso(complete)
+        elif level is not aggregation.finest and reported and reported.last_bucket_ms is not None:
+            last_bucket = buckets.iso(reported.last_bucket_ms)
+        if reported is not None and reported.horizon_ms is not None:
+            horizon = buckets.iso(reported.horizon_ms)
         found.append(
             status.LevelStatus(
                 name=level.name,
                 collection=level.collection,
                 last_rolled_up_bucket=last_bucket,
-                retention_horizon=before.retention_horizon if before else None,
+                retention_horizon=horizon,
             )
         )
     return found
+
+
+def _rollups_current(
+    run: _Pass,
+    aggregation: model.Aggregation,
+    report: progress.Report | None,
+    batch: Mapping[str, level_progress.LevelReport],
+) -> status.Condition:
+    """True when every coarser level is within one of its buckets (its schedule period) of
+    its complete input; False naming each level behind and by how much."""
+    if len(aggregation.levels) < 2:
+        return run.condition(conditions.ROLLUPS_CURRENT, "True", "NoRollups", "one level only")
+    watermark = report.watermark_ms if report else None
+    settled = (
+        settle.settled_end(watermark, aggregation.finest, aggregation.allowed_lateness)
+        if watermark
+        else None
+    )
+    rolled = {name: found.last_bucket_ms for name, found in batch.items()}
+    reported = any(batch[lv.name].reported_ms for lv in aggregation.levels[1:] if lv.name in batch)
+    if settled is None and not reported:
+        return run.condition(
+            conditions.ROLLUPS_CURRENT, "Unknown", "NotReported", "no rollup job has reported yet"
+        )
+    behind = [lag for lag in rollup.lags(aggregation.levels, settled, rolled) if not lag.current]
+    if behind:
+        message = "; ".join(str(lag) for lag in behind)
+        run.logger.info("rollups behind: %s", message)
+        return run.condition(conditions.ROLLUPS_CURRENT, "False", "RollupsBehind", message)
+    levels = ", ".join(lv.name for lv in aggregation.levels[1:])
+    return run.condition(
+        conditions.ROLLUPS_CURRENT, "True", "RollupsCurrent", f"{levels} within one bucket"
+    )
 
 
 def _rollups_default(run: _Pass, aggregation: model.Aggregation | None) -> list[status.Condition]:

@@ -89,7 +89,10 @@ def spark_schema() -> Any:
 def archived_events(spark: SparkSession, paths: JobPaths, *, streaming: bool) -> DataFrame:
     """Valid events from the archive, as a stream (for aggregation) or a table (replay)."""
     reader = spark.readStream if streaming else spark.read
-    table = reader.schema(spark_schema()).parquet(paths.archive)
+    # Retention deletes whole hour partitions the file sink's log still lists.
+    table = (
+        reader.schema(spark_schema()).option("ignoreMissingFiles", "true").parquet(paths.archive)
+    )
     return table.where(F.col("kind") == EVENT)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg import errors
-from clickagg.domain import buckets, model
+from clickagg.domain import buckets, model, progress
 from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
@@ -70,14 +70,9 @@ class ProgressReporter(StreamingQueryListener):
         pass
 
     def _write(self, lag_ms: int, reported_ms: int) -> None:
+        report = progress.Report(lag_ms, reported_ms, self.watermark_ms, self.newest_event_ms)
         try:
             with contextlib.closing(self.open_store()) as store:
-                store.report_progress(
-                    self.level,
-                    lag_ms=lag_ms,
-                    reported_ms=reported_ms,
-                    newest_event_ms=self.newest_event_ms,
-                    watermark_ms=self.watermark_ms,
-                )
+                store.report_progress(self.level, report)
         except errors.SolrError as exc:  # the next report tries again; the job goes on
             log.warning("%s: progress not reported: %s", self.level.collection, exc)

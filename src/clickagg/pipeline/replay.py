@@ -1,18 +1,15 @@
 """Replay: recompute the finest level for a time range from the raw archive, in batch.
 
-It runs the streaming job's sessionizer and cell summing over the archived events, with
-the watermark the stream has reached, so it gives exactly what streaming gave; documents
-are replaced whole, so replaying a range twice changes nothing.
+It runs the streaming job's sessionizer (on the same path, JVM or Python) and cell summing
+over the archived events, with the watermark the stream has reached, so it gives exactly
+what streaming gave; documents are replaced whole, so replaying a range twice changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -83,18 +80,7 @@ def recompute(
     """The whole state of the buckets in `target` from `events` (first arrivals), every
     visitor sessionized in one go with the stream's sessionizer at `watermark_ms`."""
     config = sessions.Config.of(aggregation)
-    whole_history = WholeHistory(config, watermark_ms)
-
-    def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
-        # applyInPandas inspects the argument count, so it gets a plain function.
-        return whole_history(key, frame)
-
-    output = (
-        sessionize.packed_events(events, config)
-        .groupBy("visitor_id")
-        .applyInPandas(sessionize_visitor, sessionize.OUTPUT_SCHEMA)
-    )
-    facts = sessionize.unpacked_facts(output)
+    facts = sessionize.history_facts(events, config, watermark_ms)
     in_range = facts.where(
         (F.col("bucket_ms") >= target.start_ms) & (F.col("bucket_ms") < target.end_ms)
     )
@@ -103,41 +89,3 @@ def recompute(
         return cell_sums.cell_deltas(in_range, aggregation)
     finally:
         in_range.unpersist()
-
-
-@dataclass(frozen=True)
-class WholeHistory:
-    """applyInPandas: one visitor's archived events, sessionized in one go."""
-
-    config: sessions.Config
-    watermark_ms: int
-
-    def __call__(self, key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
-        sessionizer = sessionize.Sessionizer(self.config)
-        state = _FixedWatermark(self.watermark_ms)
-        frames: Iterator[pd.DataFrame] = iter([frame])
-        produced = list(sessionizer(key, frames, state))
-        if not produced:
-            return pd.DataFrame(columns=list(sessionize.OUTPUT_COLUMNS))
-        return pd.concat(produced, ignore_index=True)
-
-
-class _FixedWatermark:
-    """The GroupState surface the sessionizer uses, for a batch run: no stored state."""
-
-    exists = False
-
-    def __init__(self, watermark_ms: int) -> None:
-        self.watermark_ms = watermark_ms
-
-    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 (Spark's GroupState name)
-        return self.watermark_ms
-
-    def remove(self) -> None:
-        pass
-
-    def update(self, _: tuple[str]) -> None:
-        pass
-
-    def setTimeoutTimestamp(self, _: int) -> None:  # noqa: N802 (Spark's GroupState name)
-        pass

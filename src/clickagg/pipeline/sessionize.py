@@ -1,4 +1,8 @@
-"""The sessionizer as Spark runs it: one call per visitor and micro-batch, state as JSON.
+"""The sessionizer as Spark runs it, for the stream and for replay alike.
+
+`streaming_facts` and `history_facts` are where the path is chosen (the Spark setting
+`spark.clickagg.sessionizer`): the JVM operator of pipeline/jvm_sessionizer.py by default,
+or the Python one below, one call per visitor and micro-batch with the state as JSON.
 
 `applyInPandasWithState` hands the state over with the rows (no round trip per access),
 which is why it is used rather than the newer transformWithState API.
@@ -20,8 +24,10 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
 
 from clickagg.domain import buckets, sessions
+from clickagg.pipeline import jvm_sessionizer
 
 STATE_SCHEMA = "visitor_state string"
 PACKED = "event"  # one event's fields the sessionizer reads, as a JSON object
@@ -31,6 +37,44 @@ OUTPUT_SCHEMA = "visitor string, facts string"
 _FACTS_SCHEMA = "array<struct<b:bigint,d:array<string>,x:boolean,a:array<double>>>"
 _BOT_AMOUNTS = [1.0 if name == "events" else 0.0 for name in sessions.FIELDS]
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def streaming_facts(events: DataFrame, config: sessions.Config) -> DataFrame:
+    """Streaming: the facts (bucket_ms, dims, visitor, bot, amounts) of deduplicated events
+    that carry the watermark's column `event_time`, on the chosen path."""
+    if jvm_sessionizer.chosen(events.sparkSession) == jvm_sessionizer.JVM:
+        return jvm_sessionizer.facts(events, config)
+    output = (
+        packed_events(events, config, keep=("event_time",))
+        .groupBy("visitor_id")
+        .applyInPandasWithState(
+            Sessionizer(config),
+            OUTPUT_SCHEMA,
+            STATE_SCHEMA,
+            "append",
+            GroupStateTimeout.EventTimeTimeout,
+        )
+    )
+    return unpacked_facts(output)
+
+
+def history_facts(events: DataFrame, config: sessions.Config, watermark_ms: int) -> DataFrame:
+    """Batch (replay): each visitor's whole history in one call, closing the visits the
+    watermark `watermark_ms` closes; the same facts as `streaming_facts`, on the chosen path."""
+    if jvm_sessionizer.chosen(events.sparkSession) == jvm_sessionizer.JVM:
+        return jvm_sessionizer.facts_once(events, config, watermark_ms)
+    whole_history = WholeHistory(config, watermark_ms)
+
+    def sessionize_visitor(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
+        # applyInPandas inspects the argument count, so it gets a plain function.
+        return whole_history(key, frame)
+
+    output = (
+        packed_events(events, config)
+        .groupBy("visitor_id")
+        .applyInPandas(sessionize_visitor, OUTPUT_SCHEMA)
+    )
+    return unpacked_facts(output)
 
 
 def packed_events(
@@ -122,3 +166,39 @@ class Sessionizer:
         ]
         rows += [{"b": b, "d": [], "x": True, "a": _BOT_AMOUNTS} for b in bot_buckets]
         return _encode(rows)
+
+
+@dataclass(frozen=True)
+class WholeHistory:
+    """applyInPandas: one visitor's archived events, sessionized in one go."""
+
+    config: sessions.Config
+    watermark_ms: int
+
+    def __call__(self, key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
+        state = _FixedWatermark(self.watermark_ms)
+        produced = list(Sessionizer(self.config)(key, iter([frame]), state))
+        if not produced:
+            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+        return pd.concat(produced, ignore_index=True)
+
+
+class _FixedWatermark:
+    """The GroupState surface the sessionizer uses, for a batch run: no stored state."""
+
+    exists = False
+
+    def __init__(self, watermark_ms: int) -> None:
+        self.watermark_ms = watermark_ms
+
+    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 (Spark's GroupState name)
+        return self.watermark_ms
+
+    def remove(self) -> None:
+        pass
+
+    def update(self, _: tuple[str]) -> None:
+        pass
+
+    def setTimeoutTimestamp(self, _: int) -> None:  # noqa: N802 (Spark's GroupState name)
+        pass

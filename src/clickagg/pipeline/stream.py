@@ -25,7 +25,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from clickagg.domain import events as event_contract
 from clickagg.domain import model, sessions
@@ -220,23 +219,7 @@ def aggregate(
     available_now: bool = False,
     on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
 ) -> StreamingQuery:
-    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
-    events = (
-        dedup.first_arrivals(archive.archived_events(spark, paths, streaming=True), streaming=True)
-        .withColumn("event_time", F.timestamp_millis("ts_ms"))
-        .withWatermark("event_time", watermark)
-        .dropDuplicatesWithinWatermark(["event_id"])
-    )
-    config = sessions.Config.of(aggregation)
-    packed = sessionize.packed_events(events, config, keep=("event_time",))
-    output = packed.groupBy("visitor_id").applyInPandasWithState(
-        sessionize.Sessionizer(config),
-        sessionize.OUTPUT_SCHEMA,
-        sessionize.STATE_SCHEMA,
-        "append",
-        GroupStateTimeout.EventTimeTimeout,
-    )
-    facts = sessionize.unpacked_facts(output)
+    facts = sessionized_facts(spark, aggregation, paths)
     writer = CellWriter(aggregation, open_store, on_batch)
     stream = (
         facts.writeStream.queryName(aggregate_query_name(aggregation))
@@ -246,6 +229,21 @@ def aggregate(
     query: StreamingQuery = _with_trigger(stream, trigger_seconds, available_now).start()
     writer.stream_id = str(query.id)
     return query
+
+
+def sessionized_facts(
+    spark: SparkSession, aggregation: model.Aggregation, paths: archive.JobPaths
+) -> DataFrame:
+    """The archive as a stream → first arrivals → dedup within the watermark → the
+    sessionizer's facts."""
+    watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
+    events = (
+        dedup.first_arrivals(archive.archived_events(spark, paths, streaming=True), streaming=True)
+        .withColumn("event_time", F.timestamp_millis("ts_ms"))
+        .withWatermark("event_time", watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    return sessionize.streaming_facts(events, sessions.Config.of(aggregation))
 
 
 class CellWriter:

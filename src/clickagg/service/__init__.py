@@ -1,5 +1,4 @@
-"""The query service and dashboard (REST over `store.protocol.CellStore`): not written yet.
+"""The KPI service and its dashboard (`clickagg serve`): a thin shell over the store and domain.
 
-It is a shell like the operator and the jobs: it may import the store and the domain, never
-pyspark (see the import contracts in pyproject.toml).
+It reads Solr only through `store.protocol.KpiStore` and never imports pyspark.
 """

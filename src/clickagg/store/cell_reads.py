@@ -1,5 +1,5 @@
-"""Read cells back from Solr: KPI totals over a time range, top dimension values, and the
-stored cells themselves.
+"""Read cells back from Solr: KPI totals over a time range, top dimension values, the
+stored cells themselves, and the query service's summed state per bucket or value.
 
 Only additive state is stored, so every KPI answer sums state over buckets first and then
 applies the KPI formulas of the catalogue (a ratio of sums, never a sum of ratios).
@@ -7,11 +7,12 @@ applies the KPI formulas of the catalogue (a ratio of sums, never a sum of ratio
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clickagg.domain import buckets, cells, kpis, model, sessions, sketches
+from clickagg.domain import buckets, cells, kpis, model, questions, sessions, sketches
 from clickagg.store import client as solr
 from clickagg.store import queries
 from clickagg.store import sketches as stored_sketches
@@ -161,16 +162,115 @@ def values_with_prefix(
 
 
 def documents(
-    client: solr.SolrClient, collection: str, q: str = queries.EVERYTHING
+    client: solr.SolrClient,
+    collection: str,
+    q: str = queries.EVERYTHING,
+    *,
+    filters: Sequence[str] = (),
+    fields: str = "*",
 ) -> Iterator[dict[str, Any]]:
     """Every matching document, paged with a cursor (stable under concurrent writes)."""
     cursor = "*"
     while True:
         page = client.query(
             collection,
-            {"q": q, "fl": "*", "rows": _PAGE_ROWS, "sort": "id asc", "cursorMark": cursor},
+            {
+                "q": q,
+                "fq": list(filters),
+                "fl": fields,
+                "rows": _PAGE_ROWS,
+                "sort": "id asc",
+                "cursorMark": cursor,
+            },
         )
         yield from page["response"]["docs"]
         if page["nextCursorMark"] == cursor:
             return
         cursor = page["nextCursorMark"]
+
+
+# --- the query service's reads: summed state per bucket or per value ----------------------
+
+
+def summed(
+    client: solr.SolrClient,
+    level: model.Level,
+    cuboid: model.Cuboid,
+    filters: Sequence[questions.Filter],
+    span: buckets.Span,
+    fields: Sequence[str],
+    key_field: str,
+) -> dict[str, cells.State]:
+    """State of the cuboid's cells in the span summed per value of `key_field` (a bucket or a
+    dimension field), by one JSON facet. Cells of a larger cuboid than the filters need are
+    summed over its other dimensions. The sketch field, if asked for, comes back as the
+    estimate of the merged sketches."""
+    query = [
+        *queries.cells_of(level, cuboid.name, span.start_ms, span.end_ms),
+        *(queries.value_is(f.dimension, f.value) for f in filters),
+    ]
+    additive = [f for f in fields if f in sessions.FIELDS]
+    facet = {
+        "keys": {
+            "type": "terms",
+            "field": key_field,
+            "limit": -1,
+            "sort": "index asc",
+            "missing": False,
+            "facet": _facet_sums(additive),
+        }
+    }
+    found = client.json_facet(level.collection, queries.EVERYTHING, facet, filters=query)
+    by_key: dict[str, cells.State] = {}
+    for bucket in found.get("keys", {}).get("buckets", []):
+        by_key[str(bucket["val"])] = {name: float(bucket.get(name) or 0) for name in additive}
+    if cells.SKETCH_FIELD in fields:
+        merged = _merged_sketches(client, level.collection, query, key_field)
+        for key, state in by_key.items():
+            state[cells.SKETCH_FIELD] = sketches.estimate(merged.get(key))
+    return by_key
+
+
+def _merged_sketches(
+    client: solr.SolrClient, collection: str, query: Sequence[str], key_field: str
+) -> dict[str, bytes | None]:
+    """One merged sketch per key, from every matching cell."""
+    grouped: dict[str, list[bytes | None]] = defaultdict(list)
+    fields = f"id,{key_field},{cells.SKETCH_FIELD}"
+    for document in documents(client, collection, filters=query, fields=fields):
+        grouped[str(document[key_field])].append(stored_sketches.of(document))
+    return {key: sketches.merge(found) for key, found in grouped.items()}
+
+
+def levels_with_documents(client: solr.SolrClient, levels: Sequence[model.Level]) -> set[str]:
+    """Names of the levels whose collection exists and holds at least one aggregate cell."""
+    existing = set(client.list_collections())
+    return {
+        level.name
+        for level in levels
+        if level.collection in existing
+        and count(client, level.collection, queries.aggregate_cells())
+    }
+
+
+def cell_rows(
+    client: solr.SolrClient, collection: str, dimension_names: Sequence[str]
+) -> Iterator[dict[str, object]]:
+    """Every cell of a level's collection as a flat row: level, bucket, cuboid, one column
+    per dimension (None outside the cell's cuboid), every additive state field, and
+    `unique_visitors`, the estimate of the cell's own sketch (for ad-hoc SQL)."""
+    fields = [
+        "id", "level", "bucket", "bucket_end", "cuboid", cells.SKETCH_FIELD,
+        *(cells.dimension_field(n) for n in dimension_names),
+        *(cells.solr_field(f) for f in sessions.FIELDS),
+    ]  # fmt: skip
+    for document in documents(
+        client, collection, queries.aggregate_cells(), fields=",".join(fields)
+    ):
+        row: dict[str, object] = {
+            name: document.get(name) for name in ("level", "bucket", "bucket_end", "cuboid")
+        }
+        row.update({n: document.get(cells.dimension_field(n)) for n in dimension_names})
+        row.update(cells.state_of(document, sessions.FIELDS))
+        row["unique_visitors"] = sketches.estimate(stored_sketches.of(document))
+        yield row

@@ -45,10 +45,15 @@ class SolrClient:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         connect_retries: int = 3,
+        auth: tuple[str, str] | None = None,
+        connections: int = 10,
     ) -> None:
+        """`auth` is basic auth (user, password); `connections` bounds the pooled connections
+        kept for threads that share this client."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._session = _session_with_retries(connect_retries)
+        self._session = _session_with_retries(connect_retries, connections)
+        self._session.auth = auth
 
     def close(self) -> None:
         self._session.close()
@@ -298,7 +303,7 @@ class SolrClient:
         return response
 
 
-def _session_with_retries(connect_retries: int) -> requests.Session:
+def _session_with_retries(connect_retries: int, connections: int) -> requests.Session:
     # Retry only when the connection could not be made: the request never reached Solr,
     # so even an update is safe to resend. Answers and read time-outs are not retried.
     policy = retry.Retry(
@@ -311,8 +316,8 @@ def _session_with_retries(connect_retries: int) -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
-    session.mount("http://", adapters.HTTPAdapter(max_retries=policy))
-    session.mount("https://", adapters.HTTPAdapter(max_retries=policy))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapters.HTTPAdapter(max_retries=policy, pool_maxsize=connections))
     return session
 
 

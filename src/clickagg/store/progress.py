@@ -7,23 +7,8 @@ from clickagg.domain import model, progress
 from clickagg.store import client as solr
 
 
-def write(
-    client: solr.SolrClient,
-    level: model.Level,
-    *,
-    lag_ms: int,
-    reported_ms: int,
-    newest_event_ms: int | None,
-    watermark_ms: int | None,
-) -> None:
-    document = progress.document(
-        level,
-        lag_ms=lag_ms,
-        reported_ms=reported_ms,
-        newest_event_ms=newest_event_ms,
-        watermark_ms=watermark_ms,
-    )
-    client.add(level.collection, [document])
+def write(client: solr.SolrClient, level: model.Level, report: progress.Report) -> None:
+    client.add(level.collection, [progress.document(level, report)])
 
 
 def read(client: solr.SolrClient, level: model.Level) -> progress.Report | None:

@@ -1,16 +1,17 @@
-"""The seam between the store and its users: cells, levels and buckets, never HTTP.
+"""The seams between the store and its users: cells, levels and buckets, never HTTP.
 
-The pipeline, the jobs and the coming query service depend on `CellStore`; `solr_cells`
-is its implementation over a SolrCloud (its tests run against the real one).
+The pipeline and the jobs depend on `CellStore`, the query service on `KpiStore` (reads
+only); `solr_cells` and `solr_kpis` implement them over a SolrCloud (their tests run
+against the real one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from clickagg.domain import buckets, cells, kpis, model, settle
+from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, questions, settle
 from clickagg.store import cell_reads, collections
 
 
@@ -72,15 +73,7 @@ class CellStore(Protocol):
         """The spans settle passes after `after_pass` recomputed (a rollup re-rolls them)."""
         ...
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
         """Replace the stream's progress report."""
         ...
 
@@ -108,4 +101,76 @@ class CellStore(Protocol):
         """The values of a dimension with the most of state field `by`, with their KPIs."""
         ...
 
+    def stream_progress(self, level: model.Level) -> progress.Report | None:
+        """The stream's newest progress report (None before the first)."""
+        ...
+
+    def documents_in(
+        self, level: model.Level, start_ms: int, end_ms: int
+    ) -> Iterator[dict[str, Any]]:
+        """Every cell and bot-count document of the level with a bucket in [start, end)."""
+        ...
+
+    def oldest_bucket(self, level: model.Level) -> int | None:
+        """The start of the level's oldest bucket holding a document (None: empty)."""
+        ...
+
+    def changed_buckets(
+        self, level: model.Level, since_ms: int, start_ms: int, end_ms: int
+    ) -> list[int]:
+        """The level's buckets in [start, end) with a document written at or after since."""
+        ...
+
+    def read_level_progress(self, level: model.Level) -> level_progress.LevelReport:
+        """The level's batch progress (an empty report before the first)."""
+        ...
+
+    def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
+        """Commit the level's writes, then replace its batch progress."""
+        ...
+
+    def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:
+        """Retention: delete the level's documents with a bucket before `before_ms`."""
+        ...
+
     def close(self) -> None: ...
+
+
+class KpiStore(Protocol):
+    """What the query service reads: summed additive state (`hll_visitors` as the merged
+    sketch's estimate), the stream's progress, and which levels hold cells."""
+
+    def healthy(self) -> bool:
+        """True when the store answers."""
+        ...
+
+    def series(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[int, cells.State]:
+        """Summed state per bucket start; buckets without cells are absent."""
+        ...
+
+    def breakdown(
+        self,
+        level: model.Level,
+        cuboid: model.Cuboid,
+        dimension: str,
+        filters: Sequence[questions.Filter],
+        span: buckets.Span,
+        fields: Sequence[str],
+    ) -> dict[str, cells.State]:
+        """Summed state per value of `dimension` over the whole span (`__none__` included)."""
+        ...
+
+    def progress(self, level: model.Level) -> progress.Report | None:
+        """The stream's progress report for the finest level, if any."""
+        ...
+
+    def levels_with_documents(self, levels: Sequence[model.Level]) -> set[str]:
+        """The names of the levels that hold at least one cell."""
+        ...

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from clickagg.domain import buckets, cells, kpis, model, settle
-from clickagg.store import cell_reads, cell_writes, collections, protocol, settle_marks
+from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, settle
+from clickagg.store import batch, cell_reads, cell_writes, collections, protocol, settle_marks
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -78,23 +79,8 @@ class SolrCellStore:
     def resettled_since(self, level: model.Level, after_pass: int) -> list[settle.ResettledSpan]:
         return settle_marks.resettled_since(self.client, level, after_pass)
 
-    def report_progress(
-        self,
-        level: model.Level,
-        *,
-        lag_ms: int,
-        reported_ms: int,
-        newest_event_ms: int | None,
-        watermark_ms: int | None,
-    ) -> None:
-        stored_progress.write(
-            self.client,
-            level,
-            lag_ms=lag_ms,
-            reported_ms=reported_ms,
-            newest_event_ms=newest_event_ms,
-            watermark_ms=watermark_ms,
-        )
+    def report_progress(self, level: model.Level, report: progress.Report) -> None:
+        stored_progress.write(self.client, level, report)
 
     def totals(
         self,
@@ -119,3 +105,29 @@ class SolrCellStore:
         return cell_reads.top(
             self.client, level, dimension, start_ms, end_ms, by=by, names=names, limit=limit
         )
+
+    def stream_progress(self, level: model.Level) -> progress.Report | None:
+        return stored_progress.read(self.client, level)
+
+    def documents_in(
+        self, level: model.Level, start_ms: int, end_ms: int
+    ) -> Iterator[dict[str, Any]]:
+        return batch.documents_in(self.client, level, start_ms, end_ms)
+
+    def oldest_bucket(self, level: model.Level) -> int | None:
+        return batch.oldest_bucket(self.client, level)
+
+    def changed_buckets(
+        self, level: model.Level, since_ms: int, start_ms: int, end_ms: int
+    ) -> list[int]:
+        return batch.changed_buckets(self.client, level, since_ms, start_ms, end_ms)
+
+    def read_level_progress(self, level: model.Level) -> level_progress.LevelReport:
+        return batch.read_progress(self.client, level)
+
+    def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
+        self.client.commit(level.collection)
+        batch.write_progress(self.client, level, report)
+
+    def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:
+        return batch.delete_before(self.client, level, before_ms)

@@ -1,0 +1,2 @@
+from clickagg.jobs import rollup
+rollup.main()

@@ -1,0 +1,363 @@
+"""Rollups over several simulated days against the DuckDB oracle, over real Spark and Solr.
+
+Three days of generated traffic are streamed into the finest level; the rollup job builds
+1h from 15m and 1d from 1h. Every document of every coarser level and cuboid must equal
+the oracle computed from the raw events at that level's granularity (additive state
+exactly, unique visitors within the sketch bound), after a rerun, after a replay of a
+rolled-up range, after a SIGKILLed rollup, after a Solr node died mid-rollup, and after
+retention (which must leave nothing past a level's horizon and take nothing from the
+coarser levels).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import oracle
+import streaming
+from clickagg.domain import buckets, level_progress, model, sessions, sketches
+from clickagg.jobs import rollup as rollup_job
+from clickagg.local import solr as local_solr
+from clickagg.pipeline import archive, replay
+from clickagg.sim import landing
+from clickagg.store import cell_reads, solr_cells
+from clickagg.store import client as store_client
+from polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+DAY_MS = 86_400_000
+DAYS = 3
+START_MS = (int(time.time() * 1000) // DAY_MS - DAYS - 1) * DAY_MS
+LEVELS = [
+    {"granularity": "15m", "retention": "5d"},
+    {"granularity": "1h", "retention": "6d"},
+    {"granularity": "1d", "retention": "forever"},
+]
+
+
+@pytest.fixture(scope="module")
+def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("rollup-oracle")
+    aggregation = streaming.aggregation_for(
+        work / "landing", solr.base_url, "rollup-oracle", levels=LEVELS
+    )
+    lines = streaming.traffic_lines(START_MS, hours=24 * DAYS, visitors=600, seed=11)
+    landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
+    paths = archive.JobPaths(str(work / "data"))
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        store.ensure_collections(aggregation)
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+    sentinel_ms = START_MS + DAYS * DAY_MS + 4 * streaming.HOUR_MS
+    streaming.close_every_visit(
+        spark,
+        aggregation,
+        paths,
+        solr.base_url,
+        streaming.deliver_to(work / "landing"),
+        sentinel_ms,
+    )
+    streaming.report_watermark(solr.base_url, aggregation, sentinel_ms)
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        first = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=paths.root
+        )
+    spec_file = streaming.write_spec(aggregation, work / "spec.yaml")
+    return {
+        "aggregation": aggregation,
+        "lines": [item.line for item in lines],
+        "paths": paths,
+        "work": work,
+        "spec_file": spec_file,
+        "first": first,
+        "expected": {},
+    }
+
+
+def expected_cells(rolled: dict[str, Any], level: model.Level) -> oracle.OracleResult:
+    cached = rolled["expected"].get(level.name)
+    if cached is None:
+        granularity_s = int(level.granularity.approx_seconds)
+        cached = streaming.oracle_result(rolled["aggregation"], rolled["lines"], granularity_s)
+        rolled["expected"][level.name] = cached
+    return cached
+
+
+def level_problems(
+    rolled: dict[str, Any], client: store_client.SolrClient, level: model.Level
+) -> list[str]:
+    """Where the level's documents differ from the oracle, over its rolled-up buckets."""
+    aggregation = rolled["aggregation"]
+    last = solr_progress(client, level).last_bucket_ms
+    assert last is not None, f"{level.name} has rolled up nothing"
+    end = buckets.end(last, level.granularity)
+    expected = expected_cells(rolled, level)
+    want = {k: v for k, v in expected.cells.items() if k[1] < end}
+    got = {
+        (c.cuboid, c.bucket_ms, c.values): {
+            **c.state,
+            "unique_visitors": sketches.estimate(c.sketch),
+        }
+        for c in cell_reads.stored_cells(client, aggregation, level)
+        if c.bucket_ms < end
+    }
+    assert len(got) > 100, f"{level.name}: too few cells for a meaningful comparison"
+    problems = streaming.differences(want, got, sessions.FIELDS, sketch_tolerance=0.05)
+    bots = {b: n for b, n in cell_reads.bot_counts(client, level).items() if b < end}
+    want_bots = {b: n for b, n in expected.bot_events.items() if b < end}
+    if bots != want_bots:
+        problems.append(f"{level.name} bots: oracle {want_bots} Solr {bots}")
+    return [f"{level.name}: {p}" for p in problems]
+
+
+def solr_progress(
+    client: store_client.SolrClient, level: model.Level
+) -> level_progress.LevelReport:
+    from clickagg.store import batch
+
+    return batch.read_progress(client, level)
+
+
+def coarser(rolled: dict[str, Any]) -> tuple[model.Level, ...]:
+    levels: tuple[model.Level, ...] = rolled["aggregation"].levels[1:]
+    return levels
+
+
+def all_problems(rolled: dict[str, Any], client: store_client.SolrClient) -> list[str]:
+    return [p for level in coarser(rolled) for p in level_problems(rolled, client, level)]
+
+
+def assert_equal_to_oracle(rolled: dict[str, Any], client: store_client.SolrClient) -> None:
+    problems = all_problems(rolled, client)
+    assert not problems, f"{len(problems)} differences, first: " + "\n".join(problems[:15])
+
+
+def forget_rollups(rolled: dict[str, Any], client: store_client.SolrClient) -> None:
+    """Empty the coarser levels, progress included, so a rollup starts from scratch."""
+    for level in coarser(rolled):
+        client.delete_by_query(level.collection, "*:*")
+        client.commit(level.collection)
+
+
+def test_every_coarser_document_equals_the_oracle(
+    rolled: dict[str, Any], solr_client: store_client.SolrClient
+) -> None:
+    hours, days = rolled["first"].levels
+    assert hours.rolled_up is not None and days.rolled_up is not None
+    assert days.report.last_bucket_ms is not None
+    assert days.report.last_bucket_ms >= START_MS + (DAYS - 2) * DAY_MS
+    assert_equal_to_oracle(rolled, solr_client)
+
+
+def test_a_rerun_changes_nothing(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    aggregation = rolled["aggregation"]
+    before = {
+        level.name: sorted(
+            (c.cuboid, c.bucket_ms, c.values, _rounded(c.state))
+            for c in cell_reads.stored_cells(solr_client, aggregation, level)
+        )
+        for level in coarser(rolled)
+    }
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        again = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
+    assert all(run.rolled_up is None for run in again.levels), again.levels
+    for level in coarser(rolled):
+        after = sorted(
+            (c.cuboid, c.bucket_ms, c.values, _rounded(c.state))
+            for c in cell_reads.stored_cells(solr_client, aggregation, level)
+        )
+        assert after == before[level.name]
+
+
+def test_a_replayed_range_is_rolled_up_again(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    aggregation = rolled["aggregation"]
+    hours = aggregation.levels[1]
+    damaged = START_MS + DAY_MS + 10 * streaming.HOUR_MS
+    # Damage the rolled-up hour: only rolling it up again from its finer buckets repairs it.
+    solr_client.delete_by_query(
+        hours.collection, f'bucket:"{buckets.iso(damaged)}" AND -cuboid:"__progress__"'
+    )
+    solr_client.commit(hours.collection)
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        replay.replay(
+            spark,
+            aggregation,
+            rolled["paths"],
+            store,
+            damaged,
+            damaged + streaming.HOUR_MS,
+            history_ms=sessions.VISITOR_MEMORY_MS,
+        )
+        result = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
+    hour_run, day_run = result.levels
+    assert damaged in hour_run.redone
+    assert buckets.floor(damaged, aggregation.levels[2].granularity) in day_run.redone
+    assert_equal_to_oracle(rolled, solr_client)
+
+
+def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    aggregation = rolled["aggregation"]
+    hours = aggregation.levels[1]
+    final = solr_progress(solr_client, hours).last_bucket_ms
+    forget_rollups(rolled, solr_client)
+    log = rolled["work"] / "killed-rollup.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(streaming.ROOT) / "jobs" / "rollup.py"),
+                "--spec",
+                str(rolled["spec_file"]),
+                "--solr-url",
+                solr.base_url,
+                "--data-root",
+                rolled["paths"].root,
+                "--master",
+                "local[1]",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(streaming.ROOT) / "src")},
+        )
+    try:
+        eventually(
+            lambda: (
+                solr_progress(solr_client, hours).last_bucket_ms is not None
+                or process.poll() is not None
+            ),
+            "the rollup moved the 1h watermark",
+            timeout=300,
+        )
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    midway = solr_progress(solr_client, hours).last_bucket_ms
+    assert midway is not None and final is not None and midway < final, log.read_text()[-3000:]
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
+    assert solr_progress(solr_client, hours).last_bucket_ms == final
+    assert_equal_to_oracle(rolled, solr_client)
+
+
+def test_a_solr_node_killed_during_a_rollup_then_a_rerun_equals_the_oracle(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    aggregation = rolled["aggregation"]
+    forget_rollups(rolled, solr_client)
+    outcome: dict[str, Any] = {}
+
+    def roll_up() -> None:
+        try:
+            with solr_cells.SolrCellStore(solr.node_url(0)) as store:
+                outcome["result"] = rollup_job.roll_up_levels(
+                    spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+                )
+        except Exception as exc:  # the node's shards are gone: the run may fail
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=roll_up)
+    worker.start()
+    try:
+        eventually(
+            lambda: (
+                solr_progress(solr_client, aggregation.levels[1]).last_bucket_ms is not None
+                or not worker.is_alive()
+            ),
+            "the rollup has begun writing",
+            timeout=300,
+        )
+        local_solr.stop_node(1)
+        worker.join(timeout=600)
+    finally:
+        if local_solr.node_states()[1] != "running":
+            local_solr.start_node(1)
+    eventually(lambda: all_healthy(solr_client, aggregation), "every replica is active again", 180)
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
+    assert_equal_to_oracle(rolled, solr_client)
+
+
+def all_healthy(client: store_client.SolrClient, aggregation: model.Aggregation) -> bool:
+    status = client.cluster_status()
+    for level in aggregation.levels:
+        shards = status["collections"][level.collection]["shards"]
+        for shard in shards.values():
+            if any(r["state"] != "active" for r in shard["replicas"].values()):
+                return False
+    return True
+
+
+def test_retention_dry_run_lists_each_level_and_the_archive_and_deletes_nothing(
+    rolled: dict[str, Any], solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    from typer.testing import CliRunner
+
+    from clickagg.cli import main
+
+    aggregation = rolled["aggregation"]
+    before = cell_reads.count(solr_client, aggregation.finest.collection)
+    result = CliRunner().invoke(
+        main.app,
+        ["retention", str(rolled["spec_file"]), "--dry-run", "--solr-url", solr.base_url],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("retention at ")
+    for name in ("15m: retention 5d", "1h: retention 6d", "1d: retention forever", "raw archive"):
+        assert name in result.output, result.output
+    assert cell_reads.count(solr_client, aggregation.finest.collection) == before
+
+
+def test_retention_leaves_nothing_past_a_horizon_and_takes_nothing_from_coarser_levels(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    aggregation = rolled["aggregation"]
+    now_ms = START_MS + 8 * DAY_MS  # 15m keeps 5 days, 1h 6 days, 1d forever
+    with solr_cells.SolrCellStore(solr.base_url) as store:
+        result = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=now_ms, data_root=rolled["paths"].root
+        )
+    plan = {f.name: f for f in result.plan.levels}
+    finest, hours = aggregation.levels[0], aggregation.levels[1]
+    assert result.deleted.get(finest.name, 0) > 0 and result.deleted.get(hours.name, 0) > 0
+    for level in (finest, hours):
+        limit = plan[level.name].delete_before_ms
+        assert limit is not None
+        oldest = min(c.bucket_ms for c in cell_reads.stored_cells(solr_client, aggregation, level))
+        assert oldest >= limit, f"{level.name} keeps {buckets.iso(oldest)} < {buckets.iso(limit)}"
+        # Never before rollup: what the finest level still holds is not yet rolled up.
+        horizon = plan[level.name].horizon_ms
+        assert horizon is not None and limit <= horizon
+        assert solr_progress(solr_client, level).horizon_ms == limit
+    # The 1d level keeps everything, still equal to the oracle.
+    assert not level_problems(rolled, solr_client, aggregation.levels[2])
+
+
+def _rounded(state: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    # Sums of revenue may differ in the last bits with the order Spark adds them in.
+    return tuple(sorted((name, round(value, 6)) for name, value in state.items()))
