@@ -109,7 +109,9 @@ def main() -> None:
             stream_s = time.monotonic() - streamed
             streaming.report_watermark(endpoints.base_url, aggregation, sentinel_ms)
             with solr_cells.SolrCellStore(endpoints.base_url) as store:
-                rolled = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=start_ms)
+                rolled = rollup_job.roll_up_levels(
+                    spark, aggregation, store, now_ms=start_ms, data_root=paths.root
+                )
                 client = store.client
                 out = [
                     f"{len(lines):,} lines, {args.days} days, {args.visitors:,} visitors a day; "

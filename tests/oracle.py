@@ -135,11 +135,18 @@ def compute(
     watermark_ms: int | None = None,
     max_line_bytes: int = 65536,
     now_ms: int,
+    allowed_lateness_ms: int | None = None,
+    deliveries: Sequence[int] | None = None,
 ) -> OracleResult:
-    """The expected aggregate state of `lines` (see module doc).
+    """The expected aggregate state of `lines`, in arrival order (see module doc).
 
     A visit is closed when `close_all_visits` is set; otherwise when `watermark_ms` is given
     and is past its last event time plus the session timeout; otherwise never.
+
+    With `allowed_lateness_ms`, the past limit is no longer 30 days before `now_ms`: a line is
+    too late when its time is more than that before the newest valid event time among the
+    lines delivered with it or before it (`deliveries[i]`: the delivery, one ingest batch, of
+    line i; one delivery when absent).
     """
     _check_dimensions(dimensions, cuboids)
     sources = sorted({src for src, _ in dimensions.values() if src != DERIVED_VISITOR_TYPE})
@@ -149,8 +156,18 @@ def compute(
     for src in sources:
         rows[f"f_{src}"] = []
     result = OracleResult()
-    for seq, line in enumerate(lines):
-        record = _valid_record(line, now_ms=now_ms, max_line_bytes=max_line_bytes)
+    records = [
+        _valid_record(
+            line,
+            now_ms=now_ms,
+            max_line_bytes=max_line_bytes,
+            past_limit=allowed_lateness_ms is None,
+        )
+        for line in lines
+    ]
+    if allowed_lateness_ms is not None:
+        records = _without_too_late(records, allowed_lateness_ms, deliveries)
+    for seq, record in enumerate(records):
         if record is None:
             result.dead_letters += 1
             continue
@@ -387,7 +404,36 @@ class _Invalid(Exception):
     pass
 
 
-def _valid_record(line: bytes, *, now_ms: int, max_line_bytes: int) -> dict[str, Any] | None:
+def _without_too_late(
+    records: Sequence[dict[str, Any] | None],
+    allowed_lateness_ms: int,
+    deliveries: Sequence[int] | None,
+) -> list[dict[str, Any] | None]:
+    """Records later than the allowed lateness behind the newest event through their
+    delivery become None (dead letters)."""
+    delivery_of = list(deliveries) if deliveries is not None else [0] * len(records)
+    newest_in: dict[int, int] = {}
+    for record, delivery in zip(records, delivery_of, strict=True):
+        if record is not None:
+            newest_in[delivery] = max(newest_in.get(delivery, record["ts_ms"]), record["ts_ms"])
+    newest_through: dict[int, int] = {}
+    running: int | None = None
+    for delivery in sorted(set(delivery_of)):
+        if delivery in newest_in:
+            running = newest_in[delivery] if running is None else max(running, newest_in[delivery])
+        if running is not None:
+            newest_through[delivery] = running
+    return [
+        None
+        if record is None or record["ts_ms"] < newest_through[delivery] - allowed_lateness_ms
+        else record
+        for record, delivery in zip(records, delivery_of, strict=True)
+    ]
+
+
+def _valid_record(
+    line: bytes, *, now_ms: int, max_line_bytes: int, past_limit: bool = True
+) -> dict[str, Any] | None:
     """The checked fields of a valid line (blank optional strings dropped), or None."""
     if line.endswith(b"\n"):
         line = line[:-1]
@@ -409,7 +455,8 @@ def _valid_record(line: bytes, *, now_ms: int, max_line_bytes: int) -> dict[str,
             return None
         out[name] = value
     ts = _ts_ms(obj.get("ts"))
-    if ts is None or ts < 0 or ts < now_ms - PAST_LIMIT_MS or ts > now_ms + FUTURE_LIMIT_MS:
+    too_old = past_limit and ts is not None and ts < now_ms - PAST_LIMIT_MS
+    if ts is None or ts < 0 or too_old or ts > now_ms + FUTURE_LIMIT_MS:
         return None
     out["ts_ms"] = ts
     for name in OPTIONAL_STRINGS:

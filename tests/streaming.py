@@ -143,10 +143,13 @@ def run_to_end(
     paths: archive.JobPaths,
     solr_url: str,
     on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
+    on_ingest: Callable[[int, stream.IngestReport], None] | None = None,
 ) -> None:
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
-    stream.ingest(spark, aggregation, paths, source, 1, available_now=True).awaitTermination()
+    stream.ingest(
+        spark, aggregation, paths, source, 1, available_now=True, on_batch=on_ingest
+    ).awaitTermination()
     stream.aggregate(
         spark, aggregation, paths, store_at(solr_url), 1, available_now=True, on_batch=on_batch
     ).awaitTermination()
@@ -160,12 +163,13 @@ def close_every_visit(
     deliver: Callable[[bytes], None],
     sentinel_ms: int,
     on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
+    on_ingest: Callable[[int, stream.IngestReport], None] | None = None,
 ) -> None:
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""
     deliver(sentinel(sentinel_ms))
     for _ in range(2):
-        run_to_end(spark, aggregation, paths, solr_url, on_batch)
+        run_to_end(spark, aggregation, paths, solr_url, on_batch, on_ingest)
 
 
 def oracle_problems(

@@ -68,7 +68,9 @@ def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     )
     streaming.report_watermark(solr.base_url, aggregation, sentinel_ms)
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        first = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
+        first = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=paths.root
+        )
     spec_file = streaming.write_spec(aggregation, work / "spec.yaml")
     return {
         "aggregation": aggregation,
@@ -168,7 +170,9 @@ def test_a_rerun_changes_nothing(
         for level in coarser(rolled)
     }
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        again = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
+        again = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
     assert all(run.rolled_up is None for run in again.levels), again.levels
     for level in coarser(rolled):
         after = sorted(
@@ -199,7 +203,9 @@ def test_a_replayed_range_is_rolled_up_again(
             damaged + streaming.HOUR_MS,
             history_ms=sessions.VISITOR_MEMORY_MS,
         )
-        result = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
+        result = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
     hour_run, day_run = result.levels
     assert damaged in hour_run.redone
     assert buckets.floor(damaged, aggregation.levels[2].granularity) in day_run.redone
@@ -250,7 +256,9 @@ def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
     midway = solr_progress(solr_client, hours).last_bucket_ms
     assert midway is not None and final is not None and midway < final, log.read_text()[-3000:]
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
+        rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
     assert solr_progress(solr_client, hours).last_bucket_ms == final
     assert_equal_to_oracle(rolled, solr_client)
 
@@ -266,7 +274,7 @@ def test_a_solr_node_killed_during_a_rollup_then_a_rerun_equals_the_oracle(
         try:
             with solr_cells.SolrCellStore(solr.node_url(0)) as store:
                 outcome["result"] = rollup_job.roll_up_levels(
-                    spark, aggregation, store, now_ms=START_MS
+                    spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
                 )
         except Exception as exc:  # the node's shards are gone: the run may fail
             outcome["error"] = exc
@@ -289,7 +297,9 @@ def test_a_solr_node_killed_during_a_rollup_then_a_rerun_equals_the_oracle(
             local_solr.start_node(1)
     eventually(lambda: all_healthy(solr_client, aggregation), "every replica is active again", 180)
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        rollup_job.roll_up_levels(spark, aggregation, store, now_ms=START_MS)
+        rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
+        )
     assert_equal_to_oracle(rolled, solr_client)
 
 
@@ -329,7 +339,9 @@ def test_retention_leaves_nothing_past_a_horizon_and_takes_nothing_from_coarser_
     aggregation = rolled["aggregation"]
     now_ms = START_MS + 8 * DAY_MS  # 15m keeps 5 days, 1h 6 days, 1d forever
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        result = rollup_job.roll_up_levels(spark, aggregation, store, now_ms=now_ms)
+        result = rollup_job.roll_up_levels(
+            spark, aggregation, store, now_ms=now_ms, data_root=rolled["paths"].root
+        )
     plan = {f.name: f for f in result.plan.levels}
     finest, hours = aggregation.levels[0], aggregation.levels[1]
     assert result.deleted.get(finest.name, 0) > 0 and result.deleted.get(hours.name, 0) > 0

@@ -42,7 +42,10 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     def record(_: int, report: Any) -> None:
         job_metrics.record_solr_write(report)
 
-    streaming.run_to_end(spark, aggregation, paths, solr.base_url, record)
+    def ingested(_: int, report: Any) -> None:
+        job_metrics.record_ingest(report.dead_letters, report.too_late, report.bots)
+
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url, record, ingested)
     sentinel_ms = START_MS + 5 * streaming.HOUR_MS
     streaming.close_every_visit(
         spark,
@@ -52,6 +55,7 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
         sentinel_ms,
         record,
+        ingested,
     )
     time.sleep(2)  # progress events reach listeners asynchronously
     spark.streams.removeListener(listener)
@@ -99,7 +103,7 @@ def test_every_bad_line_is_a_dead_letter_with_its_reason(
         "oversized": "more than the limit",
         "missing_field": "required but missing",
         "wrong_type": "expected",
-        "ts_far_past": "before now",
+        "ts_far_past": "before the newest event",
         "ts_far_future": "after now",
     }.items():
         if any(i.kind == kind for i in faults):

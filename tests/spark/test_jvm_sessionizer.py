@@ -286,7 +286,7 @@ def test_the_streaming_query_gives_identical_deltas_on_both_paths(
     collected: dict[str, list[dict[tuple[Any, ...], tuple[float, ...]]]] = {"python": [], "jvm": []}
     for step, step_lines in enumerate(steps):
         if step_lines:
-            _archive(step_lines, paths, f"step{step}")
+            _archive(step_lines, paths, step)
         queries = [
             _started(spark, aggregation, paths, path, batches_seen)
             for path, batches_seen in collected.items()
@@ -301,14 +301,22 @@ def test_the_streaming_query_gives_identical_deltas_on_both_paths(
     assert sum(a[closing] for a in facts) > 20
 
 
-def _archive(lines: list[bytes], paths: archive.JobPaths, name: str) -> None:
-    """The lines as the ingest query archives them (its parser), as one step's files."""
+def _archive(lines: list[bytes], paths: archive.JobPaths, step: int) -> None:
+    """The lines as the ingest query archives them (its parser), as one step's files,
+    arriving as ingest batch `step` from one file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    batch = pa.RecordBatch.from_pydict({"value": lines}, schema=pa.schema([("value", pa.binary())]))
+    name = f"step{step}"
+    batch = pa.RecordBatch.from_pydict(
+        {"value": lines, "arrival_source": [name] * len(lines), "arrival_split": [0] * len(lines)},
+        schema=pa.schema(
+            [("value", pa.binary()), ("arrival_source", pa.string()), ("arrival_split", pa.int64())]
+        ),
+    )
+    settings = parse.ParseSettings(arrival_batch=step, arrival_ms=int(time.time() * 1000))
     parsed = pa.Table.from_batches(
-        list(parse.parse_batches(iter([batch]), parse.ParseSettings())), archive.SCHEMA
+        list(parse.parse_batches(iter([batch]), settings)), archive.SCHEMA
     )
     pq.write_to_dataset(
         parsed,

@@ -360,3 +360,15 @@ def test_an_event_later_than_the_allowed_lateness_is_too_late() -> None:
 def test_a_month_of_lateness_counts_an_average_month() -> None:
     window = events.lateness_window(durations.parse("1mo"))
     assert window.max_past_ms == durations.AVERAGE_MONTH_SECONDS * 1000
+
+
+def test_lateness_is_measured_from_the_newest_event_not_the_clock() -> None:
+    window = events.lateness_window(durations.parse("1d"))
+    newest = NOW_MS - 40 * 86_400_000  # a backlog 40 days behind the clock
+    assert parse(line(ts=newest - 86_400_000), window=window, newest_ms=newest).ts_ms == (
+        newest - 86_400_000
+    )
+    too_late = reason(line(ts=newest - 86_400_001), window=window, newest_ms=newest)
+    assert too_late.startswith("too_late: field 'ts': ")
+    assert too_late.endswith("is more than 1 day before the newest event (2016-01-07T10:00:00Z)")
+    assert events.too_late_reason(newest, window, now_ms=NOW_MS, newest_ms=newest) is None

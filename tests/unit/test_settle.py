@@ -274,3 +274,12 @@ def test_the_visitor_memory_decides_returning() -> None:
     visit = [event(0)]
     got = recompute([long_ago, *visit], target, T0 + DAY, reach=DAY)
     assert {values[2] for _, values, _ in got} == {"returning"}
+
+
+def test_a_copy_the_stream_counted_instead_of_the_first_changes_both_visits() -> None:
+    # The first copy (at 0) was late; the stream counted a later copy (at 60) instead.
+    first = event(0, eid="d1")
+    copy = dataclasses.replace(event(60), event_id="d1")
+    other = event(65)
+    changed = settle.changed_buckets([copy, other], [first, other], CONFIG)
+    assert changed == {T0, T0 + HOUR}

@@ -72,7 +72,7 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
         with solr_cells.SolrCellStore(endpoints.base_url) as store:
             collections.delete_level_collections(store.client, aggregation)
             start_ms, end_ms = _stream(console, aggregation, work, store, options)
-            _roll_up(console, aggregation, store)
+            _roll_up(console, aggregation, store, str(work / "data"))
             _summary(console, store, aggregation, start_ms, end_ms)
         if options.serve_port is not None:
             _serve(console, aggregation, endpoints.base_url, options.serve_port)
@@ -142,14 +142,18 @@ def _stream(
 
 
 def _roll_up(
-    console: Console, aggregation: model.Aggregation, store: solr_cells.SolrCellStore
+    console: Console,
+    aggregation: model.Aggregation,
+    store: solr_cells.SolrCellStore,
+    data_root: str,
 ) -> None:
-    """Run the rollup job over every level, then show what each level holds."""
+    """Settle the finest level, run the rollup job over every level, then show what each
+    level holds."""
     session = spark_session.local_session(f"{aggregation.name}-demo-rollup")
     session.sparkContext.setLogLevel("ERROR")
     started = time.monotonic()
     try:
-        result = rollup_job.roll_up_levels(session, aggregation, store)
+        result = rollup_job.roll_up_levels(session, aggregation, store, data_root=data_root)
     finally:
         session.stop()
     console.print(f"rolled up in {time.monotonic() - started:.1f}s")

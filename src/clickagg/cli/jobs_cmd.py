@@ -1,4 +1,5 @@
-"""`clickagg stream` and `clickagg replay`: the Spark jobs, run locally against local engines."""
+"""`clickagg stream`, `replay`, `settle`, `backfill`, `rollup` and `retention`: the Spark
+jobs, run locally against local engines."""
 
 from __future__ import annotations
 
@@ -105,6 +106,53 @@ def replay(
     arguments.configure_logging()
     report = replay_job.run(aggregation, options)
     console.print(f"replayed {report.events} events into {report.documents} documents")
+
+
+def settle(spec: SpecArg, solr_url: SolrOption = None, data: DataOption = None) -> None:
+    """Settle the finest level: recompute the settled buckets late events left wrong."""
+    from clickagg.domain import specfile
+    from clickagg.jobs import arguments, spark
+    from clickagg.jobs import settle as settle_job
+    from clickagg.pipeline import archive
+    from clickagg.store import solr_cells
+
+    aggregation = specfile.load(spec)
+    arguments.configure_logging()
+    session = spark.session_for(f"{aggregation.name}-settle", LOCAL_MASTER, ())
+    paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
+    with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
+        report = settle_job.run(aggregation, store, session, paths)
+    spans = ", ".join(str(s) for s in report.recomputed) or "nothing"
+    console.print(f"{report.late_events} late events; recomputed {spans}")
+
+
+def backfill(
+    spec: SpecArg,
+    files: Annotated[list[str], typer.Argument(help="Raw line files (JSON lines).")],
+    start: Annotated[str, typer.Option("--from", help="Window start, ISO 8601.")],
+    end: Annotated[str, typer.Option("--to", help="Window end (exclusive), ISO 8601.")],
+    solr_url: SolrOption = None,
+    data: DataOption = None,
+) -> None:
+    """Parse historical lines into the archive (events outside [from, to) become dead
+    letters), then settle that range."""
+    from clickagg.domain import buckets, specfile
+    from clickagg.jobs import arguments, spark
+    from clickagg.jobs import backfill as backfill_job
+    from clickagg.pipeline import archive
+    from clickagg.store import solr_cells
+
+    aggregation = specfile.load(spec)
+    arguments.configure_logging()
+    window = buckets.Span(buckets.parse_iso(start), buckets.parse_iso(end))
+    session = spark.session_for(f"{aggregation.name}-backfill", LOCAL_MASTER, ())
+    paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
+    with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
+        result = backfill_job.run(aggregation, store, session, paths, files, window)
+    console.print(
+        f"backfilled {result.archived.events} events ({result.archived.dead_letters} dead "
+        f"letters); settled {result.settled.documents} documents"
+    )
 
 
 def rollup(

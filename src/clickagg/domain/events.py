@@ -119,21 +119,28 @@ DEFAULT_WINDOW = TimeWindow()
 
 def lateness_window(allowed_lateness: durations.Duration) -> TimeWindow:
     """The window of an Aggregation: an event more than `lateness.allowedLateness` behind
-    the reference time (`now_ms` of `parse_event`: the newest event time seen) is `too_late`."""
+    the newest event time seen (`newest_ms` of `parse_event`) is `too_late`."""
     return TimeWindow(max_past_ms=round(allowed_lateness.approx_seconds * _SECOND_MS))
 
 
-def parse_event(line: bytes, *, now_ms: int, window: TimeWindow = DEFAULT_WINDOW) -> Event:
+def parse_event(
+    line: bytes,
+    *,
+    now_ms: int,
+    window: TimeWindow = DEFAULT_WINDOW,
+    newest_ms: int | None = None,
+) -> Event:
     """Parse and check one line; raise EventContractError with the dead-letter reason.
 
-    `now_ms` is the time the window is measured from; an event before its past limit gets
-    a reason that starts with `too_late`.
+    The future limit is measured from `now_ms` (the clock), the past limit from `newest_ms`
+    (the newest event time the stream has seen) when given, else from `now_ms`; an event
+    before the past limit gets a reason that starts with `too_late`.
     """
     record = _decode(line)
     # Keyword arguments are evaluated in order, so the first problem found is the reason given.
     return Event(
         event_id=_required_string(record, "event_id"),
-        ts_ms=_timestamp(record, now_ms, window),
+        ts_ms=_timestamp(record, now_ms, window, newest_ms),
         visitor_id=_required_string(record, "visitor_id"),
         type=_required_string(record, "type"),
         page=_optional_string(record, "page"),
@@ -231,7 +238,9 @@ def _revenue(record: Mapping[str, Any]) -> float | None:
     return float(value)
 
 
-def _timestamp(record: Mapping[str, Any], now_ms: int, window: TimeWindow) -> int:
+def _timestamp(
+    record: Mapping[str, Any], now_ms: int, window: TimeWindow, newest_ms: int | None
+) -> int:
     if "ts" not in record:
         raise errors.EventContractError("field 'ts': required but missing")
     value = record["ts"]
@@ -251,17 +260,34 @@ def _timestamp(record: Mapping[str, Any], now_ms: int, window: TimeWindow) -> in
             f"field 'ts': {_iso(ts_ms)} is more than {_span(window.max_future_ms)} "
             f"after now ({_iso(now_ms)})"
         )
-    if window.max_past_ms is not None and ts_ms < now_ms - window.max_past_ms:
+    late = too_late_reason(ts_ms, window, now_ms=now_ms, newest_ms=newest_ms)
+    if late is not None:
         hint = (
             " (epoch seconds instead of milliseconds?)"
             if (ts_ms < _SECONDS_MISTAKE_BELOW_MS and not isinstance(value, str))
             else ""
         )
-        raise errors.EventContractError(
-            f"{TOO_LATE}: field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
-            f"before now ({_iso(now_ms)}){hint}"
-        )
+        raise errors.EventContractError(late + hint)
     return ts_ms
+
+
+def too_late_reason(
+    ts_ms: int, window: TimeWindow, *, now_ms: int, newest_ms: int | None = None
+) -> str | None:
+    """The `too_late` reason of an event time before the window's past limit, else None.
+
+    The limit is measured from `newest_ms` when given (the stream's newest event time, so a
+    stream catching up on old traffic rejects nothing the clock would call old), else `now_ms`.
+    """
+    if window.max_past_ms is None:
+        return None
+    reference, named = (now_ms, "now") if newest_ms is None else (newest_ms, "the newest event")
+    if ts_ms >= reference - window.max_past_ms:
+        return None
+    return (
+        f"{TOO_LATE}: field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
+        f"before {named} ({_iso(reference)})"
+    )
 
 
 def _iso_ms(value: str) -> int:

@@ -65,10 +65,19 @@ def affected_buckets(
     """The buckets whose cells can differ between one visitor's events without the
     `uncounted` event ids and with them: the buckets of every visit that is not the same in
     both (same events, and first visit or not). A visit's start bucket is its first event's."""
-    ordered = sorted(events)
-    without = sorted(e for e in ordered if e.event_id not in uncounted)
-    before = _visit_keys(without, config.timeout_ms)
-    after = _visit_keys(ordered, config.timeout_ms)
+    return changed_buckets([e for e in events if e.event_id not in uncounted], events, config)
+
+
+def changed_buckets(
+    counted: Sequence[sessions.Counted],
+    events: Sequence[sessions.Counted],
+    config: sessions.Config,
+) -> frozenset[int]:
+    """The buckets whose cells can differ between one visitor's `counted` events (what a
+    writer counted: the stream missed late events, and counted a later copy of an event whose
+    first copy it missed) and their true `events`: the buckets of every visit not in both."""
+    before = _visit_keys(sorted(counted), config.timeout_ms)
+    after = _visit_keys(sorted(events), config.timeout_ms)
     changed = [v for key, v in before.items() if key not in after]
     changed += [v for key, v in after.items() if key not in before]
     return frozenset(buckets.floor(e.ts_ms, config.granularity) for visit in changed for e in visit)
@@ -227,3 +236,30 @@ def shortfall(
         end,
         " and ".join(reasons),
     )
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the settle passes of a level have done so far, kept in the store.
+
+    `settled_end_ms`: every bucket before it is settled. `arrived_through_ms`: the newest
+    arrival (`archive` arrival_ms) the last pass read; a late event that arrived after it is
+    news to the next pass. `passes`: how many passes have run; each pass that recomputed
+    buckets records their spans under its number (`ResettledSpan`), so a rollup can re-roll
+    what changed since the pass it last saw.
+    """
+
+    settled_end_ms: int
+    arrived_through_ms: int
+    watermark_ms: int
+    passes: int
+    settled_at_ms: int
+
+
+@dataclass(frozen=True)
+class ResettledSpan:
+    """Buckets in [start, end) that settle pass `pass_number` recomputed at `settled_at_ms`."""
+
+    pass_number: int
+    span: buckets.Span
+    settled_at_ms: int

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from clickagg import errors
-from clickagg.domain import model, retention, rollup, settle
+from clickagg.domain import model, retention, rollup
 from clickagg.jobs import arguments, spark
+from clickagg.jobs import settle as settle_job
 from clickagg.pipeline import archive, archive_retention
 from clickagg.pipeline import rollup as spark_rollup
 from clickagg.store import protocol, solr_cells
@@ -49,23 +50,22 @@ class Result:
 
 
 def settled_end(aggregation: model.Aggregation, store: protocol.CellStore) -> int | None:
-    """Where the finest level is settled up to: the stream's watermark less the allowed
-    lateness (None: the stream has not reported a watermark yet)."""
-    report = store.stream_progress(aggregation.finest)
-    if report is None or report.watermark_ms is None:
-        return None
-    return settle.settled_end(report.watermark_ms, aggregation.finest, aggregation.allowed_lateness)
+    """Where the finest level is settled up to: the last settle pass's mark, computed from
+    the aggregate query's committed watermark (None: no settle pass has run yet)."""
+    mark = store.settle_mark(aggregation.finest)
+    return mark.settled_end_ms if mark is not None else None
 
 
 def settle_finest_level(
-    spark_session: SparkSession, aggregation: model.Aggregation, store: protocol.CellStore
+    spark_session: SparkSession,
+    aggregation: model.Aggregation,
+    store: protocol.CellStore,
+    paths: archive.JobPaths,
 ) -> int | None:
-    """Settle the finest level, then say where it is settled up to.
-
-    The settle step (jobs/settle.run: recompute settled buckets that late events touched)
-    is another branch's; until it is merged this only computes the settled end.
-    """
-    return settled_end(aggregation, store)
+    """Settle the finest level (recompute the settled buckets late events touched), then
+    say where it is settled up to: the pass's mark, the same one `settled_end` reads."""
+    report = settle_job.run(aggregation, store, spark_session, paths)
+    return report.mark.settled_end_ms if report.mark is not None else None
 
 
 def scope(aggregation: model.Aggregation, level: str | None) -> tuple[int, ...]:
@@ -99,12 +99,35 @@ def roll_up_levels(
 ) -> Result:
     """Roll up the levels in scope, finest first, then apply their retention."""
     indexes = scope(aggregation, level)
-    combine = spark_rollup.SparkCombine(spark_session, aggregation, store)
+    paths = archive.JobPaths.of(data_root, aggregation) if data_root is not None else None
+    # Only the first coarser level's run settles (it needs the archive); others read the mark.
     settled = (
-        settle_finest_level(spark_session, aggregation, store)
-        if 1 in indexes
+        settle_finest_level(spark_session, aggregation, store, paths)
+        if 1 in indexes and paths is not None
         else settled_end(aggregation, store)
     )
+    runs = roll_up_coarser(spark_session, aggregation, store, indexes, settled)
+    # Retention: each level's own job forgets its level; the first one also the finest's.
+    forget = {aggregation.levels[i].name for i in indexes}
+    if 1 in indexes or 0 in indexes:
+        forget.add(aggregation.finest.name)
+    plan = retention_plan(aggregation, store, now_ms=now_ms, settled=settled)
+    deleted = apply_retention(aggregation, store, plan, forget)
+    if forget & {aggregation.finest.name} and paths is not None:
+        archive_retention.apply(spark_session, paths, plan.archive)
+    return Result(runs, plan, deleted)
+
+
+def roll_up_coarser(
+    spark_session: SparkSession,
+    aggregation: model.Aggregation,
+    store: protocol.CellStore,
+    indexes: Sequence[int],
+    settled: int | None,
+) -> tuple[spark_rollup.LevelRun, ...]:
+    """Roll up the coarser levels among `indexes`, finest first, up to what `settled` (the
+    finest level's settled end) allows; changed finer buckets are found by their write stamps."""
+    combine = spark_rollup.SparkCombine(spark_session, aggregation, store)
     runs = []
     for index in indexes:
         if index == 0:
@@ -113,16 +136,7 @@ def roll_up_levels(
             aggregation.levels, index, settled, last_rolled_up(aggregation, store)
         )
         runs.append(spark_rollup.roll_up(aggregation, index, store, combine, input_end))
-    # Retention: each level's own job forgets its level; the first one also the finest's.
-    forget = {aggregation.levels[i].name for i in indexes}
-    if 1 in indexes or 0 in indexes:
-        forget.add(aggregation.finest.name)
-    plan = retention_plan(aggregation, store, now_ms=now_ms, settled=settled)
-    deleted = apply_retention(aggregation, store, plan, forget)
-    if forget & {aggregation.finest.name} and data_root is not None:
-        paths = archive.JobPaths.of(data_root, aggregation)
-        archive_retention.apply(spark_session, paths, plan.archive)
-    return Result(tuple(runs), plan, deleted)
+    return tuple(runs)
 
 
 def retention_plan(

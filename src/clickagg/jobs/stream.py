@@ -81,7 +81,15 @@ def start(
         metrics.serve(job_metrics, options.metrics_port)
     source = stream.source_of(aggregation)
     ingest = stream.ingest(
-        session, aggregation, paths, source, trigger, available_now=options.available_now
+        session,
+        aggregation,
+        paths,
+        source,
+        trigger,
+        available_now=options.available_now,
+        on_batch=lambda _, report: job_metrics.record_ingest(
+            report.dead_letters, report.too_late, report.bots
+        ),
     )
     if options.available_now:
         ingest.awaitTermination()  # the aggregate query reads what ingest archived

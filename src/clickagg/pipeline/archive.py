@@ -2,7 +2,21 @@
 
 Every input line is kept as one row: a valid event (kind `event`, bots included and
 flagged) or a dead letter (kind `dead_letter`, with its reason and raw bytes), partitioned
-by kind, date and hour. The streaming aggregate query and replay both read it from here.
+by kind, date, hour and ingest batch. The streaming aggregate query, replay and settle all
+read it from here.
+
+Each row says how it arrived, so that deduplication keeps the first copy and settle finds
+what the stream missed:
+* `arrival_batch`: the ingest micro-batch (below 0 for `clickagg backfill`, see
+  `BACKFILL_BATCH`);
+* `arrival_source`: the file (its URI) or the Kafka `topic/partition`;
+* `arrival_offset`: the Kafka offset, or for a file the start of the line's split plus the
+  line's index in it (the line number for a file read in one split; increasing in line
+  order in any case);
+* `arrival_ms`: the driver's clock when the batch (or backfill run) began;
+* `arrival_newest_ms`: the newest event time the stream had seen through this batch: the
+  `too_late` limit measures from it, and minus `lateness.watermark` it bounds the stream's
+  watermark when it read the row (null for backfill, which the stream never saw as live).
 """
 
 from __future__ import annotations
@@ -29,13 +43,23 @@ SCHEMA = pa.schema(
         pa.field("bot", pa.bool_()),
         pa.field("reason", pa.string()),
         pa.field("raw", pa.binary()),
-        pa.field("ingested_ms", pa.int64()),
+        pa.field("arrival_source", pa.string()),
+        pa.field("arrival_offset", pa.int64()),
+        pa.field("arrival_ms", pa.int64()),
+        pa.field("arrival_newest_ms", pa.int64()),
         pa.field("kind", pa.string()),
         pa.field("date", pa.string()),
         pa.field("hour", pa.int32()),
+        pa.field("arrival_batch", pa.int64()),
     ]
 )
-PARTITIONS = ("kind", "date", "hour")
+PARTITIONS = ("kind", "date", "hour", "arrival_batch")
+#: First arrival wins: the copy with the smallest of these, in this order, is kept.
+ARRIVAL_ORDER = ("arrival_batch", "arrival_source", "arrival_offset")
+#: A backfill run's arrival batch is this plus the run's start (ms): negative, so backfilled
+#: lines come before anything the stream read (history it never saw), a run after the ones
+#: before it, and each run has partitions of its own.
+BACKFILL_BATCH = -(2**62)
 
 
 @dataclass(frozen=True)
@@ -70,3 +94,14 @@ def archived_events(spark: SparkSession, paths: JobPaths, *, streaming: bool) ->
         reader.schema(spark_schema()).option("ignoreMissingFiles", "true").parquet(paths.archive)
     )
     return table.where(F.col("kind") == EVENT)
+
+
+def append(rows: DataFrame, paths: JobPaths) -> None:
+    """Write archive rows of one ingest batch (or backfill run). Each batch has partitions of
+    its own, overwritten when the batch is written again, so a re-run batch writes once."""
+    (
+        rows.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(*PARTITIONS)
+        .parquet(paths.archive)
+    )

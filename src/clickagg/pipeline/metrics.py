@@ -17,8 +17,6 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from clickagg.domain import buckets
 from clickagg.store import protocol
 
-INGEST_COUNTS = "ingest_counts"  # the observe() name of the ingest query's counters
-
 _HELP = {
     "clickagg_input_rows_per_second": ("gauge", "Rows per second arriving at the query."),
     "clickagg_processed_rows_per_second": ("gauge", "Rows per second the query processed."),
@@ -27,6 +25,7 @@ _HELP = {
     "clickagg_input_rows_total": ("counter", "Rows read by the query."),
     "clickagg_watermark_lag_seconds": ("gauge", "Wall clock minus the event-time watermark."),
     "clickagg_dead_letters_total": ("counter", "Lines rejected by the event contract."),
+    "clickagg_too_late_total": ("counter", "Events later than the allowed lateness."),
     "clickagg_bot_events_total": ("counter", "Valid events from bots, counted apart."),
     "clickagg_solr_write_seconds_sum": ("counter", "Seconds spent writing cells to Solr."),
     "clickagg_solr_write_seconds_count": ("counter", "Cell writes to Solr (one per batch)."),
@@ -75,6 +74,11 @@ class StreamMetrics:
         self.add("clickagg_solr_write_seconds_count", 1)
         self.add("clickagg_solr_cells_written_total", report.written)
 
+    def record_ingest(self, dead_letters: int, too_late: int, bots: int) -> None:
+        self.add("clickagg_dead_letters_total", dead_letters)
+        self.add("clickagg_too_late_total", too_late)
+        self.add("clickagg_bot_events_total", bots)
+
     def _labels(self, labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         return tuple(sorted({"aggregation": self.aggregation, **labels}.items()))
 
@@ -109,10 +113,6 @@ class ProgressListener(StreamingQueryListener):
         if watermark and not watermark.startswith("1970"):
             lag = time.time() - _epoch_seconds(watermark)
             m.set("clickagg_watermark_lag_seconds", lag, query=query)
-        observed = (progress.observedMetrics or {}).get(INGEST_COUNTS)
-        if observed is not None:
-            m.add("clickagg_dead_letters_total", observed["dead_letters"] or 0)
-            m.add("clickagg_bot_events_total", observed["bots"] or 0)
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         pass

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from clickagg.domain import buckets, model, sessions
-from clickagg.pipeline import archive, cell_sums, sessionize
+from clickagg.domain import buckets, cells, model, sessions
+from clickagg.pipeline import archive, cell_sums, dedup, sessionize
 from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,45 @@ def replay(
     if newest is None:
         return ReplayReport(0, 0, False)
     watermark = int(newest) - int(aggregation.watermark.approx_seconds * 1000)
-    window = archived.where(
-        (F.col("ts_ms") >= start_ms - history_ms) & (F.col("ts_ms") < end_ms + _VISIT_TAIL_MS)
-    ).dropDuplicates(["event_id"])
-    config = sessions.Config.of(aggregation)
-    facts = sessionize.history_facts(window, config, watermark)
-    in_range = facts.where((F.col("bucket_ms") >= start_ms) & (F.col("bucket_ms") < end_ms))
-    in_range.cache()
-    state, bots = cell_sums.cell_deltas(in_range, aggregation)
+    window = first_arrivals_between(spark, paths, start_ms - history_ms, end_ms + _VISIT_TAIL_MS)
+    target = buckets.Span(start_ms, end_ms)
+    state, bots = recompute(aggregation, window, target, watermark)
     events = window.where((F.col("ts_ms") >= start_ms) & (F.col("ts_ms") < end_ms)).count()
     writer = f"replay:{buckets.iso(start_ms)}/{buckets.iso(end_ms)}"
     written = store.replace_range(
         level, state, bots, writer=writer, start_ms=start_ms, end_ms=end_ms
     )
-    in_range.unpersist()
     log.info("%s: replayed %s: %d events, %d documents", aggregation.name, writer, events, written)
     return ReplayReport(written, events, True)
+
+
+def first_arrivals_between(
+    spark: SparkSession, paths: archive.JobPaths, start_ms: int, end_ms: int
+) -> DataFrame:
+    """The archived events with a time in [start, end) that are their id's first arrival:
+    every copy of their ids counts, whatever its time (copies may differ in `ts`)."""
+    archived = archive.archived_events(spark, paths, streaming=False)
+    in_range = (F.col("ts_ms") >= start_ms) & (F.col("ts_ms") < end_ms)
+    ids = archived.where(in_range).select("event_id")
+    copies = archived.join(ids, "event_id", "left_semi")
+    return dedup.first_arrivals(copies, streaming=False).where(in_range)
+
+
+def recompute(
+    aggregation: model.Aggregation,
+    events: DataFrame,
+    target: buckets.Span,
+    watermark_ms: int,
+) -> tuple[list[cells.CellDelta], dict[int, int]]:
+    """The whole state of the buckets in `target` from `events` (first arrivals), every
+    visitor sessionized in one go with the stream's sessionizer at `watermark_ms`."""
+    config = sessions.Config.of(aggregation)
+    facts = sessionize.history_facts(events, config, watermark_ms)
+    in_range = facts.where(
+        (F.col("bucket_ms") >= target.start_ms) & (F.col("bucket_ms") < target.end_ms)
+    )
+    in_range.cache()
+    try:
+        return cell_sums.cell_deltas(in_range, aggregation)
+    finally:
+        in_range.unpersist()

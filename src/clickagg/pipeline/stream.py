@@ -1,11 +1,15 @@
 """The streaming job's two queries.
 
-`ingest`: source lines → parsed events and dead letters → the Parquet raw archive
-(exactly once, through Spark's file sink). Nothing is dropped here, not even late events.
+`ingest`: source lines → parsed events and dead letters → the Parquet raw archive, each
+row with its arrival (see `archive`); a batch Spark runs again overwrites its own
+partitions. Nothing is dropped here: an event more than `lateness.allowedLateness` behind
+the newest event time becomes a `too_late` dead letter; a late one within it is archived
+and settled later (`settle`).
 
-`aggregate`: the archive → dedup within the watermark → sessionize per visitor → cell
-deltas per cuboid → Solr (full-state documents, idempotent per micro-batch). Reading the
-archive rather than the source means replay and streaming see the very same rows.
+`aggregate`: the archive → first arrival per event id → dedup within the watermark →
+sessionize per visitor → cell deltas per cuboid → Solr (full-state documents, idempotent
+per micro-batch). Reading the archive rather than the source means replay and streaming see
+the very same rows.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from clickagg.domain import events as event_contract
 from clickagg.domain import model, sessions
-from clickagg.pipeline import archive, cell_sums, metrics, parse, sessionize
+from clickagg.pipeline import archive, cell_sums, dedup, ingest_log, parse, sessionize
 from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
@@ -62,16 +67,42 @@ def source_of(aggregation: model.Aggregation) -> Source:
 
 
 def read_lines(spark: SparkSession, source: Source) -> DataFrame:
-    """The source as one binary column `value`: raw bytes, never decoded by Spark."""
+    """The source as `parse.LINE_COLUMNS`: raw bytes (never decoded by Spark), the file or
+    Kafka partition, and the start of the line's split (a file's) or its Kafka offset."""
     if source.kind == "kafka":
-        return spark.readStream.format("kafka").options(**source.options).load().select("value")
+        kafka = spark.readStream.format("kafka").options(**source.options).load()
+        return kafka.select(
+            "value",
+            F.concat_ws("/", "topic", F.col("partition").cast("string")).alias("arrival_source"),
+            F.col("offset").alias("arrival_split"),
+        )
     options = {k: v for k, v in source.options.items() if k != "path"}
     path = source.options["path"]
     if "://" not in path or path.startswith("file://"):
         # Spark refuses a missing directory; an empty landing directory is a normal start.
         Path(path.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     lines = spark.readStream.format("text").options(**options).load(path)
-    return lines.select(F.col("value").cast("binary").alias("value"))
+    return file_lines(lines)
+
+
+def file_lines(lines: DataFrame) -> DataFrame:
+    """A text source's lines as `parse.LINE_COLUMNS`."""
+    return lines.select(
+        F.col("value").cast("binary").alias("value"),
+        F.col("_metadata.file_path").alias("arrival_source"),
+        F.col("_metadata.file_block_start").alias("arrival_split"),
+    )
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest batch archived."""
+
+    lines: int
+    dead_letters: int  # too_late ones included
+    too_late: int
+    bots: int
+    newest_event_ms: int | None
 
 
 def ingest(
@@ -82,26 +113,100 @@ def ingest(
     trigger_seconds: float,
     *,
     available_now: bool = False,
+    on_batch: Callable[[int, IngestReport], None] | None = None,
 ) -> StreamingQuery:
-    settings = parse.ParseSettings()
-    parsed = (
-        read_lines(spark, source)
-        .mapInArrow(lambda batches: parse.parse_batches(batches, settings), archive.spark_schema())
-        .observe(
-            metrics.INGEST_COUNTS,
-            F.count(F.when(F.col("kind") == archive.DEAD_LETTER, 1)).alias("dead_letters"),
-            F.count(F.when(F.col("bot"), 1)).alias("bots"),
-        )
-    )
     writer = (
-        parsed.writeStream.queryName(f"{aggregation.name}-ingest")
-        .format("parquet")
-        .partitionBy(*archive.PARTITIONS)
-        .option("path", paths.archive)
+        read_lines(spark, source)
+        .writeStream.queryName(f"{aggregation.name}-ingest")
+        .foreachBatch(ArchiveWriter(aggregation, paths, on_batch))
         .option("checkpointLocation", paths.checkpoint("ingest"))
     )
     query: StreamingQuery = _with_trigger(writer, trigger_seconds, available_now).start()
     return query
+
+
+class ArchiveWriter:
+    """foreachBatch: one batch of lines → archive rows, `too_late` measured from the newest
+    event time through this batch (the ingest log keeps it for the next)."""
+
+    def __init__(
+        self,
+        aggregation: model.Aggregation,
+        paths: archive.JobPaths,
+        on_batch: Callable[[int, IngestReport], None] | None,
+    ) -> None:
+        self.aggregation = aggregation
+        self.paths = paths
+        self.on_batch = on_batch
+
+    def __call__(self, lines: DataFrame, batch_id: int) -> None:
+        spark = lines.sparkSession
+        settings = parse.ParseSettings(batch_id, int(time.time() * 1000))
+        report = write_archive(
+            lines,
+            settings,
+            event_contract.lateness_window(self.aggregation.allowed_lateness),
+            self.paths,
+            ingest_log.newest_before(spark, self.paths, batch_id),
+        )
+        ingest_log.record(spark, self.paths, batch_id, report.newest_event_ms)
+        log.info(
+            "%s ingest batch %d: %d lines, %d dead letters (%d too late), newest event %s",
+            self.aggregation.name,
+            batch_id,
+            report.lines,
+            report.dead_letters,
+            report.too_late,
+            report.newest_event_ms,
+        )
+        if self.on_batch is not None:
+            self.on_batch(batch_id, report)
+
+
+def write_archive(
+    lines: DataFrame,
+    settings: parse.ParseSettings,
+    window: event_contract.TimeWindow,
+    paths: archive.JobPaths,
+    newest_before_ms: int | None,
+) -> IngestReport:
+    """Parse `lines` (`parse.LINE_COLUMNS`) into archive rows and write them: the events
+    before `window`'s past limit, measured from the newest event time through these lines
+    (None `newest_before_ms`: earlier batches had none), become `too_late` dead letters."""
+    schema = archive.spark_schema()
+    parsed = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema)
+    parsed.persist()
+    try:
+        is_event = F.col("kind") == archive.EVENT
+        counted = parsed.agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count(F.when(~is_event, 1)).alias("dead_letters"),
+            F.max(F.when(is_event, F.col("ts_ms"))).alias("newest"),
+        ).first()
+        assert counted is not None
+        newest = max(
+            (t for t in (newest_before_ms, counted["newest"]) if t is not None), default=None
+        )
+        limit = (
+            None if newest is None or window.max_past_ms is None else newest - window.max_past_ms
+        )
+        late = is_event & (F.col("ts_ms") < F.lit(limit)) if limit is not None else F.lit(False)
+        flagged = parsed.agg(
+            F.count(F.when(late, 1)).alias("too_late"),
+            F.count(F.when(is_event & F.col("bot") & ~late, 1)).alias("bots"),
+        ).first()
+        assert flagged is not None
+        rows = parsed.mapInArrow(lambda b: parse.mark_too_late(b, window, newest), schema)
+        archive.append(rows, paths)
+    finally:
+        parsed.unpersist()
+    return IngestReport(
+        lines=int(counted["lines"]),
+        dead_letters=int(counted["dead_letters"]) + int(flagged["too_late"]),
+        too_late=int(flagged["too_late"]),
+        bots=int(flagged["bots"]),
+        newest_event_ms=newest,
+    )
 
 
 def aggregate(
@@ -129,10 +234,11 @@ def aggregate(
 def sessionized_facts(
     spark: SparkSession, aggregation: model.Aggregation, paths: archive.JobPaths
 ) -> DataFrame:
-    """The archive as a stream → dedup within the watermark → the sessionizer's facts."""
+    """The archive as a stream → first arrivals → dedup within the watermark → the
+    sessionizer's facts."""
     watermark = f"{int(aggregation.watermark.approx_seconds)} seconds"
     events = (
-        archive.archived_events(spark, paths, streaming=True)
+        dedup.first_arrivals(archive.archived_events(spark, paths, streaming=True), streaming=True)
         .withColumn("event_time", F.timestamp_millis("ts_ms"))
         .withWatermark("event_time", watermark)
         .dropDuplicatesWithinWatermark(["event_id"])

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, questions
+from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, questions, settle
 from clickagg.store import cell_reads, collections
 
 
@@ -57,6 +57,20 @@ class CellStore(Protocol):
         end_ms: int,
     ) -> int:
         """Make these cells the whole content of the buckets in [start, end)."""
+        ...
+
+    def settle_mark(self, level: model.Level) -> settle.Mark | None:
+        """Where the settle passes have got to; None before the first pass."""
+        ...
+
+    def record_settle(
+        self, level: model.Level, mark: settle.Mark, resettled: Sequence[buckets.Span]
+    ) -> None:
+        """Record a settle pass: the spans it recomputed (under `mark.passes`), then `mark`."""
+        ...
+
+    def resettled_since(self, level: model.Level, after_pass: int) -> list[settle.ResettledSpan]:
+        """The spans settle passes after `after_pass` recomputed (a rollup re-rolls them)."""
         ...
 
     def report_progress(self, level: model.Level, report: progress.Report) -> None:

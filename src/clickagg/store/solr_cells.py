@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from clickagg.domain import cells, kpis, level_progress, model, progress
-from clickagg.store import batch, cell_reads, cell_writes, collections, protocol
+from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, settle
+from clickagg.store import batch, cell_reads, cell_writes, collections, protocol, settle_marks
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -67,6 +67,17 @@ class SolrCellStore:
             start_ms=start_ms,
             end_ms=end_ms,
         )
+
+    def settle_mark(self, level: model.Level) -> settle.Mark | None:
+        return settle_marks.read(self.client, level)
+
+    def record_settle(
+        self, level: model.Level, mark: settle.Mark, resettled: Sequence[buckets.Span]
+    ) -> None:
+        settle_marks.write(self.client, level, mark, resettled)
+
+    def resettled_since(self, level: model.Level, after_pass: int) -> list[settle.ResettledSpan]:
+        return settle_marks.resettled_since(self.client, level, after_pass)
 
     def report_progress(self, level: model.Level, report: progress.Report) -> None:
         stored_progress.write(self.client, level, report)

@@ -1,0 +1,51 @@
+"""Deduplication by `event_id`: the first copy to arrive is kept (`archive.ARRIVAL_ORDER`).
+
+Spark's `dropDuplicates` keeps an arbitrary copy among those it sees together, so the
+stream and the batch jobs first reduce what they read to the first arrival of each event
+id. The stream cannot use a window function; it sends each event id's copies of a
+micro-batch to one task (the shuffle its dedup state needs anyway) and keeps the first
+there. Across micro-batches the stream's `dropDuplicatesWithinWatermark` keeps the copy of
+the earlier batch, which arrived first. Replay and settle rank all copies in the JVM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from clickagg.pipeline import archive
+
+_RANK = "_arrival_rank"
+
+
+def first_arrivals(events: DataFrame, *, streaming: bool) -> DataFrame:
+    """`events` (archive rows) with only the first arrival of each event id."""
+    if streaming:
+        schema = events.schema
+        return events.repartition("event_id").mapInArrow(first_copies, schema)
+    order = Window.partitionBy("event_id").orderBy(*archive.ARRIVAL_ORDER)
+    ranked = events.withColumn(_RANK, F.row_number().over(order))
+    return ranked.where(F.col(_RANK) == 1).drop(_RANK)
+
+
+def first_copies(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow: the first arrival of each event id among the rows of one task, which
+    holds every copy of its event ids in this micro-batch."""
+    collected = list(batches)
+    if not collected:
+        return
+    table = pa.Table.from_batches(collected)
+    order = pc.sort_indices(
+        table,
+        sort_keys=[("event_id", "ascending"), *((c, "ascending") for c in archive.ARRIVAL_ORDER)],
+    )
+    ordered = table.take(order)
+    ids = ordered.column("event_id").combine_chunks()
+    if len(ids) == 0:
+        return
+    keep = pa.concat_arrays([pa.array([True]), pc.not_equal(ids[1:], ids[:-1])])
+    yield from ordered.filter(keep).to_batches()
