@@ -89,11 +89,21 @@ def spark_schema() -> Any:
 def archived_events(spark: SparkSession, paths: JobPaths, *, streaming: bool) -> DataFrame:
     """Valid events from the archive, as a stream (for aggregation) or a table (replay)."""
     reader = spark.readStream if streaming else spark.read
+    if streaming:
+        _ensure_folder(spark, paths.archive)
     # Retention deletes whole hour partitions the file sink's log still lists.
     table = (
         reader.schema(spark_schema()).option("ignoreMissingFiles", "true").parquet(paths.archive)
     )
     return table.where(F.col("kind") == EVENT)
+
+
+def _ensure_folder(spark: SparkSession, uri: str) -> None:
+    """A file stream needs its folder at start, and ingest writes it only with its first
+    batch; Hadoop's FileSystem so any archive URI works the same."""
+    jvm: Any = spark.sparkContext._jvm  # py4j's gateway is untyped
+    folder = jvm.org.apache.hadoop.fs.Path(uri)
+    folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).mkdirs(folder)
 
 
 def append(rows: DataFrame, paths: JobPaths) -> None:
