@@ -155,6 +155,8 @@ def test_rollups_are_scheduled_per_level_and_never_overlap(shop: model.Aggregati
         assert spec["timeZone"] == "UTC"
         template = spec["template"]
         assert template["mainApplicationFile"] == "local:///opt/clickagg/jobs/rollup.py"
+        # It settles the finest level first, through the JVM sessionizer.
+        assert template["deps"] == {"jars": [children.SESSIONIZER_JAR]}
         assert template["restartPolicy"]["type"] == "OnFailure"
         arguments = template["arguments"]
         assert arguments[arguments.index("--level") + 1] == level

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import TypedDict
 
 from clickagg.domain import durations, model, spec
 
@@ -31,7 +31,8 @@ SPARK_GROUP = "sparkoperator.k8s.io"
 SPARK_VERSION = "v1beta2"
 STREAM_FILE = "local:///opt/clickagg/jobs/stream.py"
 ROLLUP_FILE = "local:///opt/clickagg/jobs/rollup.py"
-#: The JVM sessionizer, built into the jobs image (jobs/Dockerfile); the stream job runs it.
+#: The JVM sessionizer, built into the jobs image (jobs/Dockerfile); the stream runs it, and
+#: the rollup job too, since it settles the finest level first.
 SESSIONIZER_JAR = "local:///opt/clickagg/jars/clickagg-sessionizer.jar"
 
 MANAGER = "clickagg-operator"
@@ -135,7 +136,7 @@ class ApplicationSpec(TypedDict):
     restartPolicy: RestartPolicy
     driver: SparkPod
     executor: SparkPod
-    deps: NotRequired[Deps]  # the stream job's: the JVM sessionizer
+    deps: Deps  # the JVM sessionizer
 
 
 class ScheduledApplicationSpec(TypedDict):
@@ -260,7 +261,6 @@ def stream_application(
             "onSubmissionFailureRetryInterval": STREAM_SUBMISSION_RETRY_SECONDS,
         },
     )
-    app_spec["deps"] = {"jars": [SESSIONIZER_JAR]}
     name = stream_name(aggregation.name)
     return _manifest(SPARK_APPLICATION, name, owner, _labels(aggregation, STREAM), app_spec)
 
@@ -409,6 +409,7 @@ def _application_spec(
         "arguments": arguments,
         "sparkConf": {"spark.sql.session.timeZone": "UTC"},
         "restartPolicy": restart_policy,
+        "deps": {"jars": [SESSIONIZER_JAR]},
         "driver": driver,
         "executor": executor,
     }
