@@ -39,6 +39,19 @@ def test_parse_rejects_other_text_and_says_what_works(text: str) -> None:
         durations.parse(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["10001y", "120013mo", "P10001Y", "9" * 5000 + "s", "PT" + "9" * 20 + "S"]
+)
+def test_parse_refuses_more_than_ten_thousand_years(text: str) -> None:
+    # Found by the fuzz test (test_fuzz_spec.py): plans overflowed floats, int() refused digits.
+    with pytest.raises(ValueError, match="is longer than 10000 years"):
+        durations.parse(text)
+
+
+def test_parse_accepts_ten_thousand_years() -> None:
+    assert durations.parse("10000y").months == 120_000
+
+
 def test_m_is_minutes_and_mo_is_months_spelled_out() -> None:
     assert durations.parse("4m").describe() == "4m (4 minutes)"
     assert durations.parse("4mo").describe() == "4mo (4 months)"

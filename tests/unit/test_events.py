@@ -155,6 +155,46 @@ def test_unreadable_lines(raw: bytes, expected: str) -> None:
     assert reason(raw) == expected
 
 
+# Found by the fuzz test (test_fuzz_events.py): each of these raised something other than
+# EventContractError, or let through a string the archive cannot store.
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"[" * 10_000, "malformed JSON: nested too deeply"),
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "malformed JSON: nested too deeply"),
+        (b"9" * 5_000, "malformed JSON: an integer of 5000 digits, more than 100"),
+        (
+            b'{"event_id": "e", "\\ud800": 1, "\\ud800": 2}',
+            "field '\\ud800': appears more than once",
+        ),
+        (
+            b'{"' + b"k" * 100 + b'": 1, "' + b"k" * 100 + b'": 2}',
+            f"field '{'k' * 60}...': appears more than once",
+        ),
+    ],
+)
+def test_hostile_lines_get_a_reason(raw: bytes, expected: str) -> None:
+    assert reason(raw) == expected
+
+
+@pytest.mark.parametrize("field", ["event_id", "visitor_id", "type", "page", "user_agent"])
+def test_unpaired_surrogate_is_rejected(field: str) -> None:
+    raw = line(**{field: "a\ud800"})
+    assert reason(raw) == (
+        f"field '{field}': 'a\\ud800' is not valid Unicode (an unpaired surrogate escape)"
+    )
+
+
+def test_surrogate_pair_is_one_character() -> None:
+    assert parse(line(page="\U0001f600")).page == "\U0001f600"
+
+
+def test_a_huge_ts_is_shown_cut_off() -> None:
+    assert reason(line(ts=int("9" * 90))) == (
+        f"field 'ts': {'9' * 60}... ms is more than 1 day after now (2016-02-16T10:00:00Z)"
+    )
+
+
 def test_oversized_line() -> None:
     raw = line(page="x" * events.MAX_LINE_BYTES)
     assert reason(raw) == (

@@ -144,3 +144,62 @@ def test_plan_counts_levels_times_cuboids(reference: dict[str, Any]) -> None:
     assert totals[("15m", "totals")].documents_per_day == 96
     assert totals[("1h", "channel")].documents_per_day == 24 * 21
     assert totals[("15m", "totals")].documents_kept == pytest.approx(96 * 30)
+
+
+# Found by the fuzz test (test_fuzz_spec.py): each of these raised something other than
+# SpecError, or passed without a word.
+def test_metadata_that_is_no_object_is_an_issue(reference: dict[str, Any]) -> None:
+    reference["metadata"] = [1]
+    with pytest.raises(errors.SpecError) as caught:
+        validation.validate(reference)
+    assert "metadata: expected an object, got [1]" in [str(i) for i in caught.value.issues]
+
+
+def test_a_name_that_is_no_string_is_an_issue(reference: dict[str, Any]) -> None:
+    reference["metadata"] = {"name": ["x"], "namespace": 7}
+    with pytest.raises(errors.SpecError) as caught:
+        validation.validate(reference)
+    assert [str(i) for i in caught.value.issues] == [
+        "metadata.name: expected a string, got ['x']",
+        "metadata.namespace: expected a string, got 7",
+    ]
+
+
+def test_a_retention_of_millennia_is_an_issue(reference: dict[str, Any]) -> None:
+    reference["spec"]["levels"][2]["retention"] = "1" + "0" * 400 + "y"
+    with pytest.raises(errors.SpecError) as caught:
+        validation.validate(reference)
+    [issue] = caught.value.issues
+    assert issue.path == "spec.levels[2].retention"
+    assert "is longer than 10000 years; a retention without end is `forever`" in issue.message
+
+
+def test_a_bound_beyond_any_float_gives_no_advisory(reference: dict[str, Any]) -> None:
+    reference["spec"]["limits"] = {"maxDocumentsPerDay": 10**400}
+    assert validation.advisories(validation.validate(reference)) == []
+
+
+def test_a_file_that_is_not_utf8_is_an_issue(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"apiVersion: clickagg.io/v1alpha1\nkind: Aggr\xe9gation\n")
+    with pytest.raises(errors.SpecFileError) as caught:
+        specfile.load(path)
+    [issue] = caught.value.located
+    assert str(issue) == f"{path}:2: (file): not valid UTF-8 (byte 43)"
+
+
+def test_a_file_nested_too_deeply_is_an_issue() -> None:
+    with pytest.raises(errors.SpecFileError) as caught:
+        specfile.parse("[" * 5000, Path("deep.yaml"))
+    assert [str(i) for i in caught.value.located] == ["deep.yaml: (file): nested too deeply"]
+
+
+def test_a_key_written_twice_is_an_issue() -> None:
+    text = (GOOD[0].parent / "shop-kpis.yaml").read_text()
+    text = text.replace("    shards: 2\n", "    shards: 2\n    shards: 3\n")
+    with pytest.raises(errors.SpecFileError) as caught:
+        specfile.parse(text, Path("twice.yaml"))
+    line = text.splitlines().index("    shards: 3") + 1
+    assert [str(i) for i in caught.value.located] == [
+        f"twice.yaml:{line}: spec.solr.shards: appears twice"
+    ]

@@ -24,6 +24,11 @@ _ISO = re.compile(
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
 FOREVER_WORDS = frozenset({"forever", "never", "infinite"})
+#: Longer durations are refused: plans and bucket arithmetic turn them into floats and epoch
+#: milliseconds, and `forever` is how a retention says it has no end.
+MAX_YEARS = 10_000
+_MAX_SECONDS = MAX_YEARS * 12 * AVERAGE_MONTH_SECONDS
+_MAX_DIGITS = 15  # any count with more digits is past MAX_YEARS even in seconds
 
 #: Accepted spellings, as a JSON Schema pattern for the CRD.
 PATTERN = r"^(\d+(s|m|h|d|w|mo|y)|P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?)$"
@@ -102,15 +107,15 @@ def parse(text: str) -> Duration:
     raw = str(text).strip()
     short = _SHORT.match(raw)
     if short:
-        count, unit = int(short.group(1)), short.group(2)
+        count, unit = _count(short.group(1), raw), short.group(2)
         if unit == "mo":
-            return Duration(count, 0, raw)
+            return _bounded(Duration(count, 0, raw))
         if unit == "y":
-            return Duration(12 * count, 0, raw)
-        return Duration(0, count * _SHORT_UNITS[unit], raw)
+            return _bounded(Duration(12 * count, 0, raw))
+        return _bounded(Duration(0, count * _SHORT_UNITS[unit], raw))
     iso = _ISO.match(raw.upper())
     if iso:
-        parts = {k: int(v) if v else 0 for k, v in iso.groupdict().items()}
+        parts = {k: _count(v, raw) if v else 0 for k, v in iso.groupdict().items()}
         months = 12 * parts["years"] + parts["months"]
         seconds = (
             parts["weeks"] * WEEK
@@ -119,10 +124,30 @@ def parse(text: str) -> Duration:
             + parts["minutes"] * MINUTE
             + parts["seconds"]
         )
-        return Duration(months, seconds, raw)
+        return _bounded(Duration(months, seconds, raw))
     raise ValueError(
         f"'{raw}' is not a duration: use a short form like 15m, 1h, 30d, 4mo, 2y "
         "(m = minutes, mo = months) or ISO 8601 like PT15M, P30D, P4M"
+    )
+
+
+def _count(digits: str, raw: str) -> int:
+    # int() of thousands of digits is slow, and Python refuses more than 4300.
+    if len(digits) > _MAX_DIGITS:
+        raise _too_long(raw)
+    return int(digits)
+
+
+def _bounded(duration: Duration) -> Duration:
+    if duration.approx_seconds > _MAX_SECONDS:
+        raise _too_long(duration.text)
+    return duration
+
+
+def _too_long(raw: str) -> ValueError:
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    return ValueError(
+        f"'{shown}' is longer than {MAX_YEARS} years; a retention without end is `forever`"
     )
 
 

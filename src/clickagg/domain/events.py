@@ -21,6 +21,9 @@ from clickagg.domain import dimensions, durations
 
 #: Longer lines are rejected before decoding, so one bad sender cannot exhaust a worker.
 MAX_LINE_BYTES = 64 * 1024
+#: Longer integers are rejected while decoding: int() of thousands of digits is slow, and
+#: Python refuses more than 4300 with a ValueError.
+MAX_INTEGER_DIGITS = 100
 
 _SECOND_MS = 1000
 _DAY_MS = 86_400 * _SECOND_MS
@@ -172,12 +175,18 @@ def _decode(line: bytes) -> Mapping[str, Any]:
         raise errors.EventContractError("line is empty")
     try:
         record = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
         )
     except json.JSONDecodeError as exc:
         raise errors.EventContractError(
             f"malformed JSON at column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        # The decoder recurses per array or object; a line of '[' would exhaust the stack.
+        raise errors.EventContractError("malformed JSON: nested too deeply") from None
     if not isinstance(record, dict):
         raise errors.EventContractError(f"expected a JSON object, got {_show(record)}")
     return record
@@ -188,13 +197,38 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for key, value in pairs:
         if key in record:
-            raise errors.EventContractError(f"field '{key}': appears more than once")
+            raise errors.EventContractError(f"field {_show(key)}: appears more than once")
         record[key] = value
     return record
 
 
 def _reject_constant(name: str) -> None:
     raise errors.EventContractError(f"malformed JSON: {name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise errors.EventContractError(
+            f"malformed JSON: an integer of {digits} digits, more than {MAX_INTEGER_DIGITS}"
+        )
+    return int(text)
+
+
+def _is_unicode(value: str) -> bool:
+    """False for a string with a lone surrogate (JSON allows the escape "\\ud800"): UTF-8,
+    and so the archive's Parquet strings, cannot hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_unicode(name: str, value: str) -> errors.EventContractError:
+    return errors.EventContractError(
+        f"field '{name}': {_show(value)} is not valid Unicode (an unpaired surrogate escape)"
+    )
 
 
 def _required_string(record: Mapping[str, Any], name: str) -> str:
@@ -205,6 +239,8 @@ def _required_string(record: Mapping[str, Any], name: str) -> str:
         raise errors.EventContractError(
             f"field '{name}': expected a non-empty string, got {_show(value)}"
         )
+    if not _is_unicode(value):
+        raise _not_unicode(name, value)
     return value
 
 
@@ -216,6 +252,8 @@ def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
         raise errors.EventContractError(f"field '{name}': expected a string, got {_show(value)}")
     if not value.strip():
         return None
+    if not _is_unicode(value):
+        raise _not_unicode(name, value)
     if name in _DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
         raise errors.EventContractError(f"field '{name}': {value!r} is reserved for the pipeline")
     return value
@@ -316,7 +354,7 @@ def _iso(ts_ms: int) -> str:
     try:
         moment = dt.datetime.fromtimestamp(ts_ms / _SECOND_MS, tz=dt.UTC)
     except (OverflowError, OSError, ValueError):
-        return f"{ts_ms} ms"
+        return f"{_shortened(str(ts_ms))} ms"
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -331,16 +369,19 @@ def _span(ms: int) -> str:
 def _show(value: object) -> str:
     """A JSON value as a reason shows it: short, and typed when it is not a string."""
     if isinstance(value, str):
-        shown = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
-        return repr(shown)
+        return repr(_shortened(value))
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return f"the number {value}"
+        return f"the number {_shortened(str(value))}"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."

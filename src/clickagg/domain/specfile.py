@@ -19,7 +19,15 @@ _PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 
 def load(path: Path) -> model.Aggregation:
     """Read, parse and validate one Aggregation file; SpecFileError names file and lines."""
-    return parse(path.read_text(), path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise errors.SpecFileError(
+            [_file_issue(path, line, f"not valid UTF-8 (byte {exc.start})")]
+        ) from None
+    return parse(text, path)
 
 
 def parse(text: str, path: Path) -> model.Aggregation:
@@ -30,18 +38,54 @@ def parse(text: str, path: Path) -> model.Aggregation:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise errors.SpecFileError(
-            [errors.Located(path, line, errors.SpecIssue("(file)", f"not valid YAML: {exc}"))]
-        ) from None
+        raise errors.SpecFileError([_file_issue(path, line, f"not valid YAML: {exc}")]) from None
+    except RecursionError:
+        # PyYAML recurses per nesting level; a file of '[' would exhaust the stack.
+        raise errors.SpecFileError([_file_issue(path, None, "nested too deeply")]) from None
     if not isinstance(obj, dict):
-        raise errors.SpecFileError(
-            [errors.Located(path, 1, errors.SpecIssue("(file)", "expected one Aggregation object"))]
-        )
+        raise errors.SpecFileError([_file_issue(path, 1, "expected one Aggregation object")])
+    repeated = [
+        errors.Located(path, key.start_mark.line + 1, errors.SpecIssue(where, "appears twice"))
+        for where, key in _repeated_keys(node, "", set())
+    ]
     try:
-        return validation.validate(obj)
+        aggregation = validation.validate(obj)
     except errors.SpecError as exc:
         located = [errors.Located(path, line_of(node, i.path), i) for i in exc.issues]
-        raise errors.SpecFileError(located) from None
+        raise errors.SpecFileError(repeated + located) from None
+    if repeated:
+        # YAML keeps the last of two equal keys; a file saying two things is refused instead.
+        raise errors.SpecFileError(repeated)
+    return aggregation
+
+
+def _file_issue(path: Path, line: int | None, message: str) -> errors.Located:
+    return errors.Located(path, line, errors.SpecIssue("(file)", message))
+
+
+def _repeated_keys(
+    node: yaml.Node | None, where: str, visited: set[int]
+) -> list[tuple[str, yaml.Node]]:
+    """(field path, key node) of every second occurrence of a key in one mapping."""
+    found: list[tuple[str, yaml.Node]] = []
+    # An alias is the node it names: walk each node once, so cycles end and shared ones
+    # (the "billion laughs") are not walked again.
+    if id(node) in visited:
+        return found
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else ""
+            inner = f"{where}.{key}" if where else key
+            if key and key != "<<" and key in seen:
+                found.append((inner, key_node))
+            seen.add(key)
+            found.extend(_repeated_keys(value_node, inner, visited))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_repeated_keys(item, f"{where}[{index}]", visited))
+    return found
 
 
 def line_of(root: yaml.Node | None, path: str) -> int | None:

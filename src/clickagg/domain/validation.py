@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,7 +51,9 @@ def advisories(aggregation: model.Aggregation) -> Issues:
     within reach of its size bound (growth in traffic or a new cuboid would cross it)."""
     documents = plan.build(aggregation).documents_per_day
     bound = aggregation.spec.limits.max_documents_per_day
-    if documents < NEAR_BOUND_SHARE * bound:
+    # Compared as documents/bound, not documents < share * bound: a bound of hundreds of
+    # digits is a valid int that no float holds.
+    if bound > documents / NEAR_BOUND_SHARE:
         return []
     return [
         _issue(
@@ -77,14 +80,18 @@ def _check_object(obj: Mapping[str, Any], issues: Issues) -> tuple[str, str]:
     expected_api = f"{spec.API_GROUP}/{spec.API_VERSION}"
     if obj.get("apiVersion") != expected_api:
         issues.append(
-            _issue("apiVersion", f"must be {expected_api}, got {obj.get('apiVersion')!r}")
+            _issue("apiVersion", f"must be {expected_api}, got {_shown(obj.get('apiVersion'))}")
         )
     if obj.get("kind") != spec.KIND:
-        issues.append(_issue("kind", f"must be {spec.KIND}, got {obj.get('kind')!r}"))
+        issues.append(_issue("kind", f"must be {spec.KIND}, got {_shown(obj.get('kind'))}"))
     metadata = obj.get("metadata") or {}
-    name = str(metadata.get("name") or "")
+    if not isinstance(metadata, Mapping):
+        issues.append(_issue("metadata", f"expected an object, got {_shown(metadata)}"))
+        metadata = {}
+    name = _text(metadata, "name", issues)
     if not name:
-        issues.append(_issue("metadata.name", "is required"))
+        if metadata.get("name") in (None, ""):
+            issues.append(_issue("metadata.name", "is required"))
     elif not _DNS_LABEL.match(name) or len(name) > NAME_MAX:
         issues.append(
             _issue(
@@ -93,7 +100,21 @@ def _check_object(obj: Mapping[str, Any], issues: Issues) -> tuple[str, str]:
                 "and '-', starting and ending with a letter or digit",
             )
         )
-    return name, str(metadata.get("namespace") or "default")
+    return name, _text(metadata, "namespace", issues) or "default"
+
+
+def _text(metadata: Mapping[str, Any], key: str, issues: Issues) -> str:
+    """A metadata string; "" when absent, or not a string (then an issue says so)."""
+    value = metadata.get(key)
+    if value is None or isinstance(value, str):
+        return value or ""
+    issues.append(_issue(f"metadata.{key}", f"expected a string, got {_shown(value)}"))
+    return ""
+
+
+def _shown(value: object) -> str:
+    """A value as a message shows it: repr, but cut short and shallow."""
+    return reprlib.repr(value)
 
 
 def _pydantic_issues(exc: pydantic.ValidationError, root: str) -> Issues:
