@@ -34,6 +34,7 @@ from typing import Any
 
 from clickagg import errors
 from clickagg.local import cache, maven, process, solr_security
+from clickagg.store import credentials as store_credentials
 
 SOLR_VERSION = "9.10.1"
 PROCESS_NAME = "solr"
@@ -221,6 +222,18 @@ def status(instance: str = PROCESS_NAME) -> SolrEndpoints | None:
 def credentials(role: str, instance: str = PROCESS_NAME) -> tuple[str, str]:
     """(user, password) of `role` (operator, jobs, query) on a cluster started with auth."""
     return solr_security.credentials(_auth_dir(instance), role)
+
+
+def credentials_env(role: str, instance: str = PROCESS_NAME) -> dict[str, str]:
+    """Environment that makes a Solr client use `role`'s credentials: the user and the path
+    of its password file (`store.credentials`), never the password itself."""
+    user, _ = credentials(role, instance)
+    return {
+        store_credentials.USERNAME_ENV: user,
+        store_credentials.PASSWORD_FILE_ENV: str(
+            solr_security.password_file(_auth_dir(instance), role)
+        ),
+    }
 
 
 def credentials_file(instance: str = PROCESS_NAME) -> Path:

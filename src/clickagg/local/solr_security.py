@@ -1,8 +1,9 @@
 """BasicAuth and rule-based authorization for the local SolrCloud: users, passwords, security.json.
 
-`create(directory)` generates one password per role, writes them to `credentials.json` and the
-matching `security.json` (password hashes only) into `directory`, both readable by the owner
-only (0600); the launcher uploads `security.json` to ZooKeeper before the first node starts.
+`create(directory)` generates one password per role, writes them to `credentials.json` (and
+each alone to `<role>.password`, for `$CLICKAGG_SOLR_PASSWORD_FILE`) and the matching
+`security.json` (password hashes only) into `directory`, all readable by the owner only (0600);
+the launcher uploads `security.json` to ZooKeeper before the first node starts.
 Nothing here prints or logs a password: callers read one with `credentials(directory, role)`.
 
 Three roles, one user each:
@@ -101,9 +102,16 @@ def create(directory: Path) -> Path:
     passwords = {role: secrets.token_urlsafe(_PASSWORD_BYTES) for role in ROLES}
     stored = {role: {"user": USERS[role], "password": passwords[role]} for role in ROLES}
     _write_private(directory / CREDENTIALS_FILE, json.dumps(stored, indent=2))
+    for role in ROLES:
+        _write_private(password_file(directory, role), passwords[role])
     security = directory / SECURITY_FILE
     _write_private(security, json.dumps(security_json(passwords), indent=2))
     return security
+
+
+def password_file(directory: Path, role: str) -> Path:
+    """The file that holds only `role`'s password (what a mounted Secret file looks like)."""
+    return directory / f"{role}.password"
 
 
 def credentials(directory: Path, role: str) -> tuple[str, str]:
