@@ -1,6 +1,6 @@
 """A SolrCloud with BasicAuth and rule-based authorization, and the store client against it.
 
-Its own 2-node cluster (instance `solr-auth`, started for this module and stopped after it),
+Its own 2-node cluster (fixtures.solr.auth_solr: started for this module, stopped after it),
 next to the session's plain one: anonymous, wrong-password and wrong-role requests are refused
 and reported as `SolrAuthError` naming the user and the missing permission; the jobs' user
 writes, the query user reads; no password appears in any log.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,23 +19,11 @@ from clickagg.local import solr as local_solr
 from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
 from clickagg.store import credentials
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.solr
 
-INSTANCE = "solr-auth"
-
-
-@pytest.fixture(scope="module")
-def auth_solr(solr_run_dir: Path) -> Iterator[local_solr.SolrEndpoints]:
-    """A 2-node SolrCloud (127.0.0.2, 127.0.0.3) with authentication, and one collection."""
-    zk_port, *node_ports = process.free_ports(3)
-    endpoints = local_solr.up(
-        zk_port=zk_port, ports=node_ports, hosts=process.NODE_HOSTS, auth=True, instance=INSTANCE
-    )
-    try:
-        yield endpoints
-    finally:
-        local_solr.down(INSTANCE)
+INSTANCE = fixtures_solr.AUTH_INSTANCE
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +41,6 @@ def auth_collection(auth_solr: local_solr.SolrEndpoints) -> str:
     """A 2-shard collection, one shard per node, created by the operator's user."""
     name = f"auth_{uuid.uuid4().hex[:8]}"
     with store_client.SolrClient(auth_solr.base_url, auth=pair(solr_security.OPERATOR)) as admin:
-        admin.upload_configset(solr_collections.CONFIGSET_NAME, solr_collections.CONFIGSET_DIR)
         admin.create_collection(name, solr_collections.CONFIGSET_NAME, 2, 1)
     return name
 
