@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,18 @@ def secret_forms(password: str) -> list[str]:
     return [password, base64.b64encode(password.encode()).decode()]
 
 
-def run_pass(
-    body: dict[str, Any], kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
-) -> reconcile.Outcome:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    return reconcile.reconcile(
-        body, retry=0, logger=logging.getLogger("test-operator"), config=CONFIG
-    )
+@dataclass(frozen=True)
+class Cluster:
+    """The auth SolrCloud's URL and the test control plane, with KUBECONFIG set for the pass."""
+
+    solr_url: str
+    kubectl: k8s_fixtures.KubectlRunner
+    api: k8s_client.ApiClient
+    namespace: str
 
 
-def test_the_operator_uses_the_secret_and_the_children_only_reference_it(
+@pytest.fixture
+def cluster(
     auth_solr: local_solr.SolrEndpoints,
     peer_crds: list[Path],
     kubeconfig: Path,
@@ -86,18 +89,31 @@ def test_the_operator_uses_the_secret_and_the_children_only_reference_it(
     api: k8s_client.ApiClient,
     namespace: str,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+) -> Cluster:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    return Cluster(auth_solr.base_url, kubectl, api, namespace)
+
+
+def run_pass(body: dict[str, Any]) -> reconcile.Outcome:
+    return reconcile.reconcile(
+        body, retry=0, logger=logging.getLogger("test-operator"), config=CONFIG
+    )
+
+
+def test_the_operator_uses_the_secret_and_the_children_only_reference_it(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    kubectl, namespace = cluster.kubectl, cluster.namespace
     user, password = local_solr.credentials(solr_security.OPERATOR, fixtures_solr.AUTH_INSTANCE)
-    put_secret(api, namespace, user, password)
+    put_secret(cluster.api, namespace, user, password)
     prefix = f"auth{uuid.uuid4().hex[:8]}"
-    body = stored_aggregation(kubectl, namespace, auth_solr.base_url, prefix)
+    body = stored_aggregation(kubectl, namespace, cluster.solr_url, prefix)
 
-    outcome = run_pass(body, kubeconfig, monkeypatch)
+    outcome = run_pass(body)
 
     # The collection exists: the operator's admin calls passed Solr's authentication.
-    with store_client.SolrClient(auth_solr.base_url, auth=(user, password)) as admin:
+    with store_client.SolrClient(cluster.solr_url, auth=(user, password)) as admin:
         assert f"{prefix}-15m" in admin.list_collections(), outcome.problem
         admin.delete_collection(f"{prefix}-15m")
     applications = json.loads(
@@ -126,20 +142,13 @@ def test_the_operator_uses_the_secret_and_the_children_only_reference_it(
             assert form not in text, f"the password appears in {where}"
 
 
-def test_a_read_only_user_in_the_secret_degrades_naming_the_permission(
-    auth_solr: local_solr.SolrEndpoints,
-    peer_crds: list[Path],
-    kubeconfig: Path,
-    kubectl: k8s_fixtures.KubectlRunner,
-    api: k8s_client.ApiClient,
-    namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_read_only_user_in_the_secret_degrades_naming_the_permission(cluster: Cluster) -> None:
     user, password = local_solr.credentials(solr_security.QUERY, fixtures_solr.AUTH_INSTANCE)
-    put_secret(api, namespace, user, password)
-    body = stored_aggregation(kubectl, namespace, auth_solr.base_url, f"ro{uuid.uuid4().hex[:8]}")
+    put_secret(cluster.api, cluster.namespace, user, password)
+    prefix = f"ro{uuid.uuid4().hex[:8]}"
+    body = stored_aggregation(cluster.kubectl, cluster.namespace, cluster.solr_url, prefix)
 
-    outcome = run_pass(body, kubeconfig, monkeypatch)
+    outcome = run_pass(body)
 
     assert outcome.retry_after is not None
     assert "refused user 'clickagg-query' (HTTP 403" in outcome.problem
@@ -149,17 +158,12 @@ def test_a_read_only_user_in_the_secret_degrades_naming_the_permission(
         assert form not in repr(outcome)
 
 
-def test_a_missing_secret_degrades_naming_it(
-    auth_solr: local_solr.SolrEndpoints,
-    kubeconfig: Path,
-    kubectl: k8s_fixtures.KubectlRunner,
-    namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    body = stored_aggregation(kubectl, namespace, auth_solr.base_url, f"ms{uuid.uuid4().hex[:8]}")
+def test_a_missing_secret_degrades_naming_it(cluster: Cluster) -> None:
+    prefix = f"ms{uuid.uuid4().hex[:8]}"
+    body = stored_aggregation(cluster.kubectl, cluster.namespace, cluster.solr_url, prefix)
 
-    outcome = run_pass(body, kubeconfig, monkeypatch)
+    outcome = run_pass(body)
 
-    assert f"Secret {SECRET} in namespace {namespace}" in outcome.problem
+    assert f"Secret {SECRET} in namespace {cluster.namespace}" in outcome.problem
     assert "does not exist" in outcome.problem
     assert [notice.reason for notice in outcome.notices] == ["SolrAuthFailed"]
