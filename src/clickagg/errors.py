@@ -13,7 +13,9 @@ ClickaggError
 │   └── StartupTimeout        an engine did not report ready in time
 └── EngineError               a real engine (Solr, Spark, Kafka, Kubernetes) answered with an error
     ├── SolrError             Solr answered with an error
-    │   └── SolrUnreachable   Solr could not be reached or did not answer in time
+    │   ├── SolrUnreachable   Solr could not be reached or did not answer in time
+    │   └── SolrAuthError     Solr refused the credentials (401) or the user's role (403),
+    │                         or the credentials are set up wrong; names user and permission
     ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
     └── KubeError             the Kubernetes API answered with an error (carries its status
         │                     and what was asked: verb, resource, namespace)
@@ -126,6 +128,27 @@ class SolrError(EngineError):
 
 class SolrUnreachable(SolrError):
     """Solr could not be reached, or did not answer in time: worth retrying later."""
+
+
+class SolrAuthError(SolrError):
+    """Solr refused the request: no or wrong credentials (401), or the user's role lacks a
+    permission (403); or the environment's credentials are incomplete.
+
+    `user` is the user sent (None: none), `status` the HTTP status (None: a set-up problem,
+    no request made) and `permission` the Solr permission the request needed, when known.
+    Never carries a password.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        status: int | None = None,
+        permission: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.user, self.status, self.permission = user, status, permission
 
 
 class SqlError(EngineError):

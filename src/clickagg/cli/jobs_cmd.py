@@ -3,6 +3,7 @@ jobs, run locally against local engines."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,15 +26,24 @@ DataOption = Annotated[
 ]
 
 
-def local_solr_url(given: str | None) -> str:
+def local_solr_url(given: str | None, role: str = "operator") -> str:
+    """`given`, or the local SolrCloud's URL; for a local SolrCloud with authentication and
+    no credentials in the environment, `role`'s are put there (user and password file).
+
+    The jobs run locally also do the operator's part (they create missing collections), so
+    they take the operator's role; `serve` and `sql` only read and take `query`'s."""
     if given:
         return given
     from clickagg.local import solr
+    from clickagg.store import credentials
 
     running = solr.status()
     if running is None:
         console.print("[red]no Solr: start one with `clickagg local up --solr` or pass --solr-url")
         raise typer.Exit(1)
+    if running.auth and credentials.USERNAME_ENV not in os.environ:
+        os.environ.update(solr.credentials_env(role))
+        console.print(f"Solr user: the local stack's '{role}' ({solr.credentials_file()})")
     return running.base_url
 
 

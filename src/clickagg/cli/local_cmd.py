@@ -42,6 +42,15 @@ SolrHostsOption = Annotated[
         "(the two-host layout); default 127.0.0.1 for both.",
     ),
 ]
+SolrAuthFlag = Annotated[
+    bool,
+    typer.Option(
+        "--solr-auth",
+        help="SolrCloud with BasicAuth and rule-based authorization: users clickagg-operator, "
+        "clickagg-jobs and clickagg-query with new passwords, kept owner-only in the run dir "
+        "(never printed).",
+    ),
+]
 WorkerCoresOption = Annotated[
     int | None,
     typer.Option("--worker-cores", help="Cores each Spark worker offers [default: 1].", min=1),
@@ -90,6 +99,7 @@ def up(
     kafka_on: KafkaFlag = False,
     spark_cluster_on: SparkClusterFlag = False,
     solr_hosts: SolrHostsOption = None,
+    solr_auth: SolrAuthFlag = False,
     worker_cores: WorkerCoresOption = None,
     worker_memory: WorkerMemoryOption = None,
 ) -> None:
@@ -107,7 +117,9 @@ def up(
     try:
         if solr_on:
             hosts = [host.strip() for host in solr_hosts.split(",")] if solr_hosts else None
-            solr.up(hosts=hosts)
+            solr.up(hosts=hosts, auth=solr_auth)
+            if solr_auth:
+                console.print(f"solr credentials (0600): {solr.credentials_file()}")
         if k8s_on:
             kube.up()
         if kafka_on:

@@ -49,7 +49,9 @@ def serve(
     if not chosen and len(declared) == 1:
         chosen = declared.pop()
     config = dataclasses.replace(
-        settings.from_environment(aggregations, jobs_cmd.local_solr_url(chosen), cors_origin or []),
+        settings.from_environment(
+            aggregations, jobs_cmd.local_solr_url(chosen, role="query"), cors_origin or []
+        ),
         refresh_s=refresh_seconds,
         solr_timeout_s=solr_timeout,
     )

@@ -39,7 +39,7 @@ def sql(
         raise typer.Exit(2)
     aggregation = specfile.load(spec)
     paths = archive.JobPaths.of(jobs_cmd.data_root(data, aggregation.name), aggregation)
-    solr = jobs_cmd.local_solr_url(solr_url)
+    solr = jobs_cmd.local_solr_url(solr_url, role="query")
     try:
         answer = spark_sql.ask(
             aggregation, paths, solr, query, max_rows=max_rows + 1, out=out, file_format=file_format

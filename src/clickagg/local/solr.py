@@ -12,6 +12,11 @@ distinct hosts in the cluster state, as on two machines. ZooKeeper stays on 127.
 For fault tests the launcher also listens on a loopback control port: `stop_node(i)` stops
 node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep running, and
 `start_node(i)` brings it back on the same port with its cores.
+
+`up(auth=True)` starts the cluster with BasicAuth and rule-based authorization
+(`solr_security`): fresh passwords per role, kept 0600 in the run dir, read with
+`credentials(role)`. `instance` names a second cluster with its own run dir (tests start an
+authenticated one next to the session's plain one).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from clickagg import errors
-from clickagg.local import cache, maven, process
+from clickagg.local import cache, maven, process, solr_security
+from clickagg.store import credentials as store_credentials
 
 SOLR_VERSION = "9.10.1"
 PROCESS_NAME = "solr"
@@ -54,12 +60,14 @@ class SolrEndpoints:
 
     `zk_host` includes the chroot, as Solr clients expect it (127.0.0.1:9983/solr).
     `node_urls[i]` is node i of `stop_node(i)` / `start_node(i)`; `control_port` is the
-    launcher's loopback control port (None for a cluster started without one).
+    launcher's loopback control port (None for a cluster started without one); `auth` is
+    True when every request needs credentials (`credentials(role)`).
     """
 
     zk_host: str
     node_urls: tuple[str, ...]
     control_port: int | None = None
+    auth: bool = False
 
     @property
     def base_url(self) -> str:
@@ -95,6 +103,7 @@ class SolrEndpoints:
         ports: Sequence[int],
         control_port: int | None = None,
         hosts: Sequence[str] | None = None,
+        auth: bool = False,
     ) -> SolrEndpoints:
         node_hosts = _node_hosts(hosts, len(ports))
         urls = tuple(
@@ -104,6 +113,7 @@ class SolrEndpoints:
             zk_host=f"{process.LOOPBACK}:{zk_port}{ZK_CHROOT}",
             node_urls=urls,
             control_port=control_port,
+            auth=auth,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +122,7 @@ class SolrEndpoints:
             "node_urls": list(self.node_urls),
             "base_url": self.base_url,
             "control_port": self.control_port,
+            "auth": self.auth,
         }
 
     @classmethod
@@ -122,6 +133,7 @@ class SolrEndpoints:
             zk_host=str(data["zk_host"]),
             node_urls=tuple(data["node_urls"]),
             control_port=None if control_port is None else int(control_port),
+            auth=bool(data.get("auth", False)),
         )
 
 
@@ -136,14 +148,24 @@ def up(
     ports: Sequence[int] = (8983, 8984),
     control_port: int = 0,
     hosts: Sequence[str] | None = None,
+    *,
+    auth: bool = False,
+    instance: str = PROCESS_NAME,
 ) -> SolrEndpoints:
     """Start the cluster, or return the one already running (whatever its ports and hosts).
 
     `hosts[i]` is node i's loopback address (default 127.0.0.1 for every node);
-    `control_port` 0 picks a free loopback port for the node control channel.
+    `control_port` 0 picks a free loopback port for the node control channel. With `auth`,
+    every request needs a user's credentials (new passwords each start; `credentials`).
+    A running cluster started without `auth` is not changed by asking for it: stop it first.
     """
-    running = status()
+    running = status(instance)
     if running is not None:
+        if auth and not running.auth:
+            raise errors.LocalStackError(
+                "the local SolrCloud already runs without authentication: stop it "
+                "(`clickagg local down`) and start it again with --solr-auth"
+            )
         return running
     node_hosts = _node_hosts(hosts, len(ports))
     if control_port == 0:
@@ -151,8 +173,9 @@ def up(
     _check_ports(zk_port, ports, control_port, node_hosts)
     build = install()
     java, _ = java_tools()
-    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts)
-    data_dir = _fresh_data_dir()
+    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts, auth)
+    data_dir = _fresh_data_dir(instance)
+    security = _fresh_security(instance, auth)
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-port", str(zk_port),
@@ -160,35 +183,62 @@ def up(
         "--hosts", ",".join(node_hosts),
         "--dir", str(data_dir),
         "--control-port", str(control_port),
+        *(["--security-json", str(security)] if security else []),
     ]  # fmt: skip
     nodes = [f"{host}:{port}" for host, port in zip(node_hosts, ports, strict=True)]
-    _progress(f"starting SolrCloud: ZooKeeper on {zk_port}, nodes on {nodes}")
+    with_auth = " with BasicAuth" if auth else ""
+    _progress(f"starting SolrCloud{with_auth}: ZooKeeper on {zk_port}, nodes on {nodes}")
     started = time.monotonic()
     process.start(
-        PROCESS_NAME,
+        instance,
         argv,
         endpoints=endpoints.to_json(),
         ready=READY_PATTERN,
         timeout=START_TIMEOUT_S,
     )
     _progress(f"SolrCloud ready in {time.monotonic() - started:.1f}s at {endpoints.base_url}")
+    if security:
+        _progress(f"Solr users and passwords (owner-only): {security.parent}")
     return endpoints
 
 
-def down() -> bool:
-    """Stop the cluster; True if one was running. Its data goes with it."""
-    stopped = process.stop(PROCESS_NAME, grace=STOP_GRACE_S)
+def down(instance: str = PROCESS_NAME) -> bool:
+    """Stop the cluster; True if one was running. Its data and passwords go with it."""
+    stopped = process.stop(instance, grace=STOP_GRACE_S)
+    shutil.rmtree(_auth_dir(instance), ignore_errors=True)
     if stopped:
         _progress("SolrCloud stopped")
     return stopped
 
 
-def status() -> SolrEndpoints | None:
+def status(instance: str = PROCESS_NAME) -> SolrEndpoints | None:
     """The running cluster's endpoints, or None."""
-    running = process.status(PROCESS_NAME)
+    running = process.status(instance)
     if running is None:
         return None
     return SolrEndpoints.from_json(running.endpoints)
+
+
+def credentials(role: str, instance: str = PROCESS_NAME) -> tuple[str, str]:
+    """(user, password) of `role` (operator, jobs, query) on a cluster started with auth."""
+    return solr_security.credentials(_auth_dir(instance), role)
+
+
+def credentials_env(role: str, instance: str = PROCESS_NAME) -> dict[str, str]:
+    """Environment that makes a Solr client use `role`'s credentials: the user and the path
+    of its password file (`store.credentials`), never the password itself."""
+    user, _ = credentials(role, instance)
+    return {
+        store_credentials.USERNAME_ENV: user,
+        store_credentials.PASSWORD_FILE_ENV: str(
+            solr_security.password_file(_auth_dir(instance), role)
+        ),
+    }
+
+
+def credentials_file(instance: str = PROCESS_NAME) -> Path:
+    """Where a cluster started with auth keeps its users and passwords (0600)."""
+    return _auth_dir(instance) / solr_security.CREDENTIALS_FILE
 
 
 def stop_node(index: int) -> None:
@@ -283,11 +333,21 @@ def _check_ports(
         process.ensure_ports_free(named, host)
 
 
-def _fresh_data_dir() -> Path:
+def _fresh_data_dir(instance: str) -> Path:
     # The launcher starts an empty cluster; yesterday's cores would not match a new ZooKeeper.
-    data_dir = cache.run_dir(PROCESS_NAME) / "data"
+    data_dir = cache.run_dir(instance) / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     return data_dir
+
+
+def _auth_dir(instance: str) -> Path:
+    return cache.run_dir(instance) / "auth"
+
+
+def _fresh_security(instance: str, auth: bool) -> Path | None:
+    """New passwords and security.json for a cluster with `auth`; None (and none kept) without."""
+    shutil.rmtree(_auth_dir(instance), ignore_errors=True)
+    return solr_security.create(_auth_dir(instance)) if auth else None
 
 
 def _jvm_options() -> list[str]:

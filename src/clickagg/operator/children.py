@@ -13,6 +13,10 @@ Children of Aggregation `<name>`:
   An Aggregation with only one level gets `<name>-rollup-<finest>`, which has nothing to
   roll up and only applies retention (none when that level is kept forever).
 
+With `spec.solr.basicAuthSecret`, driver and executors get the Solr user and password as
+environment variables that Kubernetes fills from that Secret (`valueFrom.secretKeyRef`): the
+manifests name the Secret and its keys, never a value.
+
 A spec change changes `--spec-json`, so the Spark Operator kills and resubmits the stream,
 which resumes from its checkpoints under `--data-root`; edited rollups apply from their
 next run.
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from clickagg.domain import durations, model, spec
+from clickagg.store import credentials
 
 SPARK_GROUP = "sparkoperator.k8s.io"
 SPARK_VERSION = "v1beta2"
@@ -101,6 +106,22 @@ class Affinity(TypedDict):
     podAffinity: PodAffinity
 
 
+class SecretKeySelector(TypedDict):
+    name: str
+    key: str
+
+
+class EnvVarSource(TypedDict):
+    secretKeyRef: SecretKeySelector
+
+
+class EnvVar(TypedDict):
+    """A container environment variable filled from a Secret (a value never appears)."""
+
+    name: str
+    valueFrom: EnvVarSource
+
+
 class SparkPod(TypedDict, total=False):
     """The driver's or the executors' settings (instances: executors only)."""
 
@@ -110,6 +131,7 @@ class SparkPod(TypedDict, total=False):
     serviceAccount: str
     labels: dict[str, str]
     affinity: Affinity
+    env: list[EnvVar]
 
 
 class RestartPolicy(TypedDict, total=False):
@@ -399,6 +421,11 @@ def _application_spec(
     if affinity is not None:
         driver["affinity"] = affinity
         executor["affinity"] = affinity
+    # Executors write and read Solr too (cell writes, the SQL data source's partitions).
+    env = solr_credentials_env(aggregation)
+    if env:
+        driver["env"] = env
+        executor["env"] = list(env)
     return {
         "type": "Python",
         "mode": "cluster",
@@ -413,6 +440,21 @@ def _application_spec(
         "driver": driver,
         "executor": executor,
     }
+
+
+def solr_credentials_env(aggregation: model.Aggregation) -> list[EnvVar]:
+    """The Solr user and password from spec.solr.basicAuthSecret, as the store reads them
+    (`store.credentials`); none without that Secret."""
+    secret = aggregation.spec.solr.basic_auth_secret
+    if secret is None:
+        return []
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
+        for name, key in (
+            (credentials.USERNAME_ENV, secret.username_key),
+            (credentials.PASSWORD_ENV, secret.password_key),
+        )
+    ]
 
 
 def _labels(aggregation: model.Aggregation, component: str) -> dict[str, str]:

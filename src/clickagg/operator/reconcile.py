@@ -10,6 +10,8 @@ every decision here can be read, logged and tested on its own.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import time
@@ -32,6 +34,7 @@ from clickagg.operator import children, conditions, diagnosis, kube
 from clickagg.store import batch as stored_batch
 from clickagg.store import client as solr
 from clickagg.store import collections as solr_collections
+from clickagg.store import credentials
 from clickagg.store import progress as stored_progress
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -342,7 +345,38 @@ def _apply_children(
 
 def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrClient:
     url = config.solr_url_override or children.cluster_solr_url(aggregation)
-    return solr.SolrClient(url, timeout=_SOLR_TIMEOUT, connect_retries=1)
+    found = solr_credentials(aggregation)
+    return solr.SolrClient(url, timeout=_SOLR_TIMEOUT, connect_retries=1, auth=found)
+
+
+def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredentials | None:
+    """The credentials in spec.solr.basicAuthSecret, read through the Kubernetes API; None
+    without one (the client then takes the operator's own, from its environment).
+
+    Every problem is a SolrAuthError naming the Secret and key, never a value."""
+    ref = aggregation.spec.solr.basic_auth_secret
+    if ref is None:
+        return None
+    where = f"Secret {ref.name} in namespace {aggregation.namespace} (spec.solr.basicAuthSecret)"
+    try:
+        data = kube.read_secret_data(aggregation.namespace, ref.name)
+    except errors.KubeError as exc:
+        raise errors.SolrAuthError(
+            f"cannot read {where}: {exc.answer or exc}; the chart's operator Role grants "
+            "get on secrets"
+        ) from None
+    if data is None:
+        raise errors.SolrAuthError(f"{where} does not exist: create it with the Solr credentials")
+    values = []
+    for key in (ref.username_key, ref.password_key):
+        try:
+            values.append(base64.b64decode(data[key], validate=True).decode("utf-8"))
+        except KeyError:
+            raise errors.SolrAuthError(f"{where} has no key '{key}'") from None
+        except (binascii.Error, UnicodeDecodeError):
+            raise errors.SolrAuthError(f"{where}: key '{key}' is not UTF-8 text") from None
+    user, password = values
+    return credentials.SolrCredentials(user.strip(), password.rstrip("\r\n"))
 
 
 def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any]) -> str:

@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from clickagg.domain import model
+from clickagg.store import credentials
 
 TOKEN_ENV = "CLICKAGG_SERVICE_TOKEN"  # noqa: S105 (the variable's name, not a secret)
-SOLR_USERNAME_ENV = "CLICKAGG_SOLR_USERNAME"
-SOLR_PASSWORD_ENV = "CLICKAGG_SOLR_PASSWORD"  # noqa: S105 (a name)
+SOLR_USERNAME_ENV = credentials.USERNAME_ENV
+SOLR_PASSWORD_ENV = credentials.PASSWORD_ENV
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class Settings:
     token: str | None = None
     #: Origins allowed to call the API from a browser; empty turns CORS off.
     cors_origins: tuple[str, ...] = ()
-    #: Read-only Solr credentials (user, password) when Solr has basic auth.
-    solr_auth: tuple[str, str] | None = None
+    #: Read-only Solr credentials when Solr has basic auth (`store.credentials`).
+    solr_auth: credentials.SolrCredentials | None = None
     #: Longest wait for one Solr request, and for a whole answer, before a 503.
     solr_timeout_s: float = 5.0
     answer_timeout_s: float = 10.0
@@ -42,11 +43,10 @@ def from_environment(
     cors_origins: Sequence[str] = (),
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
-    user, password = environ.get(SOLR_USERNAME_ENV), environ.get(SOLR_PASSWORD_ENV)
     return Settings(
         aggregations=tuple(aggregations),
         solr_url=solr_url,
         token=environ.get(TOKEN_ENV) or None,
         cors_origins=tuple(cors_origins),
-        solr_auth=(user, password) if user and password else None,
+        solr_auth=credentials.from_environment(environ),
     )

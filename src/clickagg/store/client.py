@@ -3,7 +3,9 @@
 SolrCloud's HTTP API is all clickagg needs (configsets, collections, JSON updates, queries,
 JSON facets, /export and /stream), so a thin `requests` client is enough and keeps the jobs
 free of a JVM client. Every failure, from Solr or from the network, raises `errors.SolrError`
-naming the collection it was about; `errors.SolrUnreachable` when no answer came.
+naming the collection it was about; `errors.SolrUnreachable` when no answer came;
+`errors.SolrAuthError` when Solr refused the user (401) or its role (403). Without explicit
+`auth`, a client sends the credentials of the environment (`credentials.from_environment`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from requests import adapters
 from urllib3.util import retry
 
 from clickagg import errors
+from clickagg.store import credentials
 
 Doc = dict[str, Any]
 Params = Mapping[str, str | int | float | bool | Sequence[str]]
@@ -45,15 +48,19 @@ class SolrClient:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         connect_retries: int = 3,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | credentials.SolrCredentials | None = None,
         connections: int = 10,
     ) -> None:
-        """`auth` is basic auth (user, password); `connections` bounds the pooled connections
-        kept for threads that share this client."""
+        """`auth` is basic auth (user, password), by default the environment's, sent with every
+        request; `connections` bounds the pooled connections kept for threads that share this
+        client."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._session = _session_with_retries(connect_retries, connections)
-        self._session.auth = auth
+        found = credentials.from_environment() if auth is None else auth
+        pair = found.pair() if isinstance(found, credentials.SolrCredentials) else found
+        self.user = pair[0] if pair else None
+        self._session.auth = pair
 
     def close(self) -> None:
         self._session.close()
@@ -293,6 +300,11 @@ class SolrClient:
             raise errors.SolrError(
                 f"{_about(collection)}Solr at {self.base_url} could not be reached: {exc}"
             ) from exc
+        if response.status_code in (401, 403):
+            response.close()
+            request = f"{method} /{path}"
+            status = response.status_code
+            raise _refused(self.base_url, self.user, status, request, collection, params)
         if response.status_code >= 400:
             message = _error_message(response)
             response.close()
@@ -319,6 +331,55 @@ def _session_with_retries(connect_retries: int, connections: int) -> requests.Se
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapters.HTTPAdapter(max_retries=policy, pool_maxsize=connections))
     return session
+
+
+def _refused(
+    base_url: str,
+    user: str | None,
+    status: int,
+    request: str,
+    collection: str | None,
+    params: Params | None,
+) -> errors.SolrAuthError:
+    """What a 401 or 403 means for `request` (GET /path): which user, which permission."""
+    permission = _permission(request.partition(" /")[2], params or {})
+    if status == 401 and user is None:
+        message = (
+            f"Solr at {base_url} requires authentication and no credentials were sent "
+            f"({request}): set ${credentials.USERNAME_ENV} and ${credentials.PASSWORD_ENV} "
+            f"(or ${credentials.PASSWORD_FILE_ENV})"
+        )
+    elif status == 401:
+        message = (
+            f"Solr at {base_url} refused user '{user}' (HTTP 401, {request}): "
+            "wrong user name or password"
+        )
+    else:
+        message = (
+            f"Solr at {base_url} refused user '{user}' (HTTP 403, {request}): "
+            f"its role lacks the permission '{permission}'"
+        )
+    return errors.SolrAuthError(
+        _about(collection) + message, user=user, status=status, permission=permission
+    )
+
+
+def _permission(path: str, params: Params) -> str:
+    """The Solr permission (security.json's predefined names) a request to `path` needs."""
+    handler = path.rsplit("/", 1)[-1]
+    action = str(params.get("action", "")).upper()
+    if path == "admin/collections":
+        reads = {"LIST", "CLUSTERSTATUS", "COLSTATUS", "LISTALIASES", "REQUESTSTATUS"}
+        return "collection-admin-read" if action in reads else "collection-admin-edit"
+    if path == "admin/configs":
+        return "config-read" if action == "LIST" else "config-edit"
+    if path == "admin/info/health":
+        return "health"
+    if handler == "update":
+        return "update"
+    if handler in {"select", "get", "stream", "export", "query"}:
+        return "read"
+    return f"a permission for /{path}"
 
 
 def _about(collection: str | None) -> str:

@@ -4,6 +4,8 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintWriter;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationTargetException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -13,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
@@ -48,8 +51,14 @@ import org.eclipse.jetty.server.handler.HandlerWrapper;
  * back, and waits until it is live again; {@code status} answers {@code ok 0=running 1=stopped}.
  * Fault tests use it to stop one node while ZooKeeper and the other node keep running.
  *
+ * <p>With {@code --security-json FILE} the file is written to ZooKeeper as the cluster's
+ * security.json before any node starts, so every node comes up with its authentication and
+ * authorization plugins (BasicAuth and rule-based in clickagg's case; the nodes sign their own
+ * requests to each other with PKI). The file holds password hashes only; the launcher does not
+ * print it.
+ *
  * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
- * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0]}
+ * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE]}
  */
 public final class SolrCloudLauncher {
 
@@ -68,7 +77,13 @@ public final class SolrCloudLauncher {
    * The command line, parsed; {@code hosts.get(i)} is node i's address, {@code controlPort} is -1
    * when there is no control channel.
    */
-  record Options(int zkPort, List<Integer> ports, List<String> hosts, Path dir, int controlPort) {
+  record Options(
+      int zkPort,
+      List<Integer> ports,
+      List<String> hosts,
+      Path dir,
+      int controlPort,
+      Path securityJson) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
@@ -76,6 +91,7 @@ public final class SolrCloudLauncher {
       List<String> hosts = null;
       Path dir = null;
       int controlPort = -1;
+      Path securityJson = null;
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
           throw new IllegalArgumentException("missing value after " + args[i]);
@@ -87,6 +103,7 @@ public final class SolrCloudLauncher {
           case "--hosts" -> hosts = List.of(value.split(","));
           case "--dir" -> dir = Path.of(value).toAbsolutePath();
           case "--control-port" -> controlPort = Integer.parseInt(value);
+          case "--security-json" -> securityJson = Path.of(value).toAbsolutePath();
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
       }
@@ -108,7 +125,8 @@ public final class SolrCloudLauncher {
           throw new IllegalArgumentException("--hosts: " + host + " is not a loopback address");
         }
       }
-      return new Options(zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort);
+      return new Options(
+          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson);
     }
   }
 
@@ -136,7 +154,7 @@ public final class SolrCloudLauncher {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
       System.err.println(
           "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--hosts H1,H2]"
-              + " [--control-port P]");
+              + " [--control-port P] [--security-json FILE]");
       System.exit(2);
       return;
     }
@@ -185,10 +203,45 @@ public final class SolrCloudLauncher {
     zk = new ZkTestServer(options.dir().resolve("zookeeper"), options.zkPort());
     zk.run(false);
     // Zero nodes: the builder would give every node the same port; each is added below.
-    cluster = new MiniSolrCloudCluster(0, options.dir(), solrXml(), jettyConfig(0), zk, false);
+    cluster = newCluster(securityJson());
     startNodesInParallel();
     for (JettySolrRunner node : nodes) {
       cluster.waitForNode(node, NODE_LIVE_TIMEOUT_SECONDS);
+    }
+  }
+
+  /** The --security-json file's text, or empty without the option. */
+  private Optional<String> securityJson() throws IOException {
+    if (options.securityJson() == null) {
+      return Optional.empty();
+    }
+    return Optional.of(Files.readString(options.securityJson(), StandardCharsets.UTF_8));
+  }
+
+  /**
+   * A cluster of zero nodes on our ZooKeeper. With a security.json it uses the constructor that
+   * writes it to ZooKeeper before the first node starts (what the Builder's withSecurityJson
+   * calls); that constructor is package-private, so it is reached by reflection.
+   */
+  private MiniSolrCloudCluster newCluster(Optional<String> securityJson) throws Exception {
+    if (securityJson.isEmpty()) {
+      return new MiniSolrCloudCluster(0, options.dir(), solrXml(), jettyConfig(0), zk, false);
+    }
+    Constructor<MiniSolrCloudCluster> withSecurity =
+        MiniSolrCloudCluster.class.getDeclaredConstructor(
+            int.class,
+            Path.class,
+            String.class,
+            JettyConfig.class,
+            ZkTestServer.class,
+            Optional.class,
+            boolean.class);
+    withSecurity.setAccessible(true);
+    try {
+      return withSecurity.newInstance(
+          0, options.dir(), solrXml(), jettyConfig(0), zk, securityJson, false);
+    } catch (InvocationTargetException e) {
+      throw e.getCause() instanceof Exception cause ? cause : e;
     }
   }
 

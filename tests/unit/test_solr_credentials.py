@@ -1,0 +1,55 @@
+"""Solr credentials from the environment: read in one place, never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clickagg import errors
+from clickagg.store import credentials
+
+pytestmark = pytest.mark.unit
+
+SECRET = "s3cr3t-never-shown"  # noqa: S105 (a test value)
+
+
+def test_no_variables_mean_no_credentials() -> None:
+    assert credentials.from_environment({}) is None
+
+
+def test_user_and_password_from_variables() -> None:
+    found = credentials.from_environment(
+        {credentials.USERNAME_ENV: "clickagg-jobs", credentials.PASSWORD_ENV: SECRET}
+    )
+    assert found is not None
+    assert found.pair() == ("clickagg-jobs", SECRET)
+    assert SECRET not in repr(found)
+    assert SECRET not in str(found)
+
+
+def test_password_from_a_mounted_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET + "\n")
+    found = credentials.from_environment(
+        {credentials.USERNAME_ENV: "u", credentials.PASSWORD_FILE_ENV: str(secret_file)}
+    )
+    assert found is not None
+    assert found.password == SECRET
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({credentials.USERNAME_ENV: "u"}, "no password"),
+        ({credentials.PASSWORD_ENV: SECRET}, "no user"),
+        (
+            {credentials.USERNAME_ENV: "u", credentials.PASSWORD_FILE_ENV: "/nonexistent/pw"},
+            "cannot read",
+        ),
+    ],
+)
+def test_incomplete_credentials_say_what_is_missing(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(errors.SolrAuthError, match=expected) as caught:
+        credentials.from_environment(environ)
+    assert SECRET not in str(caught.value)
