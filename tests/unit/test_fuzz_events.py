@@ -157,10 +157,16 @@ def test_any_broken_event_is_one_event_or_one_reason(line: bytes) -> None:
 
 @given(st.lists(st.one_of(near_valid_lines(), st.binary(max_size=64)), max_size=8))
 def test_every_line_of_a_batch_becomes_exactly_one_archive_row(lines: list[bytes]) -> None:
-    batch = pa.RecordBatch.from_pydict({"value": lines}, schema=pa.schema([("value", pa.binary())]))
+    batch = pa.RecordBatch.from_pydict(
+        {"value": lines, "arrival_source": ["f"] * len(lines), "arrival_split": [0] * len(lines)},
+        schema=pa.schema(
+            [("value", pa.binary()), ("arrival_source", pa.string()), ("arrival_split", pa.int64())]
+        ),
+    )
+    settings = parse.ParseSettings(arrival_batch=0, arrival_ms=0)
     rows = [
         row
-        for out in parse.parse_batches(iter([batch]), parse.ParseSettings())
+        for out in parse.parse_batches(iter([batch]), settings)
         for row in out.to_pylist()
     ]
     assert len(rows) == len(lines)

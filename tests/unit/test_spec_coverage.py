@@ -22,10 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 _ORACLE = "tests/e2e/test_stream_oracle.py::test_every_cell_equals_the_oracle"
 _KAFKA = "tests/e2e/test_kafka_source.py::test_events_from_kafka_become_the_oracles_cells"
 _CHILDREN = "tests/unit/test_children.py::"
+_SOLR_AUTH = (
+    "tests/k8s/test_operator_solr_auth.py::"
+    "test_the_operator_uses_the_secret_and_the_children_only_reference_it"
+)
 _VALIDATION = "tests/unit/test_spec_validation.py::"
 
 #: Field path -> the test that shows its effect.
 EXERCISED_BY = {
+    "spec.solr.basicAuthSecret.name": _SOLR_AUTH,
+    "spec.solr.basicAuthSecret.usernameKey": _SOLR_AUTH,
+    "spec.solr.basicAuthSecret.passwordKey": _SOLR_AUTH,
     "spec.source.type": _KAFKA,
     "spec.source.files.path": _ORACLE,
     "spec.source.kafka.bootstrapServers": _KAFKA,
@@ -81,9 +88,6 @@ EXERCISED_BY = {
 #: Fields accepted but without effect yet, with the issue that gives them one. Keep them here
 #: (not removed) while someone implements them; move each to EXERCISED_BY with its test.
 KNOWN_UNIMPLEMENTED = {
-    "spec.solr.basicAuthSecret.name": "issue 11 §1: the Solr client takes no credentials",
-    "spec.solr.basicAuthSecret.usernameKey": "issue 11 §1",
-    "spec.solr.basicAuthSecret.passwordKey": "issue 11 §1",
     "spec.source.kafka.security.protocol": "issue 11 §2: passed as security.protocol; no test "
     "runs a secured broker",
     "spec.source.kafka.security.saslMechanism": "issue 11 §2: not passed to Kafka",
