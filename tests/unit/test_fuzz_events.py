@@ -164,11 +164,7 @@ def test_every_line_of_a_batch_becomes_exactly_one_archive_row(lines: list[bytes
         ),
     )
     settings = parse.ParseSettings(arrival_batch=0, arrival_ms=0)
-    rows = [
-        row
-        for out in parse.parse_batches(iter([batch]), settings)
-        for row in out.to_pylist()
-    ]
+    rows = [row for out in parse.parse_batches(iter([batch]), settings) for row in out.to_pylist()]
     assert len(rows) == len(lines)
     for line, row in zip(lines, rows, strict=True):
         if row["kind"] == archive.DEAD_LETTER:
