@@ -14,6 +14,8 @@ ClickaggError
 └── EngineError               a real engine (Solr, Spark, Kafka, Kubernetes) answered with an error
     ├── SolrError             Solr answered with an error
     │   ├── SolrUnreachable   Solr could not be reached or did not answer in time
+    │   ├── SolrTlsError      Solr's certificate failed verification against the CA bundle
+    │   │                     ($CLICKAGG_SOLR_CA_FILE), or that bundle cannot be read
     │   └── SolrAuthError     Solr refused the credentials (401) or the user's role (403),
     │                         or the credentials are set up wrong; names user and permission
     ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
@@ -128,6 +130,12 @@ class SolrError(EngineError):
 
 class SolrUnreachable(SolrError):
     """Solr could not be reached, or did not answer in time: worth retrying later."""
+
+
+class SolrTlsError(SolrError):
+    """Solr's TLS certificate could not be verified (or the CA bundle named for it could not
+    be read): the message names the CA bundle used and `$CLICKAGG_SOLR_CA_FILE`. Not worth
+    retrying: the same certificate fails again."""
 
 
 class SolrAuthError(SolrError):

@@ -22,10 +22,10 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
 import polling
-from clickagg.domain import plan, validation
+from clickagg.domain import certificates, plan, validation
 from clickagg.local import gotools, process
 from clickagg.local import kube as local_kube
-from clickagg.operator import certificates, webhook
+from clickagg.operator import webhook
 from examples import BAD, GOOD, bad_example
 from fixtures import k8s as k8s_fixtures
 

@@ -53,3 +53,27 @@ def test_incomplete_credentials_say_what_is_missing(environ: dict[str, str], exp
     with pytest.raises(errors.SolrAuthError, match=expected) as caught:
         credentials.from_environment(environ)
     assert SECRET not in str(caught.value)
+
+
+def test_no_ca_variable_means_the_system_cas() -> None:
+    assert credentials.ca_file_from_environment({}) is None
+    assert credentials.ca_file_from_environment({credentials.CA_FILE_ENV: " "}) is None
+
+
+def test_the_ca_variable_names_a_pem_bundle(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.crt"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert credentials.ca_file_from_environment({credentials.CA_FILE_ENV: str(bundle)}) == bundle
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate"])
+def test_a_ca_variable_naming_no_certificate_is_a_tls_error(
+    tmp_path: Path, content: str | None
+) -> None:
+    bundle = tmp_path / "ca.crt"
+    if content is not None:
+        bundle.write_text(content)
+    with pytest.raises(errors.SolrTlsError) as caught:
+        credentials.ca_file_from_environment({credentials.CA_FILE_ENV: str(bundle)})
+    assert credentials.CA_FILE_ENV in str(caught.value)
+    assert str(bundle) in str(caught.value)

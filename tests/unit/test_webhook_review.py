@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from clickagg.domain import plan, validation
-from clickagg.operator import certificates, webhook
+from clickagg.domain import certificates, plan, validation
+from clickagg.operator import webhook
 from examples import BAD, GOOD, bad_example
 
 pytestmark = pytest.mark.unit

@@ -28,7 +28,9 @@ DataOption = Annotated[
 
 def local_solr_url(given: str | None, role: str = "operator") -> str:
     """`given`, or the local SolrCloud's URL; for a local SolrCloud with authentication and
-    no credentials in the environment, `role`'s are put there (user and password file).
+    no credentials in the environment, `role`'s are put there (user and password file); for
+    one with TLS and no CA bundle in the environment, its CA file. Spark's local executors
+    inherit this environment, so the jobs' writes carry the same credentials and trust.
 
     The jobs run locally also do the operator's part (they create missing collections), so
     they take the operator's role; `serve` and `sql` only read and take `query`'s."""
@@ -44,6 +46,8 @@ def local_solr_url(given: str | None, role: str = "operator") -> str:
     if running.auth and credentials.USERNAME_ENV not in os.environ:
         os.environ.update(solr.credentials_env(role))
         console.print(f"Solr user: the local stack's '{role}' ({solr.credentials_file()})")
+    if running.tls and credentials.CA_FILE_ENV not in os.environ:
+        os.environ.update(solr.tls_env())
     return running.base_url
 
 

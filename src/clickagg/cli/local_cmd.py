@@ -51,6 +51,15 @@ SolrAuthFlag = Annotated[
         "(never printed).",
     ),
 ]
+SolrTlsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--solr-tls",
+        help="SolrCloud serving https only, with a new CA and a certificate for the node hosts; "
+        "clients verify with the CA file it prints ($CLICKAGG_SOLR_CA_FILE). Combines with "
+        "--solr-auth.",
+    ),
+]
 WorkerCoresOption = Annotated[
     int | None,
     typer.Option("--worker-cores", help="Cores each Spark worker offers [default: 1].", min=1),
@@ -100,6 +109,7 @@ def up(
     spark_cluster_on: SparkClusterFlag = False,
     solr_hosts: SolrHostsOption = None,
     solr_auth: SolrAuthFlag = False,
+    solr_tls: SolrTlsFlag = False,
     worker_cores: WorkerCoresOption = None,
     worker_memory: WorkerMemoryOption = None,
 ) -> None:
@@ -117,9 +127,11 @@ def up(
     try:
         if solr_on:
             hosts = [host.strip() for host in solr_hosts.split(",")] if solr_hosts else None
-            solr.up(hosts=hosts, auth=solr_auth)
+            solr.up(hosts=hosts, auth=solr_auth, tls=solr_tls)
             if solr_auth:
                 console.print(f"solr credentials (0600): {solr.credentials_file()}")
+            if solr_tls:
+                console.print(f"solr CA certificate: {solr.ca_file()}")
         if k8s_on:
             kube.up()
         if kafka_on:

@@ -132,6 +132,23 @@ class SolrCloudReference(WireModel):
     )
 
 
+class CaSecret(WireModel):
+    """A Secret key holding PEM CA certificates."""
+
+    name: str = _describe("Name of the Secret, in the Aggregation's namespace.", min_length=1)
+    key: str = _describe("Key of the PEM CA bundle in the Secret.", default="ca.crt", min_length=1)
+
+
+class SolrTls(WireModel):
+    """How clients verify a Solr served over https."""
+
+    ca_secret: CaSecret = _describe(
+        "Secret with the CA certificates (PEM) that signed Solr's certificates; the operator "
+        "verifies Solr with it, and the job pods get it mounted read-only with "
+        "$CLICKAGG_SOLR_CA_FILE naming it."
+    )
+
+
 class SolrTarget(WireModel):
     """The SolrCloud that keeps the aggregates; name exactly one of solrCloudRef and url."""
 
@@ -153,6 +170,11 @@ class SolrTarget(WireModel):
     replication_factor: int = _describe("Replicas of each shard.", default=2, ge=1, le=5)
     basic_auth_secret: SecretKeys | None = _describe(
         "Secret with Solr basic-auth credentials, when Solr requires them.", default=None
+    )
+    tls: SolrTls | None = _describe(
+        "Trust for a Solr served over https (an https url or SolrCloud); without it the "
+        "system's CAs.",
+        default=None,
     )
 
 

@@ -15,8 +15,11 @@ node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep ru
 
 `up(auth=True)` starts the cluster with BasicAuth and rule-based authorization
 (`solr_security`): fresh passwords per role, kept 0600 in the run dir, read with
-`credentials(role)`. `instance` names a second cluster with its own run dir (tests start an
-authenticated one next to the session's plain one).
+`credentials(role)`. `up(tls=True)` serves https only, with a fresh CA and a serving
+certificate for the node hosts (`solr_tls`), kept 0600 in the run dir; clients verify with
+`ca_file()` (`tls_env()` names it in the environment). The two combine. `instance` names a
+second cluster with its own run dir (tests start an authenticated one next to the session's
+plain one).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import shutil
 import socket
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clickagg import errors
-from clickagg.local import cache, maven, process, solr_security
+from clickagg.local import cache, maven, process, solr_security, solr_tls
 from clickagg.store import credentials as store_credentials
 
 SOLR_VERSION = "9.10.1"
@@ -61,13 +65,15 @@ class SolrEndpoints:
     `zk_host` includes the chroot, as Solr clients expect it (127.0.0.1:9983/solr).
     `node_urls[i]` is node i of `stop_node(i)` / `start_node(i)`; `control_port` is the
     launcher's loopback control port (None for a cluster started without one); `auth` is
-    True when every request needs credentials (`credentials(role)`).
+    True when every request needs credentials (`credentials(role)`); `tls` when the nodes
+    serve https only (verify with `ca_file()`).
     """
 
     zk_host: str
     node_urls: tuple[str, ...]
     control_port: int | None = None
     auth: bool = False
+    tls: bool = False
 
     @property
     def base_url(self) -> str:
@@ -75,14 +81,13 @@ class SolrEndpoints:
         return self.node_urls[0]
 
     def node_url(self, index: int) -> str:
-        """Node `index`'s base URL (http://host:port/solr)."""
+        """Node `index`'s base URL (http://host:port/solr, https with TLS)."""
         return self.node_urls[self._checked(index)]
 
     def node_name(self, index: int) -> str:
         """Node `index`'s name in live_nodes and replica `node_name`s (host:port_solr)."""
-        host_and_path = self.node_url(index).removeprefix("http://")
-        host, _, path = host_and_path.partition("/")
-        return f"{host}_{path.replace('/', '%2F')}"
+        url = urllib.parse.urlsplit(self.node_url(index))
+        return f"{url.netloc}_{url.path.lstrip('/').replace('/', '%2F')}"
 
     def _checked(self, index: int) -> int:
         if not 0 <= index < len(self.node_urls):
@@ -94,7 +99,7 @@ class SolrEndpoints:
     @property
     def node_hosts(self) -> tuple[str, ...]:
         """Each node's address, in node order."""
-        return tuple(url.removeprefix("http://").partition(":")[0] for url in self.node_urls)
+        return tuple(str(urllib.parse.urlsplit(url).hostname) for url in self.node_urls)
 
     @classmethod
     def for_ports(
@@ -104,16 +109,19 @@ class SolrEndpoints:
         control_port: int | None = None,
         hosts: Sequence[str] | None = None,
         auth: bool = False,
+        tls: bool = False,
     ) -> SolrEndpoints:
         node_hosts = _node_hosts(hosts, len(ports))
+        scheme = "https" if tls else "http"
         urls = tuple(
-            f"http://{host}:{port}/solr" for host, port in zip(node_hosts, ports, strict=True)
+            f"{scheme}://{host}:{port}/solr" for host, port in zip(node_hosts, ports, strict=True)
         )
         return cls(
             zk_host=f"{process.LOOPBACK}:{zk_port}{ZK_CHROOT}",
             node_urls=urls,
             control_port=control_port,
             auth=auth,
+            tls=tls,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +131,7 @@ class SolrEndpoints:
             "base_url": self.base_url,
             "control_port": self.control_port,
             "auth": self.auth,
+            "tls": self.tls,
         }
 
     @classmethod
@@ -134,6 +143,7 @@ class SolrEndpoints:
             node_urls=tuple(data["node_urls"]),
             control_port=None if control_port is None else int(control_port),
             auth=bool(data.get("auth", False)),
+            tls=bool(data.get("tls", False)),
         )
 
 
@@ -150,6 +160,7 @@ def up(
     hosts: Sequence[str] | None = None,
     *,
     auth: bool = False,
+    tls: bool = False,
     instance: str = PROCESS_NAME,
 ) -> SolrEndpoints:
     """Start the cluster, or return the one already running (whatever its ports and hosts).
@@ -157,7 +168,9 @@ def up(
     `hosts[i]` is node i's loopback address (default 127.0.0.1 for every node);
     `control_port` 0 picks a free loopback port for the node control channel. With `auth`,
     every request needs a user's credentials (new passwords each start; `credentials`).
-    A running cluster started without `auth` is not changed by asking for it: stop it first.
+    With `tls`, the nodes serve https only, with a new CA each start (`ca_file`).
+    A running cluster started without `auth` or `tls` is not changed by asking for it: stop
+    it first.
     """
     running = status(instance)
     if running is not None:
@@ -166,6 +179,11 @@ def up(
                 "the local SolrCloud already runs without authentication: stop it "
                 "(`clickagg local down`) and start it again with --solr-auth"
             )
+        if tls and not running.tls:
+            raise errors.LocalStackError(
+                "the local SolrCloud already runs without TLS: stop it "
+                "(`clickagg local down`) and start it again with --solr-tls"
+            )
         return running
     node_hosts = _node_hosts(hosts, len(ports))
     if control_port == 0:
@@ -173,9 +191,10 @@ def up(
     _check_ports(zk_port, ports, control_port, node_hosts)
     build = install()
     java, _ = java_tools()
-    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts, auth)
+    endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts, auth, tls)
     data_dir = _fresh_data_dir(instance)
     security = _fresh_security(instance, auth)
+    tls_dir = _fresh_tls(instance, tls, node_hosts)
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-port", str(zk_port),
@@ -184,10 +203,12 @@ def up(
         "--dir", str(data_dir),
         "--control-port", str(control_port),
         *(["--security-json", str(security)] if security else []),
+        *(["--tls-dir", str(tls_dir)] if tls_dir else []),
     ]  # fmt: skip
     nodes = [f"{host}:{port}" for host, port in zip(node_hosts, ports, strict=True)]
-    with_auth = " with BasicAuth" if auth else ""
-    _progress(f"starting SolrCloud{with_auth}: ZooKeeper on {zk_port}, nodes on {nodes}")
+    features = " and ".join(name for name, on in (("BasicAuth", auth), ("TLS", tls)) if on)
+    with_features = f" with {features}" if features else ""
+    _progress(f"starting SolrCloud{with_features}: ZooKeeper on {zk_port}, nodes on {nodes}")
     started = time.monotonic()
     process.start(
         instance,
@@ -199,13 +220,16 @@ def up(
     _progress(f"SolrCloud ready in {time.monotonic() - started:.1f}s at {endpoints.base_url}")
     if security:
         _progress(f"Solr users and passwords (owner-only): {security.parent}")
+    if tls_dir:
+        _progress(f"Solr CA certificate (${store_credentials.CA_FILE_ENV}): {ca_file(instance)}")
     return endpoints
 
 
 def down(instance: str = PROCESS_NAME) -> bool:
-    """Stop the cluster; True if one was running. Its data and passwords go with it."""
+    """Stop the cluster; True if one was running. Its data, passwords and keys go with it."""
     stopped = process.stop(instance, grace=STOP_GRACE_S)
     shutil.rmtree(_auth_dir(instance), ignore_errors=True)
+    shutil.rmtree(_tls_dir(instance), ignore_errors=True)
     if stopped:
         _progress("SolrCloud stopped")
     return stopped
@@ -234,6 +258,27 @@ def credentials_env(role: str, instance: str = PROCESS_NAME) -> dict[str, str]:
             solr_security.password_file(_auth_dir(instance), role)
         ),
     }
+
+
+def ca_file(instance: str = PROCESS_NAME) -> Path:
+    """The CA certificate (PEM) of a cluster started with TLS, what its clients verify with."""
+    path = solr_tls.ca_file(_tls_dir(instance))
+    if not path.is_file():
+        raise errors.LocalStackError(
+            f"no Solr CA certificate in {path.parent}: start the SolrCloud with TLS "
+            "(`clickagg local up --solr --solr-tls`)"
+        )
+    return path
+
+
+def tls_env(instance: str = PROCESS_NAME) -> dict[str, str]:
+    """Environment that makes a Solr client trust a TLS cluster's CA (`store.credentials`)."""
+    return {store_credentials.CA_FILE_ENV: str(ca_file(instance))}
+
+
+def tls_dir(instance: str = PROCESS_NAME) -> Path:
+    """Where a cluster started with TLS keeps its CA, key store and trust store (0600)."""
+    return _tls_dir(instance)
 
 
 def credentials_file(instance: str = PROCESS_NAME) -> Path:
@@ -342,6 +387,16 @@ def _fresh_data_dir(instance: str) -> Path:
 
 def _auth_dir(instance: str) -> Path:
     return cache.run_dir(instance) / "auth"
+
+
+def _tls_dir(instance: str) -> Path:
+    return cache.run_dir(instance) / "tls"
+
+
+def _fresh_tls(instance: str, tls: bool, hosts: Sequence[str]) -> Path | None:
+    """A new CA, certificate and stores for a cluster with `tls`; None (none kept) without."""
+    shutil.rmtree(_tls_dir(instance), ignore_errors=True)
+    return solr_tls.create(_tls_dir(instance), hosts) if tls else None
 
 
 def _fresh_security(instance: str, auth: bool) -> Path | None:

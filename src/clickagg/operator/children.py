@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, Required, TypedDict
 
 from clickagg.domain import durations, model, spec
 from clickagg.store import credentials
@@ -52,6 +52,10 @@ ROLLUP = "rollup"
 SOLR_CLOUD_POD_LABEL = "solr-cloud"
 SOLR_TECHNOLOGY_LABEL = "technology"
 SOLR_TECHNOLOGY = "solr-cloud"
+# Where the job pods find spec.solr.tls's CA bundle ($CLICKAGG_SOLR_CA_FILE).
+SOLR_CA_VOLUME = "solr-ca"
+SOLR_CA_DIR = "/etc/clickagg/solr-ca"
+SOLR_CA_FILE = "ca.crt"
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
 # A streaming job is restarted for ever; these space out restarts after a crash or a
@@ -115,11 +119,34 @@ class EnvVarSource(TypedDict):
     secretKeyRef: SecretKeySelector
 
 
-class EnvVar(TypedDict):
-    """A container environment variable filled from a Secret (a value never appears)."""
+class EnvVar(TypedDict, total=False):
+    """A container environment variable: filled from a Secret (a secret value never appears)
+    or a plain value (a path)."""
 
-    name: str
+    name: Required[str]
     valueFrom: EnvVarSource
+    value: str
+
+
+class SecretVolumeItem(TypedDict):
+    key: str
+    path: str
+
+
+class SecretVolumeSource(TypedDict):
+    secretName: str
+    items: list[SecretVolumeItem]
+
+
+class Volume(TypedDict):
+    name: str
+    secret: SecretVolumeSource
+
+
+class VolumeMount(TypedDict):
+    name: str
+    mountPath: str
+    readOnly: bool
 
 
 class SparkPod(TypedDict, total=False):
@@ -132,6 +159,7 @@ class SparkPod(TypedDict, total=False):
     labels: dict[str, str]
     affinity: Affinity
     env: list[EnvVar]
+    volumeMounts: list[VolumeMount]
 
 
 class RestartPolicy(TypedDict, total=False):
@@ -159,6 +187,7 @@ class ApplicationSpec(TypedDict):
     driver: SparkPod
     executor: SparkPod
     deps: Deps  # the JVM sessionizer
+    volumes: NotRequired[list[Volume]]  # spec.solr.tls's CA Secret
 
 
 class ScheduledApplicationSpec(TypedDict):
@@ -422,11 +451,16 @@ def _application_spec(
         driver["affinity"] = affinity
         executor["affinity"] = affinity
     # Executors write and read Solr too (cell writes, the SQL data source's partitions).
-    env = solr_credentials_env(aggregation)
+    env = solr_credentials_env(aggregation) + solr_ca_env(aggregation)
     if env:
         driver["env"] = env
         executor["env"] = list(env)
-    return {
+    volume = solr_ca_volume(aggregation)
+    if volume is not None:
+        mount: VolumeMount = {"name": volume["name"], "mountPath": SOLR_CA_DIR, "readOnly": True}
+        driver["volumeMounts"] = [mount]
+        executor["volumeMounts"] = [{**mount}]
+    application: ApplicationSpec = {
         "type": "Python",
         "mode": "cluster",
         "image": spark.image,
@@ -440,6 +474,27 @@ def _application_spec(
         "driver": driver,
         "executor": executor,
     }
+    if volume is not None:
+        application["volumes"] = [volume]
+    return application
+
+
+def solr_ca_volume(aggregation: model.Aggregation) -> Volume | None:
+    """spec.solr.tls's CA Secret key as a volume holding one file, `ca.crt`; None without."""
+    tls = aggregation.spec.solr.tls
+    if tls is None:
+        return None
+    secret = tls.ca_secret
+    items: list[SecretVolumeItem] = [{"key": secret.key, "path": SOLR_CA_FILE}]
+    return {"name": SOLR_CA_VOLUME, "secret": {"secretName": secret.name, "items": items}}
+
+
+def solr_ca_env(aggregation: model.Aggregation) -> list[EnvVar]:
+    """$CLICKAGG_SOLR_CA_FILE naming the mounted CA bundle (a path, no secret); none without
+    spec.solr.tls."""
+    if aggregation.spec.solr.tls is None:
+        return []
+    return [{"name": credentials.CA_FILE_ENV, "value": f"{SOLR_CA_DIR}/{SOLR_CA_FILE}"}]
 
 
 def solr_credentials_env(aggregation: model.Aggregation) -> list[EnvVar]:

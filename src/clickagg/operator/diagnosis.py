@@ -64,6 +64,8 @@ def of_solr_error(aggregation: model.Aggregation, exc: errors.SolrError) -> Diag
     """An unreachable Solr behind a solrCloudRef is first of all a SolrCloud to look for."""
     if isinstance(exc, errors.SolrAuthError):
         return Diagnosis("SolrForbidden" if exc.status == FORBIDDEN else "SolrAuthFailed", str(exc))
+    if isinstance(exc, errors.SolrTlsError):
+        return Diagnosis("SolrTlsFailed", str(exc))
     unreachable = isinstance(exc, errors.SolrUnreachable)
     found = Diagnosis("SolrUnreachable" if unreachable else "SolrError", str(exc))
     ref = aggregation.spec.solr.solr_cloud_ref

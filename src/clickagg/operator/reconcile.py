@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from clickagg import errors
@@ -346,7 +349,61 @@ def _apply_children(
 def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrClient:
     url = config.solr_url_override or children.cluster_solr_url(aggregation)
     found = solr_credentials(aggregation)
-    return solr.SolrClient(url, timeout=_SOLR_TIMEOUT, connect_retries=1, auth=found)
+    ca_file = solr_ca_file(aggregation)
+    return solr.SolrClient(
+        url, timeout=_SOLR_TIMEOUT, connect_retries=1, auth=found, ca_file=ca_file
+    )
+
+
+def _secret_data(
+    namespace: str, name: str, where: str, holds: str, error: type[errors.SolrError]
+) -> Mapping[str, str]:
+    """The Secret's base64 data; `error` (naming `where`) when it cannot be read or is gone."""
+    try:
+        data = kube.read_secret_data(namespace, name)
+    except errors.KubeError as exc:
+        raise error(
+            f"cannot read {where}: {exc.answer or exc}; the chart's operator Role grants "
+            "get on secrets"
+        ) from None
+    if data is None:
+        raise error(f"{where} does not exist: create it with {holds}")
+    return data
+
+
+def solr_ca_file(aggregation: model.Aggregation) -> Path | None:
+    """spec.solr.tls's CA bundle, read through the Kubernetes API into a private file named by
+    its digest (so a changed CA gets a new file); None without spec.solr.tls (the client then
+    takes the operator's own $CLICKAGG_SOLR_CA_FILE, or the system's CAs).
+
+    Every problem is a SolrTlsError naming the Secret and key."""
+    tls = aggregation.spec.solr.tls
+    if tls is None:
+        return None
+    ref = tls.ca_secret
+    where = f"Secret {ref.name} in namespace {aggregation.namespace} (spec.solr.tls.caSecret)"
+    data = _secret_data(
+        aggregation.namespace, ref.name, where, "Solr's CA (PEM)", errors.SolrTlsError
+    )
+    try:
+        bundle = base64.b64decode(data[ref.key], validate=True)
+    except KeyError:
+        raise errors.SolrTlsError(f"{where} has no key '{ref.key}'") from None
+    except binascii.Error:
+        raise errors.SolrTlsError(f"{where}: key '{ref.key}' is not base64") from None
+    directory = Path(tempfile.gettempdir()) / f"clickagg-solr-ca-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    path = directory / f"{hashlib.sha256(bundle).hexdigest()[:32]}.crt"
+    if not path.exists():
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(bundle)
+        partial.replace(path)
+    try:
+        return credentials.checked_ca_file(path)
+    except errors.SolrTlsError:
+        raise errors.SolrTlsError(f"{where}: key '{ref.key}' holds no PEM certificate") from None
 
 
 def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredentials | None:
@@ -358,15 +415,9 @@ def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredenti
     if ref is None:
         return None
     where = f"Secret {ref.name} in namespace {aggregation.namespace} (spec.solr.basicAuthSecret)"
-    try:
-        data = kube.read_secret_data(aggregation.namespace, ref.name)
-    except errors.KubeError as exc:
-        raise errors.SolrAuthError(
-            f"cannot read {where}: {exc.answer or exc}; the chart's operator Role grants "
-            "get on secrets"
-        ) from None
-    if data is None:
-        raise errors.SolrAuthError(f"{where} does not exist: create it with the Solr credentials")
+    data = _secret_data(
+        aggregation.namespace, ref.name, where, "the Solr credentials", errors.SolrAuthError
+    )
     values = []
     for key in (ref.username_key, ref.password_key):
         try:

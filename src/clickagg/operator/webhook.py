@@ -32,8 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from clickagg import errors
-from clickagg.domain import spec, validation
-from clickagg.operator import certificates, children, kube
+from clickagg.domain import certificates, spec, validation
+from clickagg.operator import children, kube
 
 PATH = "/validate-aggregation"
 PORT_ENV = "CLICKAGG_WEBHOOK_PORT"

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
+from clickagg.store import credentials
+
 LOCAL_CONF: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.shuffle.partitions": "4",
@@ -45,7 +47,7 @@ def local_session(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, and no warning
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
-    for key, value in {**LOCAL_CONF, **(conf or {})}.items():
+    for key, value in {**LOCAL_CONF, **solr_trust_conf(), **(conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
@@ -68,6 +70,14 @@ CLUSTER_CONF: Mapping[str, str] = {
 def session(app_name: str) -> SparkSession:
     """A SparkSession on whatever master spark-submit chose."""
     builder = SparkSession.builder.appName(app_name)
-    for key, value in CLUSTER_CONF.items():
+    for key, value in {**CLUSTER_CONF, **solr_trust_conf()}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def solr_trust_conf(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The driver's Solr CA bundle path ($CLICKAGG_SOLR_CA_FILE) for the executors too, whose
+    Solr clients verify https with it: executors a standalone worker launches do not inherit
+    the driver's environment. A path is no secret (credentials never go into Spark's conf)."""
+    ca_file = environ.get(credentials.CA_FILE_ENV, "").strip()
+    return {f"spark.executorEnv.{credentials.CA_FILE_ENV}": ca_file} if ca_file else {}

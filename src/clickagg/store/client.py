@@ -4,8 +4,11 @@ SolrCloud's HTTP API is all clickagg needs (configsets, collections, JSON update
 JSON facets, /export and /stream), so a thin `requests` client is enough and keeps the jobs
 free of a JVM client. Every failure, from Solr or from the network, raises `errors.SolrError`
 naming the collection it was about; `errors.SolrUnreachable` when no answer came;
-`errors.SolrAuthError` when Solr refused the user (401) or its role (403). Without explicit
-`auth`, a client sends the credentials of the environment (`credentials.from_environment`).
+`errors.SolrAuthError` when Solr refused the user (401) or its role (403);
+`errors.SolrTlsError` when an https node's certificate fails verification. Without explicit
+`auth`, a client sends the credentials of the environment (`credentials.from_environment`);
+without explicit `ca_file`, it verifies https against the CA bundle the environment names
+(`credentials.ca_file_from_environment`), or the system's CAs. It never skips verification.
 """
 
 from __future__ import annotations
@@ -50,13 +53,24 @@ class SolrClient:
         connect_retries: int = 3,
         auth: tuple[str, str] | credentials.SolrCredentials | None = None,
         connections: int = 10,
+        ca_file: Path | None = None,
     ) -> None:
         """`auth` is basic auth (user, password), by default the environment's, sent with every
         request; `connections` bounds the pooled connections kept for threads that share this
-        client."""
+        client; `ca_file` is the PEM bundle https is verified against, by default the
+        environment's (`$CLICKAGG_SOLR_CA_FILE`), else the system's CAs."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._session = _session_with_retries(connect_retries, connections)
+        found_ca = (
+            credentials.ca_file_from_environment()
+            if ca_file is None
+            else credentials.checked_ca_file(ca_file)
+        )
+        self.ca_file = found_ca
+        # A path, or True (the system's CAs): never False. Passed with each request, because
+        # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override a session's `verify`.
+        self._verify: str | bool = str(found_ca) if found_ca is not None else True
         found = credentials.from_environment() if auth is None else auth
         pair = found.pair() if isinstance(found, credentials.SolrCredentials) else found
         self.user = pair[0] if pair else None
@@ -291,8 +305,16 @@ class SolrClient:
                 headers=dict(headers or {}),
                 timeout=self.timeout,
                 stream=stream,
+                verify=self._verify,
             )
+        except requests.exceptions.SSLError as exc:
+            raise _tls_failure(self.base_url, self.ca_file, collection, exc) from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if _speaks_tls(self.base_url, exc):
+                raise errors.SolrTlsError(
+                    f"{_about(collection)}Solr at {self.base_url} answered a plain http request "
+                    "with TLS: it serves https only, use an https:// URL"
+                ) from exc
             raise errors.SolrUnreachable(
                 f"{_about(collection)}Solr at {self.base_url} could not be reached: {exc}"
             ) from exc
@@ -331,6 +353,31 @@ def _session_with_retries(connect_retries: int, connections: int) -> requests.Se
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapters.HTTPAdapter(max_retries=policy, pool_maxsize=connections))
     return session
+
+
+def _tls_failure(
+    base_url: str, ca_file: Path | None, collection: str | None, exc: Exception
+) -> errors.SolrTlsError:
+    """What a failed TLS handshake means: which CA bundle was used, and how to name another."""
+    trusted = f"the CA bundle {ca_file}" if ca_file else "the system's CAs"
+    return errors.SolrTlsError(
+        f"{_about(collection)}Solr at {base_url}: TLS verification against {trusted} failed "
+        f"({_tls_reason(exc)}); set ${credentials.CA_FILE_ENV} to the PEM file of the CA "
+        "that signed Solr's certificate"
+    )
+
+
+def _tls_reason(exc: Exception) -> str:
+    """The innermost SSL error's words (urllib3 wraps it twice), without OpenSSL's source line."""
+    text = str(exc)
+    match = re.search(r"\[SSL[^\]]*\]\s*([^(')\"]+)", text)
+    return match.group(1).strip() if match else text[:300]
+
+
+def _speaks_tls(base_url: str, exc: Exception) -> bool:
+    """Whether a plain-http request got a TLS record back (an https-only port)."""
+    # A TLS alert record starts with 0x15 0x03; http.client reports it as a bad status line.
+    return base_url.startswith("http://") and "\\x15\\x03" in str(exc)
 
 
 def _refused(

@@ -7,6 +7,10 @@ password is `$CLICKAGG_SOLR_PASSWORD` or the content of the file `$CLICKAGG_SOLR
 names. Neither set: no credentials (a Solr without authentication).
 
 `SolrCredentials` never shows its password: not in repr, str or an error message.
+
+TLS: `$CLICKAGG_SOLR_CA_FILE` names a PEM file of the CA certificates a Solr served over
+https is verified against (a mounted Secret or ConfigMap key, or the local SolrCloud's
+`ca.crt`); unset, the system's CAs. Verification is never turned off.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from clickagg import errors
 USERNAME_ENV = "CLICKAGG_SOLR_USERNAME"
 PASSWORD_ENV = "CLICKAGG_SOLR_PASSWORD"  # noqa: S105 (the variable's name, not a secret)
 PASSWORD_FILE_ENV = "CLICKAGG_SOLR_PASSWORD_FILE"  # noqa: S105 (a name)
+CA_FILE_ENV = "CLICKAGG_SOLR_CA_FILE"
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,29 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> SolrCredentials
             user=user,
         )
     return SolrCredentials(user, password)
+
+
+def ca_file_from_environment(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The CA bundle `$CLICKAGG_SOLR_CA_FILE` names, or None (the system's CAs) when unset.
+
+    A named file that cannot be read is a SolrTlsError now, not a puzzling failure at the
+    first https request."""
+    named = environ.get(CA_FILE_ENV, "").strip()
+    if not named:
+        return None
+    return checked_ca_file(Path(named))
+
+
+def checked_ca_file(path: Path) -> Path:
+    """`path` if it is a readable file with at least one PEM certificate; else SolrTlsError."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise errors.SolrTlsError(
+            f"cannot read the Solr CA bundle {path} (${CA_FILE_ENV}): {exc.strerror}"
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise errors.SolrTlsError(
+            f"the Solr CA bundle {path} (${CA_FILE_ENV}) holds no PEM certificate"
+        )
+    return path

@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
@@ -23,12 +24,15 @@ import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import org.apache.solr.client.solrj.embedded.SSLConfig;
 import org.apache.solr.cloud.MiniSolrCloudCluster;
 import org.apache.solr.cloud.ZkTestServer;
 import org.apache.solr.embedded.JettyConfig;
 import org.apache.solr.embedded.JettySolrRunner;
 import org.apache.solr.util.SolrTestNonSecureRandomProvider;
+import org.eclipse.jetty.server.ConnectionFactory;
 import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.NegotiatingServerConnectionFactory;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.HandlerWrapper;
 
@@ -57,8 +61,18 @@ import org.eclipse.jetty.server.handler.HandlerWrapper;
  * requests to each other with PKI). The file holds password hashes only; the launcher does not
  * print it.
  *
+ * <p>With {@code --tls-dir DIR} every node serves https only, with the key and certificate chain
+ * of {@code DIR/keystore.p12} (PKCS12; its password is the content of {@code
+ * DIR/keystore.password}, read here so it never appears in a command line, a system property or
+ * a log), and the cluster property {@code urlScheme} is https (MiniSolrCloudCluster writes it
+ * when its JettyConfig has an SSLConfig). The nodes call each other over https and verify the
+ * peer's certificate and host name against {@code DIR/truststore.p12} (the CA only, no password),
+ * through the {@code javax.net.ssl.trustStore} properties that Solr's HTTP clients read. ZooKeeper
+ * stays plain on loopback. JettySolrRunner builds an SSL connector only in its test mode ({@code
+ * jetty.testMode}), which is therefore set with TLS only.
+ *
  * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
- * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE]}
+ * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE] [--tls-dir DIR]}
  */
 public final class SolrCloudLauncher {
 
@@ -72,6 +86,9 @@ public final class SolrCloudLauncher {
   private static final int NODE_LIVE_TIMEOUT_SECONDS = 120;
   // A control client that connects but sends nothing is dropped after this.
   private static final int CONTROL_READ_TIMEOUT_MS = 60_000;
+  static final String KEYSTORE_FILE = "keystore.p12";
+  static final String KEYSTORE_PASSWORD_FILE = "keystore.password";
+  static final String TRUSTSTORE_FILE = "truststore.p12";
 
   /**
    * The command line, parsed; {@code hosts.get(i)} is node i's address, {@code controlPort} is -1
@@ -83,7 +100,8 @@ public final class SolrCloudLauncher {
       List<String> hosts,
       Path dir,
       int controlPort,
-      Path securityJson) {
+      Path securityJson,
+      Path tlsDir) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
@@ -92,6 +110,7 @@ public final class SolrCloudLauncher {
       Path dir = null;
       int controlPort = -1;
       Path securityJson = null;
+      Path tlsDir = null;
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
           throw new IllegalArgumentException("missing value after " + args[i]);
@@ -104,6 +123,7 @@ public final class SolrCloudLauncher {
           case "--dir" -> dir = Path.of(value).toAbsolutePath();
           case "--control-port" -> controlPort = Integer.parseInt(value);
           case "--security-json" -> securityJson = Path.of(value).toAbsolutePath();
+          case "--tls-dir" -> tlsDir = Path.of(value).toAbsolutePath();
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
       }
@@ -126,7 +146,7 @@ public final class SolrCloudLauncher {
         }
       }
       return new Options(
-          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson);
+          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson, tlsDir);
     }
   }
 
@@ -142,8 +162,12 @@ public final class SolrCloudLauncher {
   // One stop/start at a time: they change which nodes run.
   private final Object nodeLock = new Object();
 
-  private SolrCloudLauncher(Options options) {
+  // With --tls-dir: the nodes' server-side SSL settings (keystore and its password); else null.
+  private final SSLConfig sslConfig;
+
+  private SolrCloudLauncher(Options options, SSLConfig sslConfig) {
     this.options = options;
+    this.sslConfig = sslConfig;
   }
 
   public static void main(String[] args) throws InterruptedException {
@@ -154,12 +178,20 @@ public final class SolrCloudLauncher {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
       System.err.println(
           "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--hosts H1,H2]"
-              + " [--control-port P] [--security-json FILE]");
+              + " [--control-port P] [--security-json FILE] [--tls-dir DIR]");
       System.exit(2);
       return;
     }
     prepareForRunningOutsideJUnit(options.dir());
-    SolrCloudLauncher launcher = new SolrCloudLauncher(options);
+    SSLConfig sslConfig;
+    try {
+      sslConfig = options.tlsDir() == null ? null : prepareTls(options.tlsDir());
+    } catch (IOException | RuntimeException e) {
+      System.out.println("CLICKAGG-SOLR-FAILED TLS set-up from " + options.tlsDir() + ": " + e);
+      System.exit(1);
+      return;
+    }
+    SolrCloudLauncher launcher = new SolrCloudLauncher(options, sslConfig);
     // Registered before starting: a SIGTERM during start-up still stops the nodes cleanly.
     Runtime.getRuntime().addShutdownHook(new Thread(launcher::stop, "clickagg-solr-stop"));
     try {
@@ -195,6 +227,30 @@ public final class SolrCloudLauncher {
     SolrTestNonSecureRandomProvider.injectProvider();
   }
 
+  /**
+   * The nodes' SSLConfig from the files in {@code dir}, and the JVM-wide client trust: Solr's
+   * inter-node clients (Http2SolrClient's default SslContextFactory, HttpClientUtil's system
+   * socket factory) read the javax.net.ssl trust store properties and solr.ssl.checkPeerName.
+   */
+  private static SSLConfig prepareTls(Path dir) throws IOException {
+    Path keystore = dir.resolve(KEYSTORE_FILE);
+    Path truststore = dir.resolve(TRUSTSTORE_FILE);
+    for (Path required : List.of(keystore, truststore)) {
+      if (!Files.isReadable(required)) {
+        throw new IOException(required + " is missing");
+      }
+    }
+    String password =
+        Files.readString(dir.resolve(KEYSTORE_PASSWORD_FILE), StandardCharsets.UTF_8).strip();
+    // JettySolrRunner puts an SSL connector in only in its test mode.
+    System.setProperty("jetty.testMode", "true");
+    System.setProperty("javax.net.ssl.trustStore", truststore.toString());
+    System.setProperty("javax.net.ssl.trustStoreType", "PKCS12");
+    System.setProperty("solr.ssl.checkPeerName", "true");
+    // Server side only: no client certificates (clientAuth false), so no server trust store.
+    return new SSLConfig(true, false, keystore.toString(), password, null, null);
+  }
+
   private void start() throws Exception {
     ensureEmptyDir(options.dir());
     if (options.controlPort() >= 0) {
@@ -225,7 +281,8 @@ public final class SolrCloudLauncher {
    */
   private MiniSolrCloudCluster newCluster(Optional<String> securityJson) throws Exception {
     if (securityJson.isEmpty()) {
-      return new MiniSolrCloudCluster(0, options.dir(), solrXml(), jettyConfig(0), zk, false);
+      return new MiniSolrCloudCluster(
+          0, options.dir(), solrXml(), jettyConfig(0, sslConfig), zk, false);
     }
     Constructor<MiniSolrCloudCluster> withSecurity =
         MiniSolrCloudCluster.class.getDeclaredConstructor(
@@ -239,7 +296,7 @@ public final class SolrCloudLauncher {
     withSecurity.setAccessible(true);
     try {
       return withSecurity.newInstance(
-          0, options.dir(), solrXml(), jettyConfig(0), zk, securityJson, false);
+          0, options.dir(), solrXml(), jettyConfig(0, sslConfig), zk, securityJson, false);
     } catch (InvocationTargetException e) {
       throw e.getCause() instanceof Exception cause ? cause : e;
     }
@@ -278,7 +335,7 @@ public final class SolrCloudLauncher {
     properties.setProperty("zkHost", zk.getZkAddress());
     properties.setProperty("host", host);
     JettySolrRunner node =
-        new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port));
+        new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port, sslConfig));
     return cluster.startJettySolrRunner(node);
   }
 
@@ -293,6 +350,12 @@ public final class SolrCloudLauncher {
   /**
    * A Jetty Solr node listening on its "host" node property. JettySolrRunner binds 127.0.0.1 in
    * its private init(), again on every restart; this hook runs at the end of each init().
+   *
+   * <p>With TLS it also lets clients that offer only HTTP/1.1 through ALPN (Python's urllib3,
+   * curl --http1.1) in: JettySolrRunner names HTTP/1.1 to ALPN by its connection factory's
+   * protocol, "HTTP/1.1", while ALPN's name is "http/1.1" and Jetty's ALPN selection compares case
+   * sensitively, so it would answer such a client with a no_application_protocol alert. Solr's
+   * own clients offer h2 and are not affected. The connector looks factories up in lower case.
    */
   static final class HostBoundJettySolrRunner extends JettySolrRunner {
 
@@ -306,19 +369,29 @@ public final class SolrCloudLauncher {
       String host = getNodeProperties().getProperty("host");
       for (Connector connector : chain.getServer().getConnectors()) {
         ((ServerConnector) connector).setHost(host);
+        for (ConnectionFactory factory : connector.getConnectionFactories()) {
+          if (factory instanceof NegotiatingServerConnectionFactory negotiating) {
+            negotiating.getNegotiatedProtocols().replaceAll(p -> p.toLowerCase(Locale.ROOT));
+          }
+        }
       }
       return chain;
     }
   }
 
-  private static JettyConfig jettyConfig(int port) {
+  /** With an SSLConfig the node serves https only (and the cluster's urlScheme is https). */
+  private static JettyConfig jettyConfig(int port, SSLConfig sslConfig) {
     // No port retries: a taken port must fail at once, not after a minute.
-    return JettyConfig.builder()
-        .setPort(port)
-        .setContext(CONTEXT)
-        .withPortRetryTime(0)
-        .stopAtShutdown(false)
-        .build();
+    JettyConfig.Builder builder =
+        JettyConfig.builder()
+            .setPort(port)
+            .setContext(CONTEXT)
+            .withPortRetryTime(0)
+            .stopAtShutdown(false);
+    if (sslConfig != null) {
+      builder.withSSLConfig(sslConfig);
+    }
+    return builder.build();
   }
 
   private static void ensureEmptyDir(Path dir) throws IOException {
@@ -343,7 +416,8 @@ public final class SolrCloudLauncher {
   }
 
   private String nodeUrl(int index) {
-    return "http://" + options.hosts().get(index) + ":" + options.ports().get(index) + CONTEXT;
+    String scheme = sslConfig == null ? "http://" : "https://";
+    return scheme + options.hosts().get(index) + ":" + options.ports().get(index) + CONTEXT;
   }
 
   /** Accepts control connections on a daemon thread; each connection gets its own thread. */

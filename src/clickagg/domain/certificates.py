@@ -1,9 +1,13 @@
-"""The webhook's own TLS: a self-signed CA and a serving certificate, renewed before expiry.
+"""A self-signed CA and a serving certificate for named hosts, renewed before expiry.
 
-The API server verifies the webhook against the configuration's caBundle, so the CA
-outlives many serving certificates: a renewed serving certificate keeps the caBundle as it
-is, and a renewed CA is trusted next to the old one until the old one expires, so no
-request fails while the caBundle is being patched. Pure: the caller stores the result.
+The operator's webhook serves with them: the API server verifies the webhook against the
+configuration's caBundle, so the CA outlives many serving certificates: a renewed serving
+certificate keeps the caBundle as it is, and a renewed CA is trusted next to the old one
+until the old one expires, so no request fails while the caBundle is being patched. The
+local SolrCloud's TLS uses them too (`ensure(None, node hosts, ca_name=...)`), as Java's
+PKCS12 key store and trust store (`pkcs12_keystore`, `pkcs12_truststore`).
+
+Pure: the caller stores the result.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_LIFETIME = dt.timedelta(days=3650)
@@ -25,7 +30,7 @@ SERVING_LIFETIME = dt.timedelta(days=365)
 SERVING_RENEW_BEFORE = dt.timedelta(days=30)
 # Clocks of the API server and the operator may differ a little.
 _BACKDATE = dt.timedelta(minutes=5)
-_CA_NAME = "clickagg-webhook-ca"
+WEBHOOK_CA_NAME = "clickagg-webhook-ca"
 _KEYS = ("ca.crt", "ca.key", "tls.crt", "tls.key", "bundle.crt")
 
 
@@ -62,9 +67,16 @@ class Certificates:
 
 
 def ensure(
-    previous: Certificates | None, hosts: Sequence[str], now: dt.datetime | None = None
+    previous: Certificates | None,
+    hosts: Sequence[str],
+    now: dt.datetime | None = None,
+    *,
+    ca_name: str = WEBHOOK_CA_NAME,
 ) -> Certificates:
-    """`previous` when it still serves `hosts` for a while; otherwise renewed certificates."""
+    """`previous` when it still serves `hosts` for a while; otherwise renewed certificates.
+
+    `hosts` are the serving certificate's subject alternative names (IP addresses or DNS
+    names), the first also its common name; `ca_name` is a new CA's common name."""
     now = now or dt.datetime.now(dt.UTC)
     ca_usable = previous is not None and _lasts(previous.ca_cert, now, CA_RENEW_BEFORE)
     if previous is not None and ca_usable:
@@ -73,16 +85,46 @@ def ensure(
             return previous
         ca_cert, ca_key = previous.ca_cert, previous.ca_key
     else:
-        ca_cert, ca_key = _new_ca(now)
+        ca_cert, ca_key = _new_ca(now, ca_name)
     cert, key = _new_serving(ca_cert, ca_key, hosts, now)
     older = _split_pem(previous.ca_bundle) if previous is not None else []
     still_trusted = [pem for pem in older if pem != ca_cert and _lasts(pem, now, dt.timedelta())]
     return Certificates(ca_cert, ca_key, cert, key, b"".join([ca_cert, *still_trusted]))
 
 
-def _new_ca(now: dt.datetime) -> tuple[bytes, bytes]:
+def pkcs12_keystore(certs: Certificates, alias: str, password: str) -> bytes:
+    """A PKCS12 key store (what Java and Jetty read) with the serving key and its chain
+    (serving certificate, then the CA), encrypted with `password` (AES-256, PBKDF2)."""
+    key = serialization.load_pem_private_key(certs.key, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the serving key is not an EC key")
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode("utf-8"))
+    )
+    return pkcs12.serialize_key_and_certificates(
+        alias.encode("utf-8"), key, _certificate(certs.cert), [_certificate(certs.ca_cert)],
+        encryption,
+    )  # fmt: skip
+
+
+def pkcs12_truststore(ca_bundle: bytes) -> bytes:
+    """A PKCS12 trust store of the CAs in `ca_bundle`, marked as trusted for Java (a PKCS12
+    certificate without Java's trusted-usage attribute is not a trust anchor there). It holds
+    no secret, so it has no password: Java loads it without one."""
+    cas = [
+        pkcs12.PKCS12Certificate(cert, f"ca-{index}".encode())
+        for index, cert in enumerate(x509.load_pem_x509_certificates(ca_bundle))
+    ]
+    return pkcs12.serialize_java_truststore(cas, serialization.NoEncryption())
+
+
+def _new_ca(now: dt.datetime, ca_name: str) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _CA_NAME)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     cert = (
         _builder(name, name, key.public_key(), now, CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
