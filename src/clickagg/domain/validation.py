@@ -122,6 +122,7 @@ def _resolve(
     before = len(issues)
     _check_source(parsed.source, issues)
     _check_solr(parsed.solr, issues)
+    _check_storage(parsed.storage, issues)
     prefix = parsed.solr.collection_prefix or name
     levels = _check_levels(
         parsed.levels, prefix, durations.parse(parsed.lateness.allowed_lateness), issues
@@ -187,6 +188,18 @@ def _check_kafka_security(security: spec.KafkaSecurity, issues: Issues) -> None:
                     "SASL_SSL, or leave it out",
                 )
             )
+
+
+def _check_storage(storage: spec.StorageSpec, issues: Issues) -> None:
+    if storage.persistent_volume_claim is not None and storage.uri is not None:
+        issues.append(_issue("spec.storage", "name at most one of persistentVolumeClaim and uri"))
+    if storage.credentials_secret is not None and storage.uri is None:
+        issues.append(
+            _issue(
+                "spec.storage.credentialsSecret",
+                "is for an object store: set spec.storage.uri too, or leave it out",
+            )
+        )
 
 
 def _check_solr(solr: spec.SolrTarget, issues: Issues) -> None:
