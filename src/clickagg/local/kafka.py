@@ -70,6 +70,13 @@ def spark_connector_jars() -> list[str]:
     return [str(jar) for jar in maven.build("spark-kafka", _SPARK_CONNECTOR).jars]
 
 
+def stripped_jar_name(path: str) -> str:
+    """A Maven jar's file name without its version, as `dependency:copy-dependencies
+    -Dmdep.stripVersion=true` names it in the jobs image (jobs/Dockerfile)."""
+    artifact_dir = Path(path).parent.parent  # <repo>/<group path>/<artifact>/<version>/x.jar
+    return f"{artifact_dir.name}.jar"
+
+
 # ---------------------------------------------------------------- lifecycle
 
 
