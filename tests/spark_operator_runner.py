@@ -384,12 +384,16 @@ def _local_file(main_file: str) -> Path:
 
 
 def _local_jar(jar: str) -> str:
-    """The jar the job image holds: the JVM sessionizer, built by Maven into the cache."""
-    from clickagg.local import sessionizer
+    """The jar the job image holds: the JVM sessionizer or a jar of Spark's Kafka source,
+    built or resolved by Maven into the cache."""
+    from clickagg.local import kafka, sessionizer
 
-    if jar != children.SESSIONIZER_JAR:
-        raise ValueError(f"{jar} is not a jar of the clickagg job image")
-    return str(sessionizer.jar())
+    if jar == children.SESSIONIZER_JAR:
+        return str(sessionizer.jar())
+    if jar in children.KAFKA_CONNECTOR_JARS:
+        by_name = {kafka.stripped_jar_name(path): path for path in kafka.spark_connector_jars()}
+        return by_name[jar.rsplit("/", 1)[1]]
+    raise ValueError(f"{jar} is not a jar of the clickagg job image")
 
 
 def _spark_submit() -> Path:

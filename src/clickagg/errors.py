@@ -18,6 +18,8 @@ ClickaggError
     │   │                     ($CLICKAGG_SOLR_CA_FILE), or that bundle cannot be read
     │   └── SolrAuthError     Solr refused the credentials (401) or the user's role (403),
     │                         or the credentials are set up wrong; names user and permission
+    ├── KafkaAuthError        Kafka refused the SASL credentials, or they are set up wrong;
+    │                         names the user and mechanism, never the password
     ├── SqlError              Spark could not run an ad-hoc query (carries Spark's message)
     └── KubeError             the Kubernetes API answered with an error (carries its status
         │                     and what was asked: verb, resource, namespace)
@@ -157,6 +159,18 @@ class SolrAuthError(SolrError):
     ) -> None:
         super().__init__(message)
         self.user, self.status, self.permission = user, status, permission
+
+
+class KafkaAuthError(EngineError):
+    """Kafka refused the SASL login (wrong user or password, unknown mechanism), or the
+    environment's Kafka credentials are incomplete. `user` is the user sent (None: none),
+    `mechanism` the SASL mechanism. Never carries a password."""
+
+    def __init__(
+        self, message: str, *, user: str | None = None, mechanism: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.user, self.mechanism = user, mechanism
 
 
 class SqlError(EngineError):

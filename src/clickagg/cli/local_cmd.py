@@ -60,6 +60,14 @@ SolrTlsFlag = Annotated[
         "--solr-auth.",
     ),
 ]
+KafkaSaslFlag = Annotated[
+    bool,
+    typer.Option(
+        "--kafka-sasl",
+        help="Kafka with SASL/SCRAM-SHA-512 only (a new data directory): users clickagg-admin "
+        "and clickagg-jobs with new passwords, kept owner-only in the run dir (never printed).",
+    ),
+]
 WorkerCoresOption = Annotated[
     int | None,
     typer.Option("--worker-cores", help="Cores each Spark worker offers [default: 1].", min=1),
@@ -110,6 +118,7 @@ def up(
     solr_hosts: SolrHostsOption = None,
     solr_auth: SolrAuthFlag = False,
     solr_tls: SolrTlsFlag = False,
+    kafka_sasl: KafkaSaslFlag = False,
     worker_cores: WorkerCoresOption = None,
     worker_memory: WorkerMemoryOption = None,
 ) -> None:
@@ -135,7 +144,9 @@ def up(
         if k8s_on:
             kube.up()
         if kafka_on:
-            kafka.up()
+            kafka.up(sasl=kafka_sasl)
+            if kafka_sasl:
+                console.print(f"kafka credentials (0600): {kafka.security_dir()}")
         if spark_cluster_on:
             spark_cluster.up(
                 worker_cores=worker_cores or spark_cluster.DEFAULT_WORKER_CORES,

@@ -244,6 +244,36 @@ class RawArchiveSpec(WireModel):
     )
 
 
+class StorageSpec(WireModel):
+    """Where the jobs keep their checkpoints and (without rawArchive.uri) the raw archive.
+
+    Neither field: a directory inside the driver's and executors' containers, which does not
+    survive the pod (a restarted stream starts over). Name at most one of the two."""
+
+    persistent_volume_claim: str | None = _describe(
+        "A PersistentVolumeClaim (ReadWriteMany) in the Aggregation's namespace, mounted into "
+        "the driver and every executor at the operator's data root; the data lives below it "
+        "in <namespace>/<name>.",
+        default=None,
+        min_length=1,
+    )
+    uri: str | None = _describe(
+        "An object-store URI that is this Aggregation's data root: s3a://bucket/path, "
+        "gs://bucket/path or abfs(s)://container@account.dfs.core.windows.net/path. The jobs "
+        "get the store's Hadoop connector.",
+        default=None,
+        pattern=r"^(s3a|gs|abfss?)://[^/]+(/.*)?$",
+    )
+    credentials_secret: str | None = _describe(
+        "With uri: a Secret whose keys the connector reads from the environment of driver and "
+        "executors, named as the variables: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (s3a); "
+        "GCS_CLIENT_EMAIL, GCS_PRIVATE_KEY_ID and GCS_PRIVATE_KEY (gs); AZURE_STORAGE_KEY (abfs). "
+        "Without it the pods' own identity (e.g. workload identity) is used.",
+        default=None,
+        min_length=1,
+    )
+
+
 class ResourcesSpec(WireModel):
     """Cores and memory of one Spark process."""
 
@@ -308,6 +338,11 @@ class AggregationSpec(WireModel):
     lateness: LatenessSpec = _describe("How late events may arrive.", default_factory=LatenessSpec)
     raw_archive: RawArchiveSpec = _describe(
         "The Parquet archive of every valid event.", default_factory=RawArchiveSpec
+    )
+    storage: StorageSpec = _describe(
+        "Where checkpoints and the archive live in a cluster: a PersistentVolumeClaim or an "
+        "object store; by default inside the pods, lost with them.",
+        default_factory=StorageSpec,
     )
     spark: SparkSpec = _describe("How the Spark jobs run.", default_factory=SparkSpec)
     limits: LimitsSpec = _describe("Guards against oversized plans.", default_factory=LimitsSpec)

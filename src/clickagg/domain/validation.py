@@ -143,6 +143,7 @@ def _resolve(
     before = len(issues)
     _check_source(parsed.source, issues)
     _check_solr(parsed.solr, issues)
+    _check_storage(parsed.storage, issues)
     prefix = parsed.solr.collection_prefix or name
     levels = _check_levels(
         parsed.levels, prefix, durations.parse(parsed.lateness.allowed_lateness), issues
@@ -179,6 +180,47 @@ def _check_source(source: spec.Source, issues: Issues) -> None:
             issues.append(
                 _issue(f"spec.source.{kind}", f"must be empty when source.type is {chosen}")
             )
+    if source.kafka is not None:
+        _check_kafka_security(source.kafka.security, issues)
+
+
+def _check_kafka_security(security: spec.KafkaSecurity, issues: Issues) -> None:
+    """SASL needs a mechanism and the Secret with its user; without SASL, neither applies."""
+    path = "spec.source.kafka.security"
+    if security.protocol.startswith("SASL_"):
+        for name, value in (
+            ("saslMechanism", security.sasl_mechanism),
+            ("credentialsSecret", security.credentials_secret),
+        ):
+            if value is None:
+                issues.append(
+                    _issue(f"{path}.{name}", f"is required when protocol is {security.protocol}")
+                )
+        return
+    for name, value in (
+        ("saslMechanism", security.sasl_mechanism),
+        ("credentialsSecret", security.credentials_secret),
+    ):
+        if value is not None:
+            issues.append(
+                _issue(
+                    f"{path}.{name}",
+                    f"has no effect with protocol {security.protocol}: use SASL_PLAINTEXT or "
+                    "SASL_SSL, or leave it out",
+                )
+            )
+
+
+def _check_storage(storage: spec.StorageSpec, issues: Issues) -> None:
+    if storage.persistent_volume_claim is not None and storage.uri is not None:
+        issues.append(_issue("spec.storage", "name at most one of persistentVolumeClaim and uri"))
+    if storage.credentials_secret is not None and storage.uri is None:
+        issues.append(
+            _issue(
+                "spec.storage.credentialsSecret",
+                "is for an object store: set spec.storage.uri too, or leave it out",
+            )
+        )
 
 
 def _check_solr(solr: spec.SolrTarget, issues: Issues) -> None:

@@ -8,11 +8,13 @@ the stream sets it up the same: collections, metrics, progress reports, both que
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
@@ -92,7 +94,11 @@ def start(
         ),
     )
     if options.available_now:
-        ingest.awaitTermination()  # the aggregate query reads what ingest archived
+        # The aggregate query reads what ingest archived.
+        try:
+            ingest.awaitTermination()
+        except StreamingQueryException as exc:
+            raise _explained(source, exc) from None
     aggregate = stream.aggregate(
         session,
         aggregation,
@@ -118,14 +124,23 @@ def run(aggregation: model.Aggregation, options: Options) -> None:
     if options.available_now:
         running.aggregate.awaitTermination()
         return
-    running.session.streams.awaitAnyTermination()
+    with contextlib.suppress(StreamingQueryException):
+        running.session.streams.awaitAnyTermination()
     # One query ended: stop the other so the driver exits and is restarted from checkpoints.
     queries = (running.ingest, running.aggregate)
     failed = [q for q in queries if q.exception() is not None]
     for query in queries:
         query.stop()
     if failed:
-        raise SystemExit(f"{failed[0].name} failed: {failed[0].exception()}")
+        failure = failed[0].exception()
+        assert failure is not None
+        explained = stream.source_failure(stream.source_of(aggregation), failure)
+        raise SystemExit(f"{failed[0].name} failed: {explained or failure}")
+
+
+def _explained(source: stream.Source, failure: StreamingQueryException) -> Exception:
+    """An authentication failure as the KafkaAuthError naming the user; else the failure."""
+    return stream.source_failure(source, failure) or failure
 
 
 def main(argv: Sequence[str] | None = None) -> None:

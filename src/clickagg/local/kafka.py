@@ -5,6 +5,10 @@ real broker, not a fake. Maven Central has no Kafka server distribution, but the
 kafka_2.13 jar is that distribution's core: kafka_launcher/pom.xml names the jars, Maven
 resolves them once into the cache, and the broker runs as its own main class
 (`kafka.Kafka server.properties`) after `kafka.tools.StorageTool format`.
+
+With `sasl=True` the client listener is SASL_PLAINTEXT with SCRAM-SHA-512 only: the users
+(`local.kafka_security`) are formatted into the KRaft metadata before the first start, and
+their passwords are kept owner-only under `<run dir>/kafka-security/`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +28,7 @@ from confluent_kafka import admin as kafka_admin
 from confluent_kafka import cimpl
 
 from clickagg import errors
-from clickagg.local import cache, maven, process
+from clickagg.local import cache, kafka_security, maven, passwords, process
 
 KAFKA_VERSION = "4.4.0"
 DEFAULT_PORT = 9092
@@ -47,6 +52,8 @@ class KafkaEndpoints:
     controller: str
     cluster_id: str
     version: str
+    #: The client listener's SASL mechanism ("": PLAINTEXT, no authentication).
+    sasl_mechanism: str = ""
 
 
 # ---------------------------------------------------------------- install
@@ -63,6 +70,13 @@ def spark_connector_jars() -> list[str]:
     return [str(jar) for jar in maven.build("spark-kafka", _SPARK_CONNECTOR).jars]
 
 
+def stripped_jar_name(path: str) -> str:
+    """A Maven jar's file name without its version, as `dependency:copy-dependencies
+    -Dmdep.stripVersion=true` names it in the jobs image (jobs/Dockerfile)."""
+    artifact_dir = Path(path).parent.parent  # <repo>/<group path>/<artifact>/<version>/x.jar
+    return f"{artifact_dir.name}.jar"
+
+
 # ---------------------------------------------------------------- lifecycle
 
 
@@ -71,8 +85,13 @@ def up(
     controller_port: int = DEFAULT_CONTROLLER_PORT,
     *,
     timeout: float = 120,
+    sasl: bool = False,
 ) -> KafkaEndpoints:
-    """Start the broker (or find it running) and return its endpoints."""
+    """Start the broker (or find it running) and return its endpoints.
+
+    `sasl`: clients must log in with SASL/SCRAM-SHA-512 (`security_dir()` holds the users'
+    passwords); only for a new data directory, which is formatted with the users.
+    """
     running = status()
     if running is not None:
         return running
@@ -80,21 +99,26 @@ def up(
     classpath = install()
     java = process.require_tool("java", maven.JDK_HINT)
     run = cache.run_dir(_NAME)
-    config = write_server_properties(run, port, controller_port)
-    cluster_id = _ensure_formatted(java, classpath, config, run / "data")
+    scram: list[str] = []
+    if sasl and not (run / "data" / "meta.properties").exists():
+        scram = kafka_security.create(security_dir())
+    config = write_server_properties(run, port, controller_port, sasl=sasl)
+    cluster_id = _ensure_formatted(java, classpath, config, run / "data", scram)
     endpoints = KafkaEndpoints(
         bootstrap=f"127.0.0.1:{port}",
         controller=f"127.0.0.1:{controller_port}",
         cluster_id=cluster_id,
         version=KAFKA_VERSION,
+        sasl_mechanism=kafka_security.MECHANISM if sasl else "",
     )
+    client = client_config(endpoints)
     started = time.monotonic()
     _progress(f"starting Kafka {KAFKA_VERSION} on {endpoints.bootstrap}")
     process.start(
         _NAME,
         [java, *_JVM_OPTS, *_log_opts(), "-cp", classpath, "kafka.Kafka", str(config)],
         endpoints=vars(endpoints),
-        ready=lambda: _is_ready(port, endpoints.bootstrap),
+        ready=lambda: _is_ready(port, endpoints.bootstrap, client),
         timeout=timeout,
     )
     _progress(f"Kafka ready in {time.monotonic() - started:.1f}s")
@@ -114,6 +138,18 @@ def status() -> KafkaEndpoints | None:
     return KafkaEndpoints(**{key: str(value) for key, value in running.endpoints.items()})
 
 
+def security_dir() -> Path:
+    """Where a SASL broker's users and passwords are kept (owner-only)."""
+    return cache.run_dir(_NAME) / "kafka-security"
+
+
+def client_config(endpoints: KafkaEndpoints, role: str = kafka_security.ADMIN) -> dict[str, str]:
+    """librdkafka settings that reach the broker: none for PLAINTEXT, a SCRAM login for SASL."""
+    if not endpoints.sasl_mechanism:
+        return {}
+    return kafka_security.client_config(security_dir(), role)
+
+
 def _progress(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
@@ -122,8 +158,11 @@ def _log_opts() -> list[str]:
     return [f"-Dlog4j2.configurationFile={_LOG4J}"]
 
 
-def write_server_properties(run: Path, port: int, controller_port: int) -> Path:
-    """Write server.properties for a one-node loopback cluster sized for tests."""
+def write_server_properties(
+    run: Path, port: int, controller_port: int, *, sasl: bool = False
+) -> Path:
+    """Write server.properties for a one-node loopback cluster sized for tests (owner-only:
+    with SASL it holds the broker's own SCRAM login)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -156,13 +195,35 @@ def write_server_properties(run: Path, port: int, controller_port: int) -> Path:
         "num.network.threads": "2",
         "num.io.threads": "2",
     }
+    if sasl:
+        settings.update(_sasl_settings(port, controller_port))
     path = run / "server.properties"
-    path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    passwords.write_private(path, "".join(f"{k}={v}\n" for k, v in settings.items()))
     return path
 
 
-def _ensure_formatted(java: str, classpath: str, config: Path, data: Path) -> str:
-    """The cluster id of the data directory, formatting it first when it is new."""
+def _sasl_settings(port: int, controller_port: int) -> dict[str, str]:
+    """The client (and inter-broker) listener as SASL_PLAINTEXT with SCRAM-SHA-512 only."""
+    user, password = kafka_security.credentials(security_dir(), kafka_security.ADMIN)
+    mechanism = kafka_security.MECHANISM
+    return {
+        "listeners": (
+            f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+        ),
+        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": mechanism,
+        "sasl.mechanism.inter.broker.protocol": mechanism,
+        f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config": (
+            kafka_security.jaas_config(user, password)
+        ),
+    }
+
+
+def _ensure_formatted(java: str, classpath: str, config: Path, data: Path, scram: list[str]) -> str:
+    """The cluster id of the data directory, formatting it first when it is new (with the
+    SCRAM users `scram` names: `--add-scram` values carry salted passwords only)."""
     meta = data / "meta.properties"
     if meta.exists():
         return _cluster_id(meta)
@@ -179,6 +240,7 @@ def _ensure_formatted(java: str, classpath: str, config: Path, data: Path) -> st
         cluster_id,
         "--config",
         str(config),
+        *(part for value in scram for part in ("--add-scram", value)),
     ]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -206,7 +268,7 @@ def _cluster_id(meta: Path) -> str:
     raise errors.LocalStackError(f"{meta} has no cluster.id; delete {meta.parent} to reformat")
 
 
-def _is_ready(port: int, bootstrap: str) -> bool:
+def _is_ready(port: int, bootstrap: str, client: Mapping[str, str]) -> bool:
     """True once the port accepts connections and the broker answers a metadata request."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -214,7 +276,7 @@ def _is_ready(port: int, bootstrap: str) -> bool:
     except OSError:
         return False
     try:
-        metadata = _admin(bootstrap, quiet=True).list_topics(timeout=2)
+        metadata = _admin(bootstrap, client, quiet=True).list_topics(timeout=2)
     except confluent_kafka.KafkaException:
         return False
     return NODE_ID in metadata.brokers
@@ -223,13 +285,21 @@ def _is_ready(port: int, bootstrap: str) -> bool:
 # ---------------------------------------------------------------- topics
 
 
-def create_topic(bootstrap: str, name: str, partitions: int, *, timeout: float = 30) -> None:
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    *,
+    timeout: float = 30,
+    client: Mapping[str, str] | None = None,
+) -> None:
     """Create topic `name` with one replica per partition and wait until each has a leader.
 
     A topic that already exists with the same partition count is accepted, so this is
-    safe to call again; one with another count is an error.
+    safe to call again; one with another count is an error. `client`: extra librdkafka
+    settings, such as a SASL login (`client_config`).
     """
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, client or {})
     futures = admin.create_topics(
         [cimpl.NewTopic(name, num_partitions=partitions, replication_factor=1)],
         operation_timeout=timeout,
@@ -267,8 +337,10 @@ def _wait_for_leaders(
         time.sleep(0.1)
 
 
-def _admin(bootstrap: str, *, quiet: bool = False) -> kafka_admin.AdminClient:
-    config: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap}
+def _admin(
+    bootstrap: str, client: Mapping[str, str], *, quiet: bool = False
+) -> kafka_admin.AdminClient:
+    config: dict[str, str | int | float | bool] = {**client, "bootstrap.servers": bootstrap}
     if quiet:
         # Readiness polls expect refused connections; librdkafka would log each one.
         config["log_level"] = 0

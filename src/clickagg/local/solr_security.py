@@ -27,22 +27,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clickagg import errors
+from clickagg.local import passwords
 
 OPERATOR = "operator"
 JOBS = "jobs"
 QUERY = "query"
 ROLES = (OPERATOR, JOBS, QUERY)
 USERS = {OPERATOR: "clickagg-operator", JOBS: "clickagg-jobs", QUERY: "clickagg-query"}
-CREDENTIALS_FILE = "credentials.json"
+CREDENTIALS_FILE = passwords.CREDENTIALS_FILE
 SECURITY_FILE = "security.json"
-_PASSWORD_BYTES = 24
 _SALT_BYTES = 32
 _EVERYONE = [OPERATOR, JOBS, QUERY]
 
@@ -97,42 +95,23 @@ def security_json(passwords: Mapping[str, str]) -> dict[str, Any]:
 
 def create(directory: Path) -> Path:
     """Fresh passwords for every role into `directory`; the security.json path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    passwords = {role: secrets.token_urlsafe(_PASSWORD_BYTES) for role in ROLES}
-    stored = {role: {"user": USERS[role], "password": passwords[role]} for role in ROLES}
-    _write_private(directory / CREDENTIALS_FILE, json.dumps(stored, indent=2))
-    for role in ROLES:
-        _write_private(password_file(directory, role), passwords[role])
+    passwords_by_role = passwords.generate(directory, USERS)
     security = directory / SECURITY_FILE
-    _write_private(security, json.dumps(security_json(passwords), indent=2))
+    passwords.write_private(security, json.dumps(security_json(passwords_by_role), indent=2))
     return security
 
 
 def password_file(directory: Path, role: str) -> Path:
     """The file that holds only `role`'s password (what a mounted Secret file looks like)."""
-    return directory / f"{role}.password"
+    return passwords.password_file(directory, role)
 
 
 def credentials(directory: Path, role: str) -> tuple[str, str]:
     """(user, password) of `role` as `create` stored them in `directory`."""
-    if role not in ROLES:
-        raise errors.LocalStackError(f"no Solr role {role!r}: roles are {', '.join(ROLES)}")
-    path = directory / CREDENTIALS_FILE
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise errors.LocalStackError(
-            f"no Solr credentials in {path}: start the SolrCloud with authentication "
-            f"(`clickagg local up --solr --solr-auth`) ({type(exc).__name__})"
-        ) from None
-    entry = stored[role]
-    return str(entry["user"]), str(entry["password"])
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` to a new file only its owner may read (0600 from the start)."""
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(text)
+    return passwords.read(
+        directory,
+        role,
+        ROLES,
+        "Solr",
+        "start the SolrCloud with authentication (`clickagg local up --solr --solr-auth`)",
+    )

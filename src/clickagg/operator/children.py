@@ -17,6 +17,17 @@ With `spec.solr.basicAuthSecret`, driver and executors get the Solr user and pas
 environment variables that Kubernetes fills from that Secret (`valueFrom.secretKeyRef`): the
 manifests name the Secret and its keys, never a value.
 
+A Kafka source's stream gets Spark's Kafka connector, baked into the jobs image under
+`/opt/clickagg/jars/kafka/` (jobs/Dockerfile), in `deps.jars`; with
+`spec.source.kafka.security.credentialsSecret` its driver and executors get the SASL user
+and password from that Secret as `store.credentials` reads them.
+
+Storage (`spec.storage`): a PersistentVolumeClaim becomes a volume mounted into driver and
+executors at the data root, so checkpoints and the archive outlive the pods; an object-store
+URI becomes the data root itself, with its Hadoop connector in `deps.packages`, its settings
+in `sparkConf` and, with a credentials Secret, its keys as environment variables. Without
+either the data root is a directory inside the pods and is lost with them.
+
 A spec change changes `--spec-json`, so the Spark Operator kills and resubmits the stream,
 which resumes from its checkpoints under `--data-root`; edited rollups apply from their
 next run.
@@ -25,6 +36,7 @@ next run.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NotRequired, Required, TypedDict
@@ -39,6 +51,23 @@ ROLLUP_FILE = "local:///opt/clickagg/jobs/rollup.py"
 #: The JVM sessionizer, built into the jobs image (jobs/Dockerfile); the stream runs it, and
 #: the rollup job too, since it settles the finest level first.
 SESSIONIZER_JAR = "local:///opt/clickagg/jars/clickagg-sessionizer.jar"
+#: Spark's Kafka source and its dependencies, baked into the jobs image with the versions
+#: stripped from the file names (jobs/Dockerfile: dependency:copy-dependencies of
+#: src/clickagg/local/spark_kafka/pom.xml at the image's Spark version).
+KAFKA_CONNECTOR_JARS = tuple(
+    f"local:///opt/clickagg/jars/kafka/{name}.jar"
+    for name in (
+        "spark-sql-kafka-0-10_2.13",
+        "spark-token-provider-kafka-0-10_2.13",
+        "kafka-clients",
+        "commons-pool2",
+    )
+)
+#: The Hadoop client of the jobs image's Spark (4.3: 3.5.0); connectors must match it.
+HADOOP_VERSION = "3.5.0"
+DATA_VOLUME = "clickagg-data"
+#: Ivy's cache for deps.packages: the image's user 185 has no writable home.
+IVY_DIR = "/tmp/.ivy2"  # noqa: S108 (inside the pod, owned by its one user)
 
 MANAGER = "clickagg-operator"
 AGGREGATION_LABEL = "clickagg.io/aggregation"
@@ -138,14 +167,19 @@ class SecretVolumeSource(TypedDict):
     items: list[SecretVolumeItem]
 
 
-class Volume(TypedDict):
-    name: str
-    secret: SecretVolumeSource
+class PersistentVolumeClaimSource(TypedDict):
+    claimName: str
 
 
-class VolumeMount(TypedDict):
-    name: str
-    mountPath: str
+class Volume(TypedDict, total=False):
+    name: Required[str]
+    secret: SecretVolumeSource  # spec.solr.tls's CA
+    persistentVolumeClaim: PersistentVolumeClaimSource  # spec.storage's claim
+
+
+class VolumeMount(TypedDict, total=False):
+    name: Required[str]
+    mountPath: Required[str]
     readOnly: bool
 
 
@@ -172,6 +206,7 @@ class RestartPolicy(TypedDict, total=False):
 
 class Deps(TypedDict):
     jars: list[str]
+    packages: NotRequired[list[str]]
 
 
 class ApplicationSpec(TypedDict):
@@ -186,8 +221,8 @@ class ApplicationSpec(TypedDict):
     restartPolicy: RestartPolicy
     driver: SparkPod
     executor: SparkPod
-    deps: Deps  # the JVM sessionizer
-    volumes: NotRequired[list[Volume]]  # spec.solr.tls's CA Secret
+    deps: Deps  # the JVM sessionizer; Kafka's connector; an object store's
+    volumes: NotRequired[list[Volume]]  # spec.storage's claim, spec.solr.tls's CA Secret
 
 
 class ScheduledApplicationSpec(TypedDict):
@@ -272,9 +307,122 @@ def cluster_solr_url(aggregation: model.Aggregation) -> str:
 
 
 def data_root(aggregation: model.Aggregation, default_root: str) -> str:
-    """`<default_root>/<namespace>/<name>`: the job's checkpoints, and its archive unless
-    spec.rawArchive.uri names another place (the job reads that from the spec itself)."""
+    """`<default_root>/<namespace>/<name>` (on the claim spec.storage names, if any), or
+    spec.storage.uri: the job's checkpoints, and its archive unless spec.rawArchive.uri
+    names another place (the job reads that from the spec itself)."""
+    uri = aggregation.spec.storage.uri
+    if uri is not None:
+        return uri.rstrip("/")
     return f"{default_root.rstrip('/')}/{aggregation.namespace}/{aggregation.name}"
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """What a Spark job needs for one object-store scheme: the Hadoop connector, its
+    settings, and, with a credentials Secret, the settings and variables that read it."""
+
+    packages: tuple[str, ...]
+    spark_conf: Mapping[str, str]
+    credential_conf: Mapping[str, str]  # {account}: the URI's storage account (abfs)
+    env: tuple[str, ...]  # variables (and the Secret's keys) the credentials come in
+
+
+_GCS_FS = "com.google.cloud.hadoop.fs.gcs"
+_AZURE_KEY = "spark.hadoop.fs.azure.account.key.{account}.dfs.core.windows.net"
+#: Hadoop's Configuration expands `${env.NAME}` when a setting is read, so a value never
+#: appears in sparkConf: only the name of the variable Kubernetes fills from the Secret.
+OBJECT_STORES: Mapping[str, ObjectStore] = {
+    "s3a": ObjectStore(
+        packages=(f"org.apache.hadoop:hadoop-aws:{HADOOP_VERSION}",),
+        spark_conf={},
+        credential_conf={
+            "spark.hadoop.fs.s3a.aws.credentials.provider": (
+                "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+            )
+        },
+        env=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ),
+    "gs": ObjectStore(
+        packages=("com.google.cloud.bigdataoss:gcs-connector:hadoop3-2.2.26",),
+        spark_conf={
+            "spark.hadoop.fs.gs.impl": f"{_GCS_FS}.GoogleHadoopFileSystem",
+            "spark.hadoop.fs.AbstractFileSystem.gs.impl": f"{_GCS_FS}.GoogleHadoopFS",
+        },
+        credential_conf={
+            "spark.hadoop.fs.gs.auth.service.account.enable": "true",
+            "spark.hadoop.fs.gs.auth.service.account.email": "${env.GCS_CLIENT_EMAIL}",
+            "spark.hadoop.fs.gs.auth.service.account.private.key.id": "${env.GCS_PRIVATE_KEY_ID}",
+            "spark.hadoop.fs.gs.auth.service.account.private.key": "${env.GCS_PRIVATE_KEY}",
+        },
+        env=("GCS_CLIENT_EMAIL", "GCS_PRIVATE_KEY_ID", "GCS_PRIVATE_KEY"),
+    ),
+    "abfs": ObjectStore(
+        packages=(f"org.apache.hadoop:hadoop-azure:{HADOOP_VERSION}",),
+        spark_conf={},
+        credential_conf={_AZURE_KEY: "${env.AZURE_STORAGE_KEY}"},
+        env=("AZURE_STORAGE_KEY",),
+    ),
+}
+
+
+def object_store(aggregation: model.Aggregation) -> ObjectStore | None:
+    """The object store spec.storage.uri names (abfss is abfs over TLS), or None."""
+    uri = aggregation.spec.storage.uri
+    if uri is None:
+        return None
+    scheme = urllib.parse.urlsplit(uri).scheme
+    return OBJECT_STORES["abfs" if scheme == "abfss" else scheme]
+
+
+def job_deps(aggregation: model.Aggregation, component: str) -> Deps:
+    """The jars and packages a job needs: the JVM sessionizer; Spark's Kafka connector for
+    the stream of a Kafka source; the object store's connector."""
+    jars = [SESSIONIZER_JAR]
+    if component == STREAM and aggregation.spec.source.kafka is not None:
+        jars += KAFKA_CONNECTOR_JARS
+    deps: Deps = {"jars": jars}
+    store = object_store(aggregation)
+    if store is not None:
+        deps["packages"] = list(store.packages)
+    return deps
+
+
+def storage_conf(aggregation: model.Aggregation) -> dict[str, str]:
+    """The object store's sparkConf (none for a claim or the default)."""
+    store = object_store(aggregation)
+    if store is None:
+        return {}
+    conf = {"spark.jars.ivy": IVY_DIR, **store.spark_conf}
+    if aggregation.spec.storage.credentials_secret is not None:
+        netloc = urllib.parse.urlsplit(aggregation.spec.storage.uri or "").netloc
+        account = netloc.rpartition("@")[2].split(".")[0]
+        conf.update({k.format(account=account): v for k, v in store.credential_conf.items()})
+    return conf
+
+
+def storage_env(aggregation: model.Aggregation) -> list[EnvVar]:
+    """The object store's credentials from spec.storage.credentialsSecret, by reference."""
+    store, secret = object_store(aggregation), aggregation.spec.storage.credentials_secret
+    if store is None or secret is None:
+        return []
+    return [_from_secret(name, secret, name) for name in store.env]
+
+
+def kafka_credentials_env(aggregation: model.Aggregation) -> list[EnvVar]:
+    """The Kafka SASL user and password from spec.source.kafka.security.credentialsSecret,
+    as `store.credentials` reads them; none without that Secret."""
+    kafka = aggregation.spec.source.kafka
+    secret = kafka.security.credentials_secret if kafka is not None else None
+    if secret is None:
+        return []
+    return [
+        _from_secret(credentials.KAFKA_USERNAME_ENV, secret.name, secret.username_key),
+        _from_secret(credentials.KAFKA_PASSWORD_ENV, secret.name, secret.password_key),
+    ]
+
+
+def _from_secret(variable: str, secret: str, key: str) -> EnvVar:
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def spec_json(aggregation: model.Aggregation) -> str:
@@ -450,17 +598,28 @@ def _application_spec(
     if affinity is not None:
         driver["affinity"] = affinity
         executor["affinity"] = affinity
-    # Executors write and read Solr too (cell writes, the SQL data source's partitions).
-    env = solr_credentials_env(aggregation) + solr_ca_env(aggregation)
+    # Executors write and read Solr too (cell writes, the SQL data source's partitions),
+    # consume Kafka and write the archive and checkpoints.
+    env = solr_credentials_env(aggregation) + solr_ca_env(aggregation) + storage_env(aggregation)
+    if component == STREAM:
+        env += kafka_credentials_env(aggregation)
     if env:
         driver["env"] = env
         executor["env"] = list(env)
-    volume = solr_ca_volume(aggregation)
-    if volume is not None:
-        mount: VolumeMount = {"name": volume["name"], "mountPath": SOLR_CA_DIR, "readOnly": True}
-        driver["volumeMounts"] = [mount]
-        executor["volumeMounts"] = [{**mount}]
-    application: ApplicationSpec = {
+    volumes: list[Volume] = []
+    mounts: list[VolumeMount] = []
+    claim = aggregation.spec.storage.persistent_volume_claim
+    if claim is not None:
+        volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": DATA_VOLUME, "mountPath": settings.default_data_root})
+    ca_volume = solr_ca_volume(aggregation)
+    if ca_volume is not None:
+        volumes.append(ca_volume)
+        mounts.append({"name": ca_volume["name"], "mountPath": SOLR_CA_DIR, "readOnly": True})
+    if mounts:
+        driver["volumeMounts"] = mounts
+        executor["volumeMounts"] = [{**mount} for mount in mounts]
+    app: ApplicationSpec = {
         "type": "Python",
         "mode": "cluster",
         "image": spark.image,
@@ -468,15 +627,15 @@ def _application_spec(
         "sparkVersion": spark.spark_version,
         "mainApplicationFile": main_file,
         "arguments": arguments,
-        "sparkConf": {"spark.sql.session.timeZone": "UTC"},
+        "sparkConf": {"spark.sql.session.timeZone": "UTC", **storage_conf(aggregation)},
         "restartPolicy": restart_policy,
-        "deps": {"jars": [SESSIONIZER_JAR]},
         "driver": driver,
         "executor": executor,
+        "deps": job_deps(aggregation, component),
     }
-    if volume is not None:
-        application["volumes"] = [volume]
-    return application
+    if volumes:
+        app["volumes"] = volumes
+    return app
 
 
 def solr_ca_volume(aggregation: model.Aggregation) -> Volume | None:
@@ -504,11 +663,8 @@ def solr_credentials_env(aggregation: model.Aggregation) -> list[EnvVar]:
     if secret is None:
         return []
     return [
-        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
-        for name, key in (
-            (credentials.USERNAME_ENV, secret.username_key),
-            (credentials.PASSWORD_ENV, secret.password_key),
-        )
+        _from_secret(credentials.USERNAME_ENV, secret.name, secret.username_key),
+        _from_secret(credentials.PASSWORD_ENV, secret.name, secret.password_key),
     ]
 
 

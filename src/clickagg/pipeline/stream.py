@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from clickagg import errors
 from clickagg.domain import events as event_contract
-from clickagg.domain import model, sessions
+from clickagg.domain import model, sessions, spec
 from clickagg.pipeline import archive, cell_sums, dedup, ingest_log, parse, sessionize
-from clickagg.store import protocol
+from clickagg.store import credentials, protocol
 
 log = logging.getLogger(__name__)
+
+
+#: Source options whose values are secrets: never in a repr, a log line or an error.
+SECRET_OPTIONS = frozenset({"kafka.sasl.jaas.config"})
 
 
 @dataclass(frozen=True)
@@ -39,23 +45,22 @@ class Source:
     """Where lines come from: a landing directory or a Kafka topic."""
 
     kind: str  # "files" or "kafka"
-    options: Mapping[str, str]
+    options: Mapping[str, str] = field(repr=False)
+    #: The Kafka SASL user and mechanism, to name in an authentication error (no password).
+    sasl_user: str | None = None
+    sasl_mechanism: str | None = None
+
+    def __repr__(self) -> str:
+        shown = {k: "***" if k in SECRET_OPTIONS else v for k, v in self.options.items()}
+        return f"Source(kind={self.kind!r}, options={shown!r})"
 
 
-def source_of(aggregation: model.Aggregation) -> Source:
+def source_of(aggregation: model.Aggregation, environ: Mapping[str, str] = os.environ) -> Source:
+    """The spec's source as Spark reader options. A SASL Kafka's user and password come
+    from the environment (`store.credentials`), never from the spec or an argument."""
     spec_source = aggregation.spec.source
     if spec_source.kafka is not None:
-        kafka = spec_source.kafka
-        return Source(
-            "kafka",
-            {
-                "kafka.bootstrap.servers": kafka.bootstrap_servers,
-                "subscribe": kafka.topic,
-                "startingOffsets": kafka.starting_offsets,
-                "kafka.security.protocol": kafka.security.protocol,
-                "failOnDataLoss": "false",
-            },
-        )
+        return _kafka_source(spec_source.kafka, environ)
     assert spec_source.files is not None
     return Source(
         "files",
@@ -63,6 +68,50 @@ def source_of(aggregation: model.Aggregation) -> Source:
             "path": spec_source.files.path,
             "maxFilesPerTrigger": str(spec_source.files.max_files_per_trigger),
         },
+    )
+
+
+def _kafka_source(kafka: spec.KafkaSource, environ: Mapping[str, str]) -> Source:
+    security = kafka.security
+    options = {
+        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        "subscribe": kafka.topic,
+        "startingOffsets": kafka.starting_offsets,
+        "kafka.security.protocol": security.protocol,
+        "failOnDataLoss": "false",
+    }
+    if not security.protocol.startswith("SASL_"):
+        return Source("kafka", options)
+    mechanism = security.sasl_mechanism or "SCRAM-SHA-512"
+    found = credentials.kafka_from_environment(environ)
+    if found is None:
+        raise errors.KafkaAuthError(
+            f"the Kafka source uses {security.protocol} with {mechanism} but no user is set: "
+            f"set ${credentials.KAFKA_USERNAME_ENV} and ${credentials.KAFKA_PASSWORD_ENV} "
+            f"(or ${credentials.KAFKA_PASSWORD_FILE_ENV})",
+            mechanism=mechanism,
+        )
+    options["kafka.sasl.mechanism"] = mechanism
+    options["kafka.sasl.jaas.config"] = found.jaas_config(mechanism)
+    return Source("kafka", options, sasl_user=found.user, sasl_mechanism=mechanism)
+
+
+#: What the Kafka client says when the broker refuses a SASL login (SaslAuthenticationException).
+_AUTH_FAILURE_MARKERS = ("SaslAuthenticationException", "Authentication failed")
+
+
+def source_failure(source: Source, failure: BaseException) -> errors.KafkaAuthError | None:
+    """A query's failure as a KafkaAuthError naming the user and mechanism, when the
+    broker refused the login; None for any other failure. Never quotes the options."""
+    if source.kind != "kafka" or not any(m in str(failure) for m in _AUTH_FAILURE_MARKERS):
+        return None
+    bootstrap = source.options.get("kafka.bootstrap.servers", "?")
+    return errors.KafkaAuthError(
+        f"Kafka at {bootstrap} refused the SASL authentication of user "
+        f"'{source.sasl_user}' ({source.sasl_mechanism}): check the user and password in "
+        "the Secret spec.source.kafka.security.credentialsSecret names",
+        user=source.sasl_user,
+        mechanism=source.sasl_mechanism,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -210,14 +210,17 @@ def send_to_kafka(
     *,
     pacer: Pacer | None = None,
     flush_timeout_s: float = 60.0,
+    client: Mapping[str, str] | None = None,
 ) -> Delivered:
     """Produce each line as one message to `topic`, keyed by visitor_id (None when the line
-    has none), so a visitor's events stay in one partition and in order.
+    has none), so a visitor's events stay in one partition and in order. `client`: extra
+    librdkafka settings, such as a SASL login.
 
     Raises EngineError when a message could not be delivered.
     """
     producer = confluent_kafka.Producer(
         {
+            **(client or {}),
             "bootstrap.servers": bootstrap,
             # Retries must not resend what the broker already has: that would be a duplicate
             # the generator did not ask for.

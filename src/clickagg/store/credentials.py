@@ -1,12 +1,15 @@
-"""Solr basic-auth credentials, read from the environment in this one place.
+"""Credentials from the environment, read in this one place: Solr basic auth and Kafka SASL.
 
-A component (operator, job, service, CLI) finds its Solr user and password in its own
+A component (operator, job, service, CLI) finds its user and password in its own
 environment, which Kubernetes fills from a Secret (`valueFrom.secretKeyRef`) or a mounted
-Secret file; they never travel as arguments. `$CLICKAGG_SOLR_USERNAME` names the user, and the
-password is `$CLICKAGG_SOLR_PASSWORD` or the content of the file `$CLICKAGG_SOLR_PASSWORD_FILE`
-names. Neither set: no credentials (a Solr without authentication).
+Secret file; they never travel as arguments. For Solr, `$CLICKAGG_SOLR_USERNAME` names the
+user, and the password is `$CLICKAGG_SOLR_PASSWORD` or the content of the file
+`$CLICKAGG_SOLR_PASSWORD_FILE` names; Kafka's are the same with `KAFKA` for `SOLR`.
+Neither set: no credentials (a Solr without authentication, a Kafka without SASL).
 
-`SolrCredentials` never shows its password: not in repr, str or an error message.
+Neither `SolrCredentials` nor `KafkaCredentials` shows its password: not in repr, str or an
+error message; `KafkaCredentials.jaas_config` (the one rendering that holds it) is for the
+Kafka client's options only, never for a log line.
 
 TLS: `$CLICKAGG_SOLR_CA_FILE` names a PEM file of the CA certificates a Solr served over
 https is verified against (a mounted Secret or ConfigMap key, or the local SolrCloud's
@@ -16,7 +19,7 @@ https is verified against (a mounted Secret or ConfigMap key, or the local SolrC
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +30,21 @@ PASSWORD_ENV = "CLICKAGG_SOLR_PASSWORD"  # noqa: S105 (the variable's name, not 
 PASSWORD_FILE_ENV = "CLICKAGG_SOLR_PASSWORD_FILE"  # noqa: S105 (a name)
 CA_FILE_ENV = "CLICKAGG_SOLR_CA_FILE"
 
+KAFKA_USERNAME_ENV = "CLICKAGG_KAFKA_USERNAME"
+KAFKA_PASSWORD_ENV = "CLICKAGG_KAFKA_PASSWORD"  # noqa: S105 (a name)
+KAFKA_PASSWORD_FILE_ENV = "CLICKAGG_KAFKA_PASSWORD_FILE"  # noqa: S105 (a name)
+
+#: The JAAS login module of each SASL mechanism the spec allows (Kafka client class names).
+LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
 
 @dataclass(frozen=True)
-class SolrCredentials:
-    """A Solr user and its password; the password is left out of every rendering."""
+class _UserPassword:
+    """A user and its password; the password is left out of repr and str."""
 
     user: str
     password: str = field(repr=False)
@@ -38,39 +52,98 @@ class SolrCredentials:
     def __str__(self) -> str:
         return self.user
 
+
+@dataclass(frozen=True)
+class SolrCredentials(_UserPassword):
+    """A Solr user and its password; the password is left out of every rendering."""
+
     def pair(self) -> tuple[str, str]:
         """(user, password), as HTTP basic auth takes them."""
         return self.user, self.password
 
 
+@dataclass(frozen=True)
+class KafkaCredentials(_UserPassword):
+    """A Kafka SASL user and its password; the password is left out of repr and str."""
+
+    def jaas_config(self, mechanism: str) -> str:
+        """The client's `sasl.jaas.config` for `mechanism`: holds the password, so it goes
+        into the Kafka options and nowhere else."""
+        module = LOGIN_MODULES.get(mechanism)
+        if module is None:
+            raise errors.KafkaAuthError(
+                f"no SASL mechanism {mechanism!r}: use one of {', '.join(LOGIN_MODULES)}",
+                user=self.user,
+                mechanism=mechanism,
+            )
+        return (
+            f'{module} required username="{_jaas_quoted(self.user)}" '
+            f'password="{_jaas_quoted(self.password)}";'
+        )
+
+
+def _jaas_quoted(value: str) -> str:
+    """`value` inside a JAAS double-quoted string (Kafka's JaasConfig parser unescapes)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def from_environment(environ: Mapping[str, str] = os.environ) -> SolrCredentials | None:
-    """The credentials the environment names, or None when it names none."""
-    user = environ.get(USERNAME_ENV, "").strip()
-    password = environ.get(PASSWORD_ENV, "")
-    password_file = environ.get(PASSWORD_FILE_ENV, "").strip()
+    """The Solr credentials the environment names, or None when it names none."""
+    found = _read(
+        environ,
+        "Solr",
+        (USERNAME_ENV, PASSWORD_ENV, PASSWORD_FILE_ENV),
+        lambda message, user: errors.SolrAuthError(message, user=user),
+    )
+    return None if found is None else SolrCredentials(*found)
+
+
+def kafka_from_environment(environ: Mapping[str, str] = os.environ) -> KafkaCredentials | None:
+    """The Kafka SASL credentials the environment names, or None when it names none."""
+    found = _read(
+        environ,
+        "Kafka",
+        (KAFKA_USERNAME_ENV, KAFKA_PASSWORD_ENV, KAFKA_PASSWORD_FILE_ENV),
+        lambda message, user: errors.KafkaAuthError(message, user=user),
+    )
+    return None if found is None else KafkaCredentials(*found)
+
+
+def _read(
+    environ: Mapping[str, str],
+    service: str,
+    names: tuple[str, str, str],
+    error: Callable[[str, str | None], errors.ClickaggError],
+) -> tuple[str, str] | None:
+    """(user, password) from the variables `names` (user, password, password file)."""
+    user_env, password_env, file_env = names
+    user = environ.get(user_env, "").strip()
+    password = environ.get(password_env, "")
+    password_file = environ.get(file_env, "").strip()
     if not user:
         if password or password_file:
-            raise errors.SolrAuthError(
-                f"a Solr password is set (${PASSWORD_ENV} or ${PASSWORD_FILE_ENV}) "
-                f"but no user: set ${USERNAME_ENV}"
+            raise error(
+                f"a {service} password is set (${password_env} or ${file_env}) "
+                f"but no user: set ${user_env}",
+                None,
             )
         return None
     if not password and password_file:
         try:
             password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise errors.SolrAuthError(
-                f"cannot read the Solr password of user '{user}' from ${PASSWORD_FILE_ENV} "
+            raise error(
+                f"cannot read the {service} password of user '{user}' from ${file_env} "
                 f"({password_file}): {exc.strerror}",
-                user=user,
+                user,
             ) from None
     if not password:
-        raise errors.SolrAuthError(
-            f"Solr user '{user}' is set (${USERNAME_ENV}) but no password: set "
-            f"${PASSWORD_ENV} or ${PASSWORD_FILE_ENV}",
-            user=user,
+        raise error(
+            f"{service} user '{user}' is set (${user_env}) but no password: set "
+            f"${password_env} or ${file_env}",
+            user,
         )
-    return SolrCredentials(user, password)
+    return user, password
 
 
 def ca_file_from_environment(environ: Mapping[str, str] = os.environ) -> Path | None:

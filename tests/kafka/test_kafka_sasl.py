@@ -1,0 +1,131 @@
+"""The streaming job against a SASL/SCRAM-SHA-512 Kafka: credentials from the environment.
+
+The right user (its password in a file, as a mounted Secret gives it) streams the topic into
+the oracle's cells; a wrong password ends the query within a bounded time with an error that
+names authentication and the user, and the password shows in no error and no log line.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.errors import StreamingQueryException
+
+import streaming
+from clickagg import errors, sim
+from clickagg.local import kafka_security
+from clickagg.pipeline import archive, stream
+from clickagg.sim import landing
+from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
+from clickagg.store import credentials
+from fixtures import kafka as kafka_fixtures
+
+pytestmark = pytest.mark.e2e
+
+START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 4) * streaming.HOUR_MS
+#: Kafka clients retry a refused login; the query must still end within this.
+FAILS_WITHIN_S = 120
+WRONG = "not-the-password-3f9c"
+
+
+def sasl_source(bootstrap: str, topic: str) -> dict[str, Any]:
+    return {
+        "type": "kafka",
+        "kafka": {
+            "bootstrapServers": bootstrap,
+            "topic": topic,
+            "security": {
+                "protocol": "SASL_PLAINTEXT",
+                "saslMechanism": "SCRAM-SHA-512",
+                "credentialsSecret": {"name": "kafka-jobs"},
+            },
+        },
+    }
+
+
+def test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells(
+    spark: Any,
+    solr: Any,
+    solr_client: Any,
+    sasl_kafka: kafka_fixtures.SaslKafka,
+    sasl_kafka_topic: kafka_fixtures.TopicFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user, _ = kafka_security.credentials(sasl_kafka.security_dir, kafka_security.JOBS)
+    password_file = kafka_security.password_file(sasl_kafka.security_dir, kafka_security.JOBS)
+    monkeypatch.setenv(credentials.KAFKA_USERNAME_ENV, user)
+    monkeypatch.setenv(credentials.KAFKA_PASSWORD_FILE_ENV, str(password_file))
+    bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(2)
+    aggregation = streaming.aggregation_for(
+        tmp_path / "unused", solr.base_url, "kafka-sasl", source=sasl_source(bootstrap, topic)
+    )
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    with store_client.SolrClient(solr.base_url) as client:
+        solr_collections.ensure_level_collections(client, aggregation)
+    lines = streaming.traffic_lines(START_MS, hours=1, visitors=250, seed=7)
+    landing.send_to_kafka(lines, bootstrap, topic, client=sasl_kafka.client())
+    streaming.run_to_end(spark, aggregation, paths, solr.base_url)
+
+    def send(line: bytes) -> None:
+        emitted = [sim.Emitted(line, 0, sim.VALID)]
+        landing.send_to_kafka(emitted, bootstrap, topic, client=sasl_kafka.client())
+
+    sentinel_ms = START_MS + 3 * streaming.HOUR_MS
+    streaming.close_every_visit(spark, aggregation, paths, solr.base_url, send, sentinel_ms)
+    problems = streaming.oracle_problems(
+        solr_client, aggregation, [i.line for i in lines], sentinel_ms - streaming.HOUR_MS
+    )
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])
+
+
+def test_a_wrong_password_ends_the_stream_with_an_error_naming_the_user(
+    spark: Any,
+    sasl_kafka: kafka_fixtures.SaslKafka,
+    sasl_kafka_topic: kafka_fixtures.TopicFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    user, _ = kafka_security.credentials(sasl_kafka.security_dir, kafka_security.JOBS)
+    monkeypatch.setenv(credentials.KAFKA_USERNAME_ENV, user)
+    monkeypatch.setenv(credentials.KAFKA_PASSWORD_ENV, WRONG)
+    bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(1)
+    landing.send_to_kafka(
+        [sim.Emitted(streaming.sentinel(START_MS), 0, sim.VALID)],
+        bootstrap,
+        topic,
+        client=sasl_kafka.client(),
+    )
+    aggregation = streaming.aggregation_for(
+        tmp_path / "unused",
+        "http://127.0.0.1:9/solr",
+        "kafka-wrong",
+        source=sasl_source(bootstrap, topic),
+    )
+    source = stream.source_of(aggregation)
+    assert WRONG not in repr(source)
+    paths = archive.JobPaths(str(tmp_path / "data"))
+
+    started = time.monotonic()
+    query = stream.ingest(spark, aggregation, paths, source, 1, available_now=True)
+    with pytest.raises(StreamingQueryException) as raised:
+        # Returns False (no exception) if it still runs: a refused login must end it.
+        query.awaitTermination(FAILS_WITHIN_S)
+    took = time.monotonic() - started
+    failure = raised.value
+    assert took < FAILS_WITHIN_S
+    explained = stream.source_failure(source, failure)
+    assert isinstance(explained, errors.KafkaAuthError), str(failure)[:2000]
+    message = str(explained)
+    assert f"user '{user}'" in message
+    assert "authentication" in message
+    assert explained.user == user and explained.mechanism == "SCRAM-SHA-512"
+    captured = capfd.readouterr()
+    for text in (message, str(failure), captured.out, captured.err):
+        assert WRONG not in text
+    assert not query.isActive
