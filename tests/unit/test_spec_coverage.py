@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 _ORACLE = "tests/e2e/test_stream_oracle.py::test_every_cell_equals_the_oracle"
 _KAFKA = "tests/e2e/test_kafka_source.py::test_events_from_kafka_become_the_oracles_cells"
 _CHILDREN = "tests/unit/test_children.py::"
+_KAFKA_SASL = (
+    "tests/kafka/test_kafka_sasl.py::test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells"
+)
+_KAFKA_SECRET_REF = "tests/unit/test_children_storage.py::test_kafka_sasl_credentials_reach_the_stream_by_reference_only"
+_SOLR_TLS = "tests/unit/test_children_solr_tls.py::test_driver_and_executors_mount_the_ca_secret_and_name_it"
+_STORAGE = "tests/unit/test_children_storage.py::"
 _SOLR_AUTH = (
     "tests/k8s/test_operator_solr_auth.py::"
     "test_the_operator_uses_the_secret_and_the_children_only_reference_it"
@@ -30,6 +36,19 @@ _VALIDATION = "tests/unit/test_spec_validation.py::"
 
 #: Field path -> the test that shows its effect.
 EXERCISED_BY = {
+    "spec.source.kafka.security.protocol": _KAFKA_SASL,
+    "spec.source.kafka.security.saslMechanism": _KAFKA_SASL,
+    "spec.source.kafka.security.credentialsSecret.name": _KAFKA_SASL,
+    "spec.source.kafka.security.credentialsSecret.usernameKey": _KAFKA_SECRET_REF,
+    "spec.source.kafka.security.credentialsSecret.passwordKey": _KAFKA_SECRET_REF,
+    "spec.solr.tls.caSecret.name": _SOLR_TLS,
+    "spec.solr.tls.caSecret.key": _SOLR_TLS,
+    "spec.storage.persistentVolumeClaim": _STORAGE
+    + "test_a_claim_is_mounted_at_the_data_root_in_driver_and_executors",
+    "spec.storage.uri": _STORAGE
+    + "test_an_object_store_is_the_data_root_with_its_connector_and_secret",
+    "spec.storage.credentialsSecret": _STORAGE
+    + "test_an_object_store_is_the_data_root_with_its_connector_and_secret",
     "spec.solr.basicAuthSecret.name": _SOLR_AUTH,
     "spec.solr.basicAuthSecret.usernameKey": _SOLR_AUTH,
     "spec.solr.basicAuthSecret.passwordKey": _SOLR_AUTH,
@@ -87,14 +106,7 @@ EXERCISED_BY = {
 
 #: Fields accepted but without effect yet, with the issue that gives them one. Keep them here
 #: (not removed) while someone implements them; move each to EXERCISED_BY with its test.
-KNOWN_UNIMPLEMENTED = {
-    "spec.source.kafka.security.protocol": "issue 11 §2: passed as security.protocol; no test "
-    "runs a secured broker",
-    "spec.source.kafka.security.saslMechanism": "issue 11 §2: not passed to Kafka",
-    "spec.source.kafka.security.credentialsSecret.name": "issue 11 §2: nothing reads it",
-    "spec.source.kafka.security.credentialsSecret.usernameKey": "issue 11 §2",
-    "spec.source.kafka.security.credentialsSecret.passwordKey": "issue 11 §2",
-}
+KNOWN_UNIMPLEMENTED: dict[str, str] = {}
 
 #: Fields with an effect that no test checks yet (a gap, shown rather than hidden).
 NOT_YET_TESTED = {
