@@ -25,8 +25,14 @@ _CHILDREN = "tests/unit/test_children.py::"
 _KAFKA_SASL = (
     "tests/kafka/test_kafka_sasl.py::test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells"
 )
-_KAFKA_SECRET_REF = "tests/unit/test_children_storage.py::test_kafka_sasl_credentials_reach_the_stream_by_reference_only"
-_SOLR_TLS = "tests/unit/test_children_solr_tls.py::test_driver_and_executors_mount_the_ca_secret_and_name_it"
+_KAFKA_BY_REFERENCE = (
+    "tests/unit/test_children_storage.py::"
+    "test_kafka_sasl_credentials_reach_the_stream_by_reference_only"
+)
+_SOLR_TLS = (
+    "tests/unit/test_children_solr_tls.py::"
+    "test_driver_and_executors_mount_the_ca_secret_and_name_it"
+)
 _STORAGE = "tests/unit/test_children_storage.py::"
 _SOLR_AUTH = (
     "tests/k8s/test_operator_solr_auth.py::"
@@ -39,8 +45,8 @@ EXERCISED_BY = {
     "spec.source.kafka.security.protocol": _KAFKA_SASL,
     "spec.source.kafka.security.saslMechanism": _KAFKA_SASL,
     "spec.source.kafka.security.credentialsSecret.name": _KAFKA_SASL,
-    "spec.source.kafka.security.credentialsSecret.usernameKey": _KAFKA_SECRET_REF,
-    "spec.source.kafka.security.credentialsSecret.passwordKey": _KAFKA_SECRET_REF,
+    "spec.source.kafka.security.credentialsSecret.usernameKey": _KAFKA_BY_REFERENCE,
+    "spec.source.kafka.security.credentialsSecret.passwordKey": _KAFKA_BY_REFERENCE,
     "spec.solr.tls.caSecret.name": _SOLR_TLS,
     "spec.solr.tls.caSecret.key": _SOLR_TLS,
     "spec.storage.persistentVolumeClaim": _STORAGE
