@@ -116,3 +116,123 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
     streaming.assert_equals_oracle(
         spark, solr.base_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
     )
+
+
+JOINED = "solr-crash-node"
+JOINED_HOST = "127.0.0.4"
+
+
+def replicas_on(client: store_client.SolrClient, collection: str, node_name: str) -> list[str]:
+    """The replicas of `collection` that node `node_name` hosts, as shard/state."""
+    state = client.cluster_status()["collections"][collection]
+    return [
+        f"{shard_name}/{replica['state']}"
+        for shard_name, shard in state["shards"].items()
+        for replica in shard["replicas"].values()
+        if replica["node_name"] == node_name
+    ]
+
+
+def all_active(client: store_client.SolrClient, collection: str) -> bool:
+    state = client.cluster_status()["collections"][collection]
+    return all(
+        replica["state"] == "active"
+        for shard in state["shards"].values()
+        for replica in shard["replicas"].values()
+    )
+
+
+def failed_writes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The cell writer's warnings that a Solr call failed and is retried."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "clickagg.store.cell_writes" and "failed" in r.getMessage()
+    ]
+
+
+def live_nodes(client: store_client.SolrClient) -> list[str]:
+    return list(client.cluster_status()["live_nodes"])
+
+
+def test_the_solr_node_the_job_writes_through_killed_mid_run_loses_nothing(
+    spark: Any, solr: Any, solr_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from clickagg.local import process
+    from clickagg.local import solr as local_solr
+
+    port = process.free_port()
+    node_name = f"{JOINED_HOST}:{port}_solr"
+    # A third node in its own JVM on the session cluster's ZooKeeper: the one the job uses.
+    node_url = local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+    landing_dir = tmp_path / "landing"
+    aggregation = streaming.aggregation_for(landing_dir, node_url, "solr-kill-run")
+    replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
+    aggregation = streaming.with_solr(aggregation, replicated)
+    collection = aggregation.finest.collection
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    queries: list[Any] = []
+    try:
+        with store_client.SolrClient(node_url) as client:
+            solr_collections.ensure_level_collections(client, aggregation)
+        hosted = replicas_on(solr_client, collection, node_name)
+        assert hosted, f"{node_name} hosts no replica of {collection}"
+        lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=19)
+        third = len(lines) // 3
+        landing.write_files(lines[:third], landing_dir, rolling=streaming.ROLLING, prefix="a")
+
+        source = stream.source_of(aggregation)
+        queries = [
+            stream.ingest(spark, aggregation, paths, source, 1),
+            stream.aggregate(spark, aggregation, paths, streaming.store_at(node_url), 1),
+        ]
+        polling.eventually(
+            lambda: len(checkpoint_entries(paths, "commits")) >= 2, "two committed batches", 240
+        )
+        landing.write_files(
+            lines[third : 2 * third], landing_dir, rolling=streaming.ROLLING, prefix="b"
+        )
+        local_solr.kill_joined_node(JOINED)
+        # The cluster sees the crash: the node's ZooKeeper session expires; and the job meets
+        # it: a write fails and is retried, or (retries spent) the query fails.
+        polling.eventually(
+            lambda: node_name not in live_nodes(solr_client), "the killed node leaves", 120
+        )
+        polling.eventually(
+            lambda: failed_writes(caplog) or queries[1].exception() is not None,
+            "the job writes to the dead node",
+            120,
+        )
+        local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+        polling.eventually(
+            lambda: all_active(solr_client, collection), "its replicas recovered", 180
+        )
+        landing.write_files(lines[2 * third :], landing_dir, rolling=streaming.ROLLING, prefix="c")
+        seen = max(checkpoint_entries(paths, "commits"), default=-1)
+        polling.eventually(
+            lambda: (
+                max(checkpoint_entries(paths, "commits"), default=-1) > seen
+                or not queries[1].isActive
+            ),
+            "a batch after the restart (or the query gave up while the node was down)",
+            240,
+        )
+    finally:
+        for query in queries:
+            stream.stop_between_batches(query)
+    # A batch that found the node dead for longer than the writer's retries fails the query,
+    # as it would fail the driver pod; the restarted job (here run_to_end) re-runs that batch
+    # through the (stream, batch) guard.
+    failures = [str(q.exception()) for q in queries if q.exception() is not None]
+    print(
+        f"\nreplicas on the killed node: {hosted}; failed write attempts "
+        f"{len(failed_writes(caplog))}; queries failed: {failures}"
+    )
+    try:
+        streaming.assert_equals_oracle(
+            spark, node_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
+        )
+    finally:
+        for level in aggregation.levels:
+            solr_client.delete_collection(level.collection)
+        local_solr.stop_joined_node(JOINED)

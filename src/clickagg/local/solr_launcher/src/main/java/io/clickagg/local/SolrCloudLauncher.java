@@ -57,8 +57,16 @@ import org.eclipse.jetty.server.handler.HandlerWrapper;
  * requests to each other with PKI). The file holds password hashes only; the launcher does not
  * print it.
  *
+ * <p>With {@code --zk-host H:P/chroot} instead of {@code --zk-port} it runs one node only (one
+ * port, one host), in this JVM, joined to a running cluster's ZooKeeper: a node that a crash test
+ * can SIGKILL without touching ZooKeeper or the other nodes. Its solr home under {@code --dir} is
+ * kept, so starting it again on the same port brings its cores back (the dir need not be empty).
+ * Its ZooKeeper session timeout is {@value #JOINED_ZK_TIMEOUT_MS} ms, so the live_nodes entry of a
+ * killed node expires soon and a restart does not wait long for it.
+ *
  * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
- * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE]}
+ * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE]}, or {@code
+ * SolrCloudLauncher --zk-host 127.0.0.1:9983/solr --ports 8985 --hosts 127.0.0.4 --dir DIR}
  */
 public final class SolrCloudLauncher {
 
@@ -72,6 +80,7 @@ public final class SolrCloudLauncher {
   private static final int NODE_LIVE_TIMEOUT_SECONDS = 120;
   // A control client that connects but sends nothing is dropped after this.
   private static final int CONTROL_READ_TIMEOUT_MS = 60_000;
+  static final int JOINED_ZK_TIMEOUT_MS = 8_000;
 
   /**
    * The command line, parsed; {@code hosts.get(i)} is node i's address, {@code controlPort} is -1
@@ -83,7 +92,8 @@ public final class SolrCloudLauncher {
       List<String> hosts,
       Path dir,
       int controlPort,
-      Path securityJson) {
+      Path securityJson,
+      String zkHost) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
@@ -92,6 +102,7 @@ public final class SolrCloudLauncher {
       Path dir = null;
       int controlPort = -1;
       Path securityJson = null;
+      String zkHost = null;
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
           throw new IllegalArgumentException("missing value after " + args[i]);
@@ -104,8 +115,19 @@ public final class SolrCloudLauncher {
           case "--dir" -> dir = Path.of(value).toAbsolutePath();
           case "--control-port" -> controlPort = Integer.parseInt(value);
           case "--security-json" -> securityJson = Path.of(value).toAbsolutePath();
+          case "--zk-host" -> zkHost = value;
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
+      }
+      if (zkHost != null) {
+        if (zkPort != null || controlPort != -1 || securityJson != null) {
+          throw new IllegalArgumentException(
+              "--zk-host runs one node: no --zk-port, --control-port or --security-json");
+        }
+        if (ports == null || ports.size() != 1 || dir == null) {
+          throw new IllegalArgumentException("--zk-host needs one port in --ports, and --dir");
+        }
+        zkPort = -1;
       }
       if (zkPort == null || ports == null || ports.isEmpty() || dir == null) {
         throw new IllegalArgumentException("--zk-port, --ports and --dir are all required");
@@ -126,7 +148,7 @@ public final class SolrCloudLauncher {
         }
       }
       return new Options(
-          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson);
+          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson, zkHost);
     }
   }
 
@@ -154,11 +176,16 @@ public final class SolrCloudLauncher {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
       System.err.println(
           "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--hosts H1,H2]"
-              + " [--control-port P] [--security-json FILE]");
+              + " [--control-port P] [--security-json FILE]\n"
+              + "   or: SolrCloudLauncher --zk-host H:P/CHROOT --ports P --hosts H --dir DIR");
       System.exit(2);
       return;
     }
     prepareForRunningOutsideJUnit(options.dir());
+    if (options.zkHost() != null) {
+      runJoinedNode(options);
+      return;
+    }
     SolrCloudLauncher launcher = new SolrCloudLauncher(options);
     // Registered before starting: a SIGTERM during start-up still stops the nodes cleanly.
     Runtime.getRuntime().addShutdownHook(new Thread(launcher::stop, "clickagg-solr-stop"));
@@ -173,6 +200,60 @@ public final class SolrCloudLauncher {
     System.out.println(launcher.readyLine());
     System.out.flush();
     // Jetty and ZooKeeper run on their own threads; main only waits for SIGTERM.
+    new CountDownLatch(1).await();
+  }
+
+  /**
+   * One node in this JVM, joined to the ZooKeeper at {@code --zk-host}: started, live, then
+   * running until SIGTERM (a clean stop) or SIGKILL (what crash tests send).
+   */
+  private static void runJoinedNode(Options options) throws InterruptedException {
+    String host = options.hosts().get(0);
+    int port = options.ports().get(0);
+    JettySolrRunner node;
+    try {
+      Path home = options.dir().resolve("node-" + host + "-" + port);
+      if (!Files.exists(home.resolve("solr.xml"))) {
+        Files.createDirectories(home);
+        Files.writeString(home.resolve("solr.xml"), solrXml());
+      }
+      Properties properties = new Properties();
+      properties.setProperty("zkHost", options.zkHost());
+      properties.setProperty("host", host);
+      properties.setProperty("solr.zkclienttimeout", String.valueOf(JOINED_ZK_TIMEOUT_MS));
+      node = new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port));
+      JettySolrRunner started = node;
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    try {
+                      started.stop();
+                    } catch (Exception e) {
+                      System.out.println("clickagg-solr: error stopping the Solr node: " + e);
+                    }
+                    System.out.println("CLICKAGG-SOLR-STOPPED");
+                    System.out.flush();
+                  },
+                  "clickagg-solr-stop"));
+      node.start();
+      String nodeName = node.getNodeName();
+      node.getCoreContainer()
+          .getZkController()
+          .getZkStateReader()
+          .waitForLiveNodes(
+              NODE_LIVE_TIMEOUT_SECONDS,
+              TimeUnit.SECONDS,
+              (before, live) -> live != null && live.contains(nodeName));
+    } catch (Exception e) {
+      System.out.println("CLICKAGG-SOLR-FAILED " + e);
+      e.printStackTrace(System.out);
+      System.exit(1);
+      return;
+    }
+    String url = "http://" + host + ":" + port + CONTEXT;
+    System.out.println(READY_MARKER + " zk=" + options.zkHost() + " nodes=" + url);
+    System.out.flush();
     new CountDownLatch(1).await();
   }
 
