@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 import polling
 import streaming
+from clickagg.local import process
+from clickagg.local import solr as local_solr
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
 from clickagg.store import client as store_client
@@ -24,7 +27,7 @@ from clickagg.store import collections as solr_collections
 pytestmark = pytest.mark.e2e
 
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_MS
-FAULT_BATCH = 2
+FAULT_BATCH = 1
 
 
 def checkpoint_entries(paths: archive.JobPaths, kind: str) -> set[int]:
@@ -67,9 +70,8 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
     paths = archive.JobPaths(str(tmp_path / "data"))
     with store_client.SolrClient(solr.base_url) as client:
         solr_collections.ensure_level_collections(client, aggregation)
-    lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=17)
-    half = len(lines) // 2
-    landing.write_files(lines[:half], landing_dir, rolling=streaming.ROLLING, prefix="a")
+    lines = streaming.traffic_lines(START_MS, hours=1, visitors=300, seed=17)
+    landing.write_files(lines, landing_dir, rolling=streaming.ROLLING, prefix="a")
 
     # The job SIGKILLs its own process group right after batch FAULT_BATCH's Solr write.
     crashed_log = tmp_path / "driver-crashed.log"
@@ -92,7 +94,6 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
     assert FAULT_BATCH in checkpoint_entries(paths, "offsets")
     assert FAULT_BATCH not in checkpoint_entries(paths, "commits")
 
-    landing.write_files(lines[half:], landing_dir, rolling=streaming.ROLLING, prefix="b")
     restarted_log = tmp_path / "driver-restarted.log"
     driver = start_driver(spec, solr.base_url, paths, restarted_log, {})
     try:
@@ -155,37 +156,69 @@ def live_nodes(client: store_client.SolrClient) -> list[str]:
     return list(client.cluster_status()["live_nodes"])
 
 
-def test_the_solr_node_the_job_writes_through_killed_mid_run_loses_nothing(
-    spark: Any, solr: Any, solr_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    from clickagg.local import process
-    from clickagg.local import solr as local_solr
-
+@pytest.fixture
+def joined_node(solr: Any) -> Iterator[tuple[str, str, int]]:
+    """A third node in its own JVM on the session cluster's ZooKeeper: (URL, name, port)."""
     port = process.free_port()
-    node_name = f"{JOINED_HOST}:{port}_solr"
-    # A third node in its own JVM on the session cluster's ZooKeeper: the one the job uses.
-    node_url = local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+    url = local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+    try:
+        yield url, f"{JOINED_HOST}:{port}_solr", port
+    finally:
+        local_solr.stop_joined_node(JOINED)
+
+
+def test_the_solr_node_the_job_writes_through_killed_mid_run_loses_nothing(
+    spark: Any,
+    solr: Any,
+    solr_client: Any,
+    joined_node: tuple[str, str, int],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node_url, node_name, port = joined_node
     landing_dir = tmp_path / "landing"
     aggregation = streaming.aggregation_for(landing_dir, node_url, "solr-kill-run")
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
+    try:
+        run_through_a_killed_node(
+            spark, solr, solr_client, aggregation, node_url, node_name, port, tmp_path, caplog
+        )
+    finally:
+        present = set(solr_client.list_collections())
+        for level in aggregation.levels:
+            if level.collection in present:
+                solr_client.delete_collection(level.collection)
+
+
+def run_through_a_killed_node(
+    spark: Any,
+    solr: Any,
+    solr_client: Any,
+    aggregation: Any,
+    node_url: str,
+    node_name: str,
+    port: int,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    landing_dir = tmp_path / "landing"
     collection = aggregation.finest.collection
     paths = archive.JobPaths(str(tmp_path / "data"))
-    queries: list[Any] = []
-    try:
-        with store_client.SolrClient(node_url) as client:
-            solr_collections.ensure_level_collections(client, aggregation)
-        hosted = replicas_on(solr_client, collection, node_name)
-        assert hosted, f"{node_name} hosts no replica of {collection}"
-        lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=19)
-        third = len(lines) // 3
-        landing.write_files(lines[:third], landing_dir, rolling=streaming.ROLLING, prefix="a")
+    with store_client.SolrClient(node_url) as client:
+        solr_collections.ensure_level_collections(client, aggregation)
+    hosted = replicas_on(solr_client, collection, node_name)
+    assert hosted, f"{node_name} hosts no replica of {collection}"
+    lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=19)
+    third = len(lines) // 3
+    landing.write_files(lines[:third], landing_dir, rolling=streaming.ROLLING, prefix="a")
 
-        source = stream.source_of(aggregation)
-        queries = [
-            stream.ingest(spark, aggregation, paths, source, 1),
-            stream.aggregate(spark, aggregation, paths, streaming.store_at(node_url), 1),
-        ]
+    source = stream.source_of(aggregation)
+    queries = [
+        stream.ingest(spark, aggregation, paths, source, 1),
+        stream.aggregate(spark, aggregation, paths, streaming.store_at(node_url), 1),
+    ]
+    try:
         polling.eventually(
             lambda: len(checkpoint_entries(paths, "commits")) >= 2, "two committed batches", 240
         )
@@ -228,11 +261,6 @@ def test_the_solr_node_the_job_writes_through_killed_mid_run_loses_nothing(
         f"\nreplicas on the killed node: {hosted}; failed write attempts "
         f"{len(failed_writes(caplog))}; queries failed: {failures}"
     )
-    try:
-        streaming.assert_equals_oracle(
-            spark, node_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
-        )
-    finally:
-        for level in aggregation.levels:
-            solr_client.delete_collection(level.collection)
-        local_solr.stop_joined_node(JOINED)
+    streaming.assert_equals_oracle(
+        spark, node_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
+    )
