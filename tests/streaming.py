@@ -226,3 +226,29 @@ def report_watermark(solr_url: str, aggregation: model.Aggregation, newest_event
 def deliver_to(landing_dir: Path) -> Callable[[bytes], None]:
     """Delivers one line (the sentinel) as the landing directory's last file."""
     return lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n")
+
+
+def assert_equals_oracle(
+    spark: Any,
+    solr_url: str,
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    paths: archive.JobPaths,
+    landing_dir: Path,
+    lines: Sequence[sim.Emitted],
+    start_ms: int,
+) -> None:
+    """Finish what a faulted run left, close every visit (a sentinel 5 h after `start_ms`),
+    and compare Solr's finest level with the oracle over `lines`."""
+    run_to_end(spark, aggregation, paths, solr_url)
+    sentinel_ms = start_ms + 5 * HOUR_MS
+    close_every_visit(
+        spark,
+        aggregation,
+        paths,
+        solr_url,
+        lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        sentinel_ms,
+    )
+    problems = oracle_problems(client, aggregation, [i.line for i in lines], sentinel_ms - HOUR_MS)
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])

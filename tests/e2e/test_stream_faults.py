@@ -73,7 +73,9 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
         driver.wait()
     assert driver.returncode == -signal.SIGKILL
 
-    assert_equals_oracle(spark, solr, solr_client, aggregation, paths, landing_dir, lines)
+    streaming.assert_equals_oracle(
+        spark, solr.base_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
+    )
 
 
 def test_a_solr_node_stopped_mid_run_loses_nothing(
@@ -125,30 +127,6 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     for query in queries:
         assert query.exception() is None, query.exception()
 
-    assert_equals_oracle(spark, solr, solr_client, aggregation, paths, landing_dir, lines)
-
-
-def assert_equals_oracle(
-    spark: Any,
-    solr: Any,
-    solr_client: Any,
-    aggregation: Any,
-    paths: archive.JobPaths,
-    landing_dir: Path,
-    lines: list[Any],
-) -> None:
-    """Finish what the faulted run left, close every visit, compare with the oracle."""
-    streaming.run_to_end(spark, aggregation, paths, solr.base_url)
-    sentinel_ms = START_MS + 5 * streaming.HOUR_MS
-    streaming.close_every_visit(
-        spark,
-        aggregation,
-        paths,
-        solr.base_url,
-        lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
-        sentinel_ms,
+    streaming.assert_equals_oracle(
+        spark, solr.base_url, solr_client, aggregation, paths, landing_dir, lines, START_MS
     )
-    problems = streaming.oracle_problems(
-        solr_client, aggregation, [i.line for i in lines], sentinel_ms - streaming.HOUR_MS
-    )
-    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:15])

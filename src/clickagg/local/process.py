@@ -182,6 +182,23 @@ def stop(name: str, grace: float = 20) -> bool:
     return True
 
 
+def kill(name: str, timeout: float = 30) -> bool:
+    """SIGKILL the engine `name`'s process group, as a crash would: no shutdown hook runs.
+    Returns once it is gone; True if it ran."""
+    running = status(name)
+    if running is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(running.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while _alive(running.pid) and time.monotonic() < deadline:
+        _reap(running.pid)
+        time.sleep(0.05)
+    _reap(running.pid)
+    _state_file(name).unlink(missing_ok=True)
+    return True
+
+
 def _terminate(pid: int, grace: float) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)

@@ -13,6 +13,10 @@ For fault tests the launcher also listens on a loopback control port: `stop_node
 node i (`SolrEndpoints.node_urls[i]`) while ZooKeeper and the other node keep running, and
 `start_node(i)` brings it back on the same port with its cores.
 
+For crash tests, `start_joined_node` runs one more node in its own JVM, joined to the
+running cluster's ZooKeeper, so `kill_joined_node` can SIGKILL it while ZooKeeper and the
+other nodes keep running; starting it again on the same port brings its cores back.
+
 `up(auth=True)` starts the cluster with BasicAuth and rule-based authorization
 (`solr_security`): fresh passwords per role, kept 0600 in the run dir, read with
 `credentials(role)`. `up(tls=True)` serves https only, with a fresh CA and a serving
@@ -304,6 +308,49 @@ def start_node(index: int) -> None:
     started = time.monotonic()
     answer = _control(f"start {index}", timeout=NODE_START_TIMEOUT_S)
     _progress(f"node {index} started in {time.monotonic() - started:.1f}s ({answer})")
+
+
+def start_joined_node(zk_host: str, host: str, port: int, instance: str) -> str:
+    """Start one Solr node in its own JVM on host:port, joined to the ZooKeeper at `zk_host`
+    (with its chroot, `SolrEndpoints.zk_host`); its URL once it is live.
+
+    Its solr home stays in `instance`'s run dir until `stop_joined_node`: starting it again
+    after `kill_joined_node` brings its cores back, as a restarted Solr pod would.
+    """
+    build = install()
+    java, _ = java_tools()
+    process.ensure_ports_free({"Solr node": port}, host)
+    url = f"http://{host}:{port}/solr"
+    argv = [
+        java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
+        "--zk-host", zk_host,
+        "--ports", str(port),
+        "--hosts", host,
+        "--dir", str(cache.run_dir(instance) / "data"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    process.start(
+        instance,
+        argv,
+        endpoints={"node_url": url, "zk_host": zk_host},
+        ready=READY_PATTERN,
+        timeout=NODE_START_TIMEOUT_S,
+    )
+    _progress(f"joined node {url} live in {time.monotonic() - started:.1f}s")
+    return url
+
+
+def kill_joined_node(instance: str) -> None:
+    """SIGKILL the joined node's JVM: no clean close of its cores or its ZooKeeper session."""
+    if not process.kill(instance):
+        raise errors.LocalStackError(f"no joined Solr node {instance!r} is running")
+    _progress(f"joined node {instance} killed (SIGKILL)")
+
+
+def stop_joined_node(instance: str) -> None:
+    """Stop the joined node cleanly (if it runs) and forget its solr home."""
+    process.stop(instance, grace=STOP_GRACE_S)
+    shutil.rmtree(cache.run_dir(instance) / "data", ignore_errors=True)
 
 
 def node_states() -> dict[int, str]:

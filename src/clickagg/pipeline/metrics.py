@@ -30,6 +30,10 @@ _HELP = {
     "clickagg_solr_write_seconds_sum": ("counter", "Seconds spent writing cells to Solr."),
     "clickagg_solr_write_seconds_count": ("counter", "Cell writes to Solr (one per batch)."),
     "clickagg_solr_cells_written_total": ("counter", "Cell documents replaced in Solr."),
+    "clickagg_solr_cells_skipped_total": (
+        "counter",
+        "Cells the (stream, batch) guard skipped: a re-run batch had already written them.",
+    ),
 }
 
 
@@ -73,6 +77,7 @@ class StreamMetrics:
         self.add("clickagg_solr_write_seconds_sum", report.seconds)
         self.add("clickagg_solr_write_seconds_count", 1)
         self.add("clickagg_solr_cells_written_total", report.written)
+        self.add("clickagg_solr_cells_skipped_total", report.skipped)
 
     def record_ingest(self, dead_letters: int, too_late: int, bots: int) -> None:
         self.add("clickagg_dead_letters_total", dead_letters)

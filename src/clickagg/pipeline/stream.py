@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ from clickagg.pipeline import archive, cell_sums, dedup, ingest_log, parse, sess
 from clickagg.store import credentials, protocol
 
 log = logging.getLogger(__name__)
+
+# Fault injection for tests, in this one place: with CLICKAGG_FAULT_AFTER_WRITE_BATCH=N the
+# aggregate query's foreachBatch SIGKILLs its own process group (the Python driver and its
+# JVM) right after batch N's cells are in Solr and before Spark commits the batch, so the
+# restarted job re-runs batch N and the (stream, batch) guard must skip its cells.
+FAULT_AFTER_WRITE_ENV = "CLICKAGG_FAULT_AFTER_WRITE_BATCH"
 
 
 #: Source options whose values are secrets: never in a repr, a log line or an error.
@@ -334,8 +341,27 @@ class CellWriter:
             len(bots),
             report.seconds,
         )
+        if report.skipped:
+            log.info(
+                "%s batch %d: the (stream, batch) guard skipped %d cells this stream's batch "
+                "%d or a later one already wrote",
+                self.aggregation.name,
+                batch_id,
+                report.skipped,
+                batch_id,
+            )
         if self.on_batch is not None:
             self.on_batch(batch_id, report)
+        _fault_after_write(batch_id)
+
+
+def _fault_after_write(batch_id: int) -> None:
+    """The fault-injection point FAULT_AFTER_WRITE_ENV names (unset: nothing happens)."""
+    wanted = os.environ.get(FAULT_AFTER_WRITE_ENV, "")
+    if wanted.strip() == str(batch_id):
+        log.warning("fault injection: SIGKILL after batch %d's Solr write", batch_id)
+        logging.shutdown()
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def aggregate_query_name(aggregation: model.Aggregation) -> str:

@@ -71,8 +71,16 @@ import org.eclipse.jetty.server.handler.HandlerWrapper;
  * stays plain on loopback. JettySolrRunner builds an SSL connector only in its test mode ({@code
  * jetty.testMode}), which is therefore set with TLS only.
  *
+ * <p>With {@code --zk-host H:P/chroot} instead of {@code --zk-port} it runs one node only (one
+ * port, one host), in this JVM, joined to a running cluster's ZooKeeper: a node that a crash test
+ * can SIGKILL without touching ZooKeeper or the other nodes. Its solr home under {@code --dir} is
+ * kept, so starting it again on the same port brings its cores back (the dir need not be empty).
+ * Its ZooKeeper session timeout is {@value #JOINED_ZK_TIMEOUT_MS} ms, so the live_nodes entry of a
+ * killed node expires soon and a restart does not wait long for it.
+ *
  * <p>Usage: {@code SolrCloudLauncher --zk-port 9983 --ports 8983,8984 --dir /path/to/empty/dir
- * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE] [--tls-dir DIR]}
+ * [--hosts 127.0.0.2,127.0.0.3] [--control-port 0] [--security-json FILE] [--tls-dir DIR]}, or
+ * {@code SolrCloudLauncher --zk-host 127.0.0.1:9983/solr --ports 8985 --hosts 127.0.0.4 --dir DIR}
  */
 public final class SolrCloudLauncher {
 
@@ -89,6 +97,7 @@ public final class SolrCloudLauncher {
   static final String KEYSTORE_FILE = "keystore.p12";
   static final String KEYSTORE_PASSWORD_FILE = "keystore.password";
   static final String TRUSTSTORE_FILE = "truststore.p12";
+  static final int JOINED_ZK_TIMEOUT_MS = 8_000;
 
   /**
    * The command line, parsed; {@code hosts.get(i)} is node i's address, {@code controlPort} is -1
@@ -101,7 +110,8 @@ public final class SolrCloudLauncher {
       Path dir,
       int controlPort,
       Path securityJson,
-      Path tlsDir) {
+      Path tlsDir,
+      String zkHost) {
 
     static Options parse(String[] args) {
       Integer zkPort = null;
@@ -111,6 +121,7 @@ public final class SolrCloudLauncher {
       int controlPort = -1;
       Path securityJson = null;
       Path tlsDir = null;
+      String zkHost = null;
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
           throw new IllegalArgumentException("missing value after " + args[i]);
@@ -124,8 +135,19 @@ public final class SolrCloudLauncher {
           case "--control-port" -> controlPort = Integer.parseInt(value);
           case "--security-json" -> securityJson = Path.of(value).toAbsolutePath();
           case "--tls-dir" -> tlsDir = Path.of(value).toAbsolutePath();
+          case "--zk-host" -> zkHost = value;
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
+      }
+      if (zkHost != null) {
+        if (zkPort != null || controlPort != -1 || securityJson != null) {
+          throw new IllegalArgumentException(
+              "--zk-host runs one node: no --zk-port, --control-port or --security-json");
+        }
+        if (ports == null || ports.size() != 1 || dir == null) {
+          throw new IllegalArgumentException("--zk-host needs one port in --ports, and --dir");
+        }
+        zkPort = -1;
       }
       if (zkPort == null || ports == null || ports.isEmpty() || dir == null) {
         throw new IllegalArgumentException("--zk-port, --ports and --dir are all required");
@@ -146,7 +168,14 @@ public final class SolrCloudLauncher {
         }
       }
       return new Options(
-          zkPort, List.copyOf(ports), List.copyOf(hosts), dir, controlPort, securityJson, tlsDir);
+          zkPort,
+          List.copyOf(ports),
+          List.copyOf(hosts),
+          dir,
+          controlPort,
+          securityJson,
+          tlsDir,
+          zkHost);
     }
   }
 
@@ -178,11 +207,16 @@ public final class SolrCloudLauncher {
       System.err.println("SolrCloudLauncher: " + e.getMessage());
       System.err.println(
           "usage: SolrCloudLauncher --zk-port P --ports P1,P2 --dir DIR [--hosts H1,H2]"
-              + " [--control-port P] [--security-json FILE] [--tls-dir DIR]");
+              + " [--control-port P] [--security-json FILE] [--tls-dir DIR]\n"
+              + "   or: SolrCloudLauncher --zk-host H:P/CHROOT --ports P --hosts H --dir DIR");
       System.exit(2);
       return;
     }
     prepareForRunningOutsideJUnit(options.dir());
+    if (options.zkHost() != null) {
+      runJoinedNode(options);
+      return;
+    }
     SSLConfig sslConfig;
     try {
       sslConfig = options.tlsDir() == null ? null : prepareTls(options.tlsDir());
@@ -205,6 +239,60 @@ public final class SolrCloudLauncher {
     System.out.println(launcher.readyLine());
     System.out.flush();
     // Jetty and ZooKeeper run on their own threads; main only waits for SIGTERM.
+    new CountDownLatch(1).await();
+  }
+
+  /**
+   * One node in this JVM, joined to the ZooKeeper at {@code --zk-host}: started, live, then
+   * running until SIGTERM (a clean stop) or SIGKILL (what crash tests send).
+   */
+  private static void runJoinedNode(Options options) throws InterruptedException {
+    String host = options.hosts().get(0);
+    int port = options.ports().get(0);
+    JettySolrRunner node;
+    try {
+      Path home = options.dir().resolve("node-" + host + "-" + port);
+      if (!Files.exists(home.resolve("solr.xml"))) {
+        Files.createDirectories(home);
+        Files.writeString(home.resolve("solr.xml"), solrXml());
+      }
+      Properties properties = new Properties();
+      properties.setProperty("zkHost", options.zkHost());
+      properties.setProperty("host", host);
+      properties.setProperty("solr.zkclienttimeout", String.valueOf(JOINED_ZK_TIMEOUT_MS));
+      node = new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port));
+      JettySolrRunner started = node;
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    try {
+                      started.stop();
+                    } catch (Exception e) {
+                      System.out.println("clickagg-solr: error stopping the Solr node: " + e);
+                    }
+                    System.out.println("CLICKAGG-SOLR-STOPPED");
+                    System.out.flush();
+                  },
+                  "clickagg-solr-stop"));
+      node.start();
+      String nodeName = node.getNodeName();
+      node.getCoreContainer()
+          .getZkController()
+          .getZkStateReader()
+          .waitForLiveNodes(
+              NODE_LIVE_TIMEOUT_SECONDS,
+              TimeUnit.SECONDS,
+              (before, live) -> live != null && live.contains(nodeName));
+    } catch (Exception e) {
+      System.out.println("CLICKAGG-SOLR-FAILED " + e);
+      e.printStackTrace(System.out);
+      System.exit(1);
+      return;
+    }
+    String url = "http://" + host + ":" + port + CONTEXT;
+    System.out.println(READY_MARKER + " zk=" + options.zkHost() + " nodes=" + url);
+    System.out.flush();
     new CountDownLatch(1).await();
   }
 
