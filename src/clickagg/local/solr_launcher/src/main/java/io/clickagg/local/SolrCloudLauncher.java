@@ -213,16 +213,16 @@ public final class SolrCloudLauncher {
       return;
     }
     prepareForRunningOutsideJUnit(options.dir());
-    if (options.zkHost() != null) {
-      runJoinedNode(options);
-      return;
-    }
     SSLConfig sslConfig;
     try {
       sslConfig = options.tlsDir() == null ? null : prepareTls(options.tlsDir());
     } catch (IOException | RuntimeException e) {
       System.out.println("CLICKAGG-SOLR-FAILED TLS set-up from " + options.tlsDir() + ": " + e);
       System.exit(1);
+      return;
+    }
+    if (options.zkHost() != null) {
+      runJoinedNode(options, sslConfig);
       return;
     }
     SolrCloudLauncher launcher = new SolrCloudLauncher(options, sslConfig);
@@ -246,7 +246,7 @@ public final class SolrCloudLauncher {
    * One node in this JVM, joined to the ZooKeeper at {@code --zk-host}: started, live, then
    * running until SIGTERM (a clean stop) or SIGKILL (what crash tests send).
    */
-  private static void runJoinedNode(Options options) throws InterruptedException {
+  private static void runJoinedNode(Options options, SSLConfig sslConfig) throws InterruptedException {
     String host = options.hosts().get(0);
     int port = options.ports().get(0);
     JettySolrRunner node;
@@ -260,7 +260,7 @@ public final class SolrCloudLauncher {
       properties.setProperty("zkHost", options.zkHost());
       properties.setProperty("host", host);
       properties.setProperty("solr.zkclienttimeout", String.valueOf(JOINED_ZK_TIMEOUT_MS));
-      node = new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port));
+      node = new HostBoundJettySolrRunner(home.toString(), properties, jettyConfig(port, sslConfig));
       JettySolrRunner started = node;
       Runtime.getRuntime()
           .addShutdownHook(
