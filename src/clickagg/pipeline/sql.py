@@ -45,7 +45,7 @@ def register(
     kept = [c for c in raw.columns if c not in ("kind", "reason", "raw")]
     raw.where(F.col("kind") == archive.EVENT).select(*kept).createOrReplaceTempView("events")
     raw.where(F.col("kind") == archive.DEAD_LETTER).select(
-        "reason", F.col("raw").cast("string").alias("raw"), "ingested_ms", "date", "hour"
+        "reason", F.col("raw").cast("string").alias("raw"), "arrival_ms", "date", "hour"
     ).createOrReplaceTempView("dead_letters")
     names = [d.name for d in aggregation.dimensions]
     for level in aggregation.levels:
