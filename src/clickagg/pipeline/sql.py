@@ -44,8 +44,13 @@ def register(
     raw = _archive(spark, paths)
     kept = [c for c in raw.columns if c not in ("kind", "reason", "raw")]
     raw.where(F.col("kind") == archive.EVENT).select(*kept).createOrReplaceTempView("events")
+    # `ingested_ms` (documented) is when the line's ingest batch began: its `arrival_ms`.
     raw.where(F.col("kind") == archive.DEAD_LETTER).select(
-        "reason", F.col("raw").cast("string").alias("raw"), "ingested_ms", "date", "hour"
+        "reason",
+        F.col("raw").cast("string").alias("raw"),
+        F.col("arrival_ms").alias("ingested_ms"),
+        "date",
+        "hour",
     ).createOrReplaceTempView("dead_letters")
     names = [d.name for d in aggregation.dimensions]
     for level in aggregation.levels:
