@@ -4,10 +4,10 @@ Goal: p99 ≤ 50 ms for time series and top-N. This script:
 
 1. starts its own 2-node SolrCloud (temp CLICKAGG_RUN_DIR, free ports) and fills the three
    levels of `examples/shop-kpis.yaml` with 30 days of cells in the demo shop's shape:
-   the 15m level with the cells below, and 1h and 1d summed from them (the rollup job does
-   not exist yet, so the rollups are summed here). Cells per 15m bucket: totals (with a
-   sketch of 300 visitors), 8 channels, 10 campaigns, 20 offers, 20 contents, 5 devices,
-   20 offers x 5 devices, 8 channels x 10 campaigns; counts are random (seeded);
+   the 15m level with the cells below, and 1h and 1d summed from them here by the rollup
+   job's rules (the job itself needs ~40 min for 30 days on 2 cores). Cells per 15m bucket:
+   totals (with a sketch of 300 visitors), 8 channels, 10 campaigns, 20 offers, 20 contents,
+   5 devices, 20 offers x 5 devices, 8 channels x 10 campaigns; counts are random (seeded);
 2. runs `clickagg serve` as its own process on loopback;
 3. per endpoint, one client: N requests in a row, p50 and p99 of the wall time; baseline:
    the same store read (`SolrKpiStore`, what the endpoint asks Solr) in this process, so
