@@ -145,8 +145,9 @@ def compute(
 
     With `allowed_lateness_ms`, the past limit is no longer 30 days before `now_ms`: a line is
     too late when its time is more than that before the newest valid event time among the
-    lines delivered with it or before it (`deliveries[i]`: the delivery, one ingest batch, of
-    line i; one delivery when absent).
+    lines of earlier deliveries (`deliveries[i]`: the delivery, one ingest batch, of line i,
+    in delivery order; one delivery when absent); a newer line of its own delivery does not
+    count. The first delivery with a valid event has no earlier one: its own newest counts.
     """
     _check_dimensions(dimensions, cuboids)
     sources = sorted({src for src, _ in dimensions.values() if src != DERIVED_VISITOR_TYPE})
@@ -409,24 +410,26 @@ def _without_too_late(
     allowed_lateness_ms: int,
     deliveries: Sequence[int] | None,
 ) -> list[dict[str, Any] | None]:
-    """Records later than the allowed lateness behind the newest event through their
-    delivery become None (dead letters)."""
+    """Records later than the allowed lateness behind the newest event of the deliveries
+    before theirs (the first with an event: its own) become None (dead letters)."""
     delivery_of = list(deliveries) if deliveries is not None else [0] * len(records)
     newest_in: dict[int, int] = {}
     for record, delivery in zip(records, delivery_of, strict=True):
         if record is not None:
             newest_in[delivery] = max(newest_in.get(delivery, record["ts_ms"]), record["ts_ms"])
-    newest_through: dict[int, int] = {}
+    newest_before: dict[int, int | None] = {}
     running: int | None = None
     for delivery in sorted(set(delivery_of)):
+        newest_before[delivery] = running if running is not None else newest_in.get(delivery)
         if delivery in newest_in:
             running = newest_in[delivery] if running is None else max(running, newest_in[delivery])
-        if running is not None:
-            newest_through[delivery] = running
+
+    def too_late(record: dict[str, Any], delivery: int) -> bool:
+        newest = newest_before[delivery]
+        return newest is not None and record["ts_ms"] < newest - allowed_lateness_ms
+
     return [
-        None
-        if record is None or record["ts_ms"] < newest_through[delivery] - allowed_lateness_ms
-        else record
+        None if record is None or too_late(record, delivery) else record
         for record, delivery in zip(records, delivery_of, strict=True)
     ]
 

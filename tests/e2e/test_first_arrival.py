@@ -1,6 +1,6 @@
 """Deduplication keeps the first arrival, in the stream and in replay (issue 7's repro), and
 an event later than the allowed lateness is a `too_late` dead letter, measured from the
-newest event time rather than the clock."""
+newest event time of the earlier micro-batches rather than the clock."""
 
 from __future__ import annotations
 

@@ -412,3 +412,18 @@ def test_lateness_is_measured_from_the_newest_event_not_the_clock() -> None:
     assert too_late.startswith("too_late: field 'ts': ")
     assert too_late.endswith("is more than 1 day before the newest event (2016-01-07T10:00:00Z)")
     assert events.too_late_reason(newest, window, now_ms=NOW_MS, newest_ms=newest) is None
+
+
+def test_a_batch_measures_lateness_from_the_batches_before_it() -> None:
+    earlier, own = NOW_MS - 3 * 3_600_000, NOW_MS
+    assert events.lateness_reference(earlier, own) == earlier
+    # Only the first batch with events has nothing before it: its own newest stands in.
+    assert events.lateness_reference(None, own) == own
+    assert events.lateness_reference(None, None) is None
+
+
+def test_the_too_late_limit_is_the_window_behind_the_reference() -> None:
+    window = events.lateness_window(durations.parse("2h"))
+    assert events.too_late_limit(window, NOW_MS) == NOW_MS - 2 * 3_600_000
+    assert events.too_late_limit(window, None) is None
+    assert events.too_late_limit(events.TimeWindow(max_past_ms=None), NOW_MS) is None

@@ -471,6 +471,36 @@ def test_open_visits_settle_nothing_until_the_watermark_passes() -> None:
     assert cells_of(past, "totals") == {(T0, ()): cell(**started, **closed)}
 
 
+HOUR = 60 * MIN
+
+
+def test_too_late_measures_from_the_newest_event_of_earlier_deliveries() -> None:
+    late = {"allowed_lateness_ms": HOUR, "now_ms": T0 + 4 * HOUR}
+    together = [line("old", T0, "a"), line("new", T0 + 3 * HOUR, "b")]
+    # After a delivery at T0, a delivery spanning 3 hours keeps its T0 event.
+    after_t0 = run([line("seen", T0, "c"), *together], deliveries=[0, 1, 1], **late)
+    assert (after_t0.valid_events, after_t0.dead_letters) == (3, 0)
+    # After one at T0 + 3h, the T0 event is too late.
+    after_3h = run([line("seen", T0 + 3 * HOUR, "c"), *together], deliveries=[0, 1, 1], **late)
+    assert (after_3h.valid_events, after_3h.dead_letters) == (2, 1)
+    assert set(cells_of(after_3h, "totals")) == {(T0 + 3 * HOUR, ())}
+    # Exactly the allowed lateness behind is not too late; one millisecond more is.
+    edge = [line("seen", T0 + HOUR, "c"), line("at", T0, "a"), line("past", T0 - 1, "b")]
+    at_edge = run(edge, deliveries=[0, 1, 1], **late)
+    assert (at_edge.valid_events, at_edge.dead_letters) == (2, 1)
+
+
+def test_the_first_delivery_with_an_event_measures_from_its_own_newest() -> None:
+    late = {"allowed_lateness_ms": HOUR, "now_ms": T0 + 4 * HOUR}
+    lines = [b"{not json", line("old", T0, "a"), line("new", T0 + 3 * HOUR, "b")]
+    first = run(lines, deliveries=[0, 1, 1], **late)
+    assert (first.valid_events, first.dead_letters) == (1, 2)
+    # A delivery without valid events moves no limit.
+    lines = [line("first", T0 + 3 * HOUR, "a"), b"{not json", line("late", T0, "b")]
+    result = run(lines, deliveries=[0, 1, 2], **late)
+    assert (result.valid_events, result.dead_letters) == (1, 2)
+
+
 def test_bucket_and_dimension_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown dimension"):
         run([], cuboids=[("nope",)])

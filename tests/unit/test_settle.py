@@ -80,17 +80,20 @@ def test_a_month_of_lateness_is_a_calendar_month() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_no_event_the_contract_accepts_can_enter_a_settled_bucket(seed: int) -> None:
-    # The watermark trails the newest event time, which the contract measures lateness from.
+    # The watermark trails the newest event time of the ingest batches the stream has read;
+    # every later batch measures lateness from at least that time.
     rng = random.Random(seed)
     delay = rng.choice([0, 10 * MIN, 2 * HOUR])
-    newest = T0 + rng.randrange(0, 10 * DAY)
-    watermark = newest - delay
+    newest_before = T0 + rng.randrange(0, 10 * DAY)
+    watermark = newest_before - delay
     window = events.lateness_window(LATENESS)
     settled = settle.settled_end(watermark, FIFTEEN, LATENESS)
+    limit = events.too_late_limit(window, newest_before)
+    assert limit is not None and limit >= settled
     for ts in (settled - 1, settled - rng.randrange(1, 3 * DAY)):
         line = json.dumps({"event_id": "e", "ts": ts, "visitor_id": "v", "type": "x"}).encode()
         with pytest.raises(errors.EventContractError, match=r"^too_late: "):
-            events.parse_event(line, now_ms=newest, window=window)
+            events.parse_event(line, now_ms=newest_before, window=window, newest_ms=newest_before)
 
 
 # --- which buckets late events leave wrong -----------------------------------------------------

@@ -91,8 +91,8 @@ def _local_aggregation(
     body["solr"] = {"url": solr_url, "shards": 2, "replicationFactor": 1}
     body["rawArchive"] = {"retention": "forever"}
     # Settled three hours after the watermark (not a day), so the demo can roll up most of
-    # what it has just streamed; not less, since `too_late` measures from the newest event
-    # through a micro-batch, and one of the demo's (4 of ~40 files) spans 2.4 hours.
+    # what it has just streamed; not less, since the stream's first micro-batch measures
+    # `too_late` from its own newest event, and 4 of the demo's ~40 files span 2.4 hours.
     body["lateness"] = {**body.get("lateness", {}), "allowedLateness": "3h"}
     return validation.validate_spec(declared.name, declared.namespace, body)
 

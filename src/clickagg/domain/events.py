@@ -122,8 +122,26 @@ DEFAULT_WINDOW = TimeWindow()
 
 def lateness_window(allowed_lateness: durations.Duration) -> TimeWindow:
     """The window of an Aggregation: an event more than `lateness.allowedLateness` behind
-    the newest event time seen (`newest_ms` of `parse_event`) is `too_late`."""
+    the newest event time of the stream's earlier micro-batches is `too_late`
+    (`lateness_reference`, `too_late_limit`)."""
     return TimeWindow(max_past_ms=round(allowed_lateness.approx_seconds * _SECOND_MS))
+
+
+def lateness_reference(newest_before_ms: int | None, newest_in_batch_ms: int | None) -> int | None:
+    """The event time a micro-batch measures lateness from: the newest of the batches before
+    it (`newest_before_ms`), never one of its own, so an event's fate does not depend on what
+    else the source cut into its batch. Only the stream's first batch with events has none
+    before it; it measures from its own newest, so a line from years ago is too late there
+    too (None: no event yet)."""
+    return newest_before_ms if newest_before_ms is not None else newest_in_batch_ms
+
+
+def too_late_limit(window: TimeWindow, reference_ms: int | None) -> int | None:
+    """The earliest event time accepted: `window`'s past limit behind `reference_ms`; an event
+    before it is `too_late`. None (no reference, or no past limit): none is."""
+    if reference_ms is None or window.max_past_ms is None:
+        return None
+    return reference_ms - window.max_past_ms
 
 
 def parse_event(
@@ -314,13 +332,15 @@ def too_late_reason(
 ) -> str | None:
     """The `too_late` reason of an event time before the window's past limit, else None.
 
-    The limit is measured from `newest_ms` when given (the stream's newest event time, so a
-    stream catching up on old traffic rejects nothing the clock would call old), else `now_ms`.
+    The limit is measured from `newest_ms` when given (the stream passes the newest event
+    time of its earlier micro-batches, so a stream catching up on old traffic rejects nothing
+    the clock would call old), else `now_ms`.
     """
     if window.max_past_ms is None:
         return None
     reference, named = (now_ms, "now") if newest_ms is None else (newest_ms, "the newest event")
-    if ts_ms >= reference - window.max_past_ms:
+    limit = too_late_limit(window, reference)
+    if limit is None or ts_ms >= limit:
         return None
     return (
         f"{TOO_LATE}: field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "

@@ -15,8 +15,9 @@ what the stream missed:
   order in any case);
 * `arrival_ms`: the driver's clock when the batch (or backfill run) began;
 * `arrival_newest_ms`: the newest event time the stream had seen through this batch: the
-  `too_late` limit measures from it, and minus `lateness.watermark` it bounds the stream's
-  watermark when it read the row (null for backfill, which the stream never saw as live).
+  next batch's `too_late` limit measures from it, and minus `lateness.watermark` it bounds
+  the stream's watermark when it read the row (null for backfill, which the stream never
+  saw as live).
 """
 
 from __future__ import annotations

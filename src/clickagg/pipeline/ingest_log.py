@@ -1,10 +1,10 @@
 """Small files beside the checkpoints: the newest event time after each ingest batch, and
 the watermark of the aggregate query's last committed batch.
 
-The `too_late` limit of batch N measures from the newest event time through batch N, so a
-batch that Spark runs again after a crash must see what earlier batches saw: batch N reads
-the entry of the newest batch before it, never its own. Written through Hadoop's FileSystem,
-so it lives wherever the checkpoints do (a local path, HDFS, S3).
+The `too_late` limit of batch N measures from the newest event time of the batches before
+N, so a batch that Spark runs again after a crash must see what earlier batches saw: batch N
+reads the entry of the newest batch before it, never its own. Written through Hadoop's
+FileSystem, so it lives wherever the checkpoints do (a local path, HDFS, S3).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Every input line becomes exactly one archive row: a valid event (kind `event`, b
 included and flagged) or a dead letter (kind `dead_letter`, with its reason and raw
 bytes). See `archive` for the row layout.
 
-Two passes, because the `too_late` limit measures from the newest event time, which is
-known only once the batch is parsed: `parse_batches` checks everything else and keeps each
-line's bytes, `mark_too_late` turns events behind the limit into dead letters and drops the
+Two passes, because each row also records the newest event time through its batch, known
+only once the batch is parsed: `parse_batches` checks everything else and keeps each line's
+bytes, `mark_too_late` turns events behind the `too_late` limit (measured from earlier
+batches, `events.lateness_reference`) into dead letters, sets that newest time and drops the
 bytes of the events it keeps.
 """
 
@@ -70,18 +71,22 @@ def parse_batches(
 
 
 def mark_too_late(
-    batches: Iterator[pa.RecordBatch], window: events.TimeWindow, newest_ms: int | None
+    batches: Iterator[pa.RecordBatch],
+    window: events.TimeWindow,
+    reference_ms: int | None,
+    arrival_newest_ms: int | None,
 ) -> Iterator[pa.RecordBatch]:
-    """Archive rows in, the same rows out with `arrival_newest_ms` set, events before the
-    window's past limit (measured from `newest_ms`) turned into `too_late` dead letters, and
+    """Archive rows in, the same rows out with `arrival_newest_ms` set (the newest event time
+    through their batch), events before the window's past limit behind `reference_ms` (the
+    batch's `events.lateness_reference`; None: none) turned into `too_late` dead letters, and
     the raw bytes of the events kept dropped (for mapInArrow)."""
 
     def reason(ts_ms: int) -> str | None:
-        if newest_ms is None:
+        if reference_ms is None:
             return None
-        return events.too_late_reason(ts_ms, window, now_ms=newest_ms, newest_ms=newest_ms)
+        return events.too_late_reason(ts_ms, window, now_ms=reference_ms, newest_ms=reference_ms)
 
-    return _reject(batches, newest_ms, reason)
+    return _reject(batches, arrival_newest_ms, reason)
 
 
 def mark_outside(batches: Iterator[pa.RecordBatch], span: buckets.Span) -> Iterator[pa.RecordBatch]:

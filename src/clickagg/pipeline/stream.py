@@ -3,8 +3,8 @@
 `ingest`: source lines → parsed events and dead letters → the Parquet raw archive, each
 row with its arrival (see `archive`); a batch Spark runs again overwrites its own
 partitions. Nothing is dropped here: an event more than `lateness.allowedLateness` behind
-the newest event time becomes a `too_late` dead letter; a late one within it is archived
-and settled later (`settle`).
+the newest event time of the earlier micro-batches (the first batch: its own) becomes a
+`too_late` dead letter; a late one within it is archived and settled later (`settle`).
 
 `aggregate`: the archive → first arrival per event id → dedup within the watermark →
 sessionize per visitor → cell deltas per cuboid → Solr (full-state documents, idempotent
@@ -183,7 +183,8 @@ def ingest(
 
 class ArchiveWriter:
     """foreachBatch: one batch of lines → archive rows, `too_late` measured from the newest
-    event time through this batch (the ingest log keeps it for the next)."""
+    event time of the earlier batches (the first batch: its own; the ingest log keeps the
+    newest through each batch for the next)."""
 
     def __init__(
         self,
@@ -227,8 +228,10 @@ def write_archive(
     newest_before_ms: int | None,
 ) -> IngestReport:
     """Parse `lines` (`parse.LINE_COLUMNS`) into archive rows and write them: the events
-    before `window`'s past limit, measured from the newest event time through these lines
-    (None `newest_before_ms`: earlier batches had none), become `too_late` dead letters."""
+    before `window`'s past limit behind `newest_before_ms`, the newest event time of the
+    earlier batches (None: they had none, and these lines' own newest stands in,
+    `events.lateness_reference`), become `too_late` dead letters. The report's
+    `newest_event_ms` is the newest through these lines."""
     schema = archive.spark_schema()
     parsed = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema)
     parsed.persist()
@@ -240,19 +243,21 @@ def write_archive(
             F.max(F.when(is_event, F.col("ts_ms"))).alias("newest"),
         ).first()
         assert counted is not None
+        # Through this batch: what the next batch measures from, and settle's late marker.
         newest = max(
             (t for t in (newest_before_ms, counted["newest"]) if t is not None), default=None
         )
-        limit = (
-            None if newest is None or window.max_past_ms is None else newest - window.max_past_ms
-        )
+        reference = event_contract.lateness_reference(newest_before_ms, counted["newest"])
+        limit = event_contract.too_late_limit(window, reference)
         late = is_event & (F.col("ts_ms") < F.lit(limit)) if limit is not None else F.lit(False)
         flagged = parsed.agg(
             F.count(F.when(late, 1)).alias("too_late"),
             F.count(F.when(is_event & F.col("bot") & ~late, 1)).alias("bots"),
         ).first()
         assert flagged is not None
-        rows = parsed.mapInArrow(lambda b: parse.mark_too_late(b, window, newest), schema)
+        rows = parsed.mapInArrow(
+            lambda b: parse.mark_too_late(b, window, reference, newest), schema
+        )
         archive.append(rows, paths)
     finally:
         parsed.unpersist()
