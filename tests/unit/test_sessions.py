@@ -146,3 +146,39 @@ def test_state_round_trips_through_json() -> None:
     sessions.advance(state, [event(1), event(2, "order", revenue=5.0)], 0, CONFIG)
     restored = sessions.load_state(sessions.dump_state(state))
     assert restored == state
+
+
+def test_the_next_look_is_when_the_first_open_visit_closes() -> None:
+    state = sessions.VisitorState()
+    _, look_at = sessions.advance(state, [event(0), event(60)], 0, CONFIG)
+    assert look_at == T0 + 30 * MIN
+    facts, look_at = sessions.advance(state, [], T0 + 31 * MIN, CONFIG)
+    assert total(facts)[(T0, ("email", "/", "new"))]["closed_visits"] == 1
+    assert look_at == T0 + 90 * MIN
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_state_holds_exactly_the_visits_the_watermark_leaves_open(seed: int) -> None:
+    # Spark calls a visitor back only with new events or once the watermark passes the time
+    # `advance` returned. Settle recomputes at the stream's watermark and adds nothing for
+    # the visits still open there: the stream's state must hold those and no others.
+    rng = random.Random(seed)
+    evs = [
+        event(minute, eid=f"e{i}")
+        for i, minute in enumerate(sorted(rng.uniform(0, 600) for _ in range(rng.randint(1, 15))))
+    ]
+    watermark_delay = 10 * MIN
+    state, look_at, arrived = sessions.VisitorState(), None, []
+    for newest in range(T0, T0 + 700 * MIN, rng.choice([7, 40, 130]) * MIN):
+        batch = [e for e in evs if e.ts_ms <= newest and e not in arrived]
+        watermark = newest - watermark_delay
+        if batch or (look_at is not None and watermark > look_at):
+            _, look_at = sessions.advance(state, batch, watermark, CONFIG)
+        arrived += batch
+        open_there = [
+            e
+            for visit in sessions.split_visits(sorted(arrived), CONFIG.timeout_ms)
+            if visit[-1].ts_ms + CONFIG.timeout_ms >= watermark
+            for e in visit
+        ]
+        assert state.open_events == open_there

@@ -108,7 +108,7 @@ def advance(
 ) -> tuple[list[Fact], int | None]:
     """Merge newly arrived events, close visits the watermark has passed, return deltas.
 
-    Returns the facts to add and the event time at which to look again: when the last
+    Returns the facts to add and the event time at which to look again: when the first
     open visit closes, or, with no visit open, when the visitor is forgotten (None: forget
     now). `state` is updated in place.
     """
@@ -130,7 +130,9 @@ def advance(
     state.emitted = open_part
     state.last_seen_ms = max([state.last_seen_ms] + [e.ts_ms for e in merged])
     if still_open:
-        return facts, still_open[-1][-1].ts_ms + config.timeout_ms
+        # The first open visit's close, not the last's: Spark calls back only then, and
+        # settle takes the state to hold just the visits its watermark leaves open.
+        return facts, still_open[0][-1].ts_ms + config.timeout_ms
     forget_at = state.last_seen_ms + VISITOR_MEMORY_MS
     return facts, (forget_at if forget_at >= watermark_ms else None)
 

@@ -65,7 +65,9 @@ final class Sessions {
       state.lastSeenMs = Math.max(state.lastSeenMs, e.tsMs);
     }
     if (!stillOpen.isEmpty()) {
-      return new Advanced(facts, last(last(stillOpen)).tsMs + config.timeoutMs);
+      // The first open visit's close, not the last's (as sessions.advance): settle takes the
+      // state to hold just the visits its watermark leaves open.
+      return new Advanced(facts, last(stillOpen.get(0)).tsMs + config.timeoutMs);
     }
     long forgetAt = state.lastSeenMs + config.visitorMemoryMs;
     return new Advanced(facts, forgetAt >= watermarkMs ? forgetAt : null);
