@@ -1,19 +1,25 @@
-"""How long rolling up takes: days of the demo shop's traffic at 15m, rolled up to 1h and 1d.
+"""How long rolling up takes: days of the demo shop at 15m, rolled up to 1h and 1d, by each
+of the rollup job's combines, against DuckDB.
 
 1. starts its own 2-node SolrCloud (free ports, its own run directory);
-2. generates `--days` days of shop traffic (`sim.generate`, what `clickagg generate` runs,
-   `--visitors` per day) and streams it into the finest level of examples/shop-kpis.yaml
-   (as the streaming tests adapt it), with a sentinel a day and an hour later so every
-   bucket is settled;
-3. runs the rollup job (`jobs.rollup.roll_up_levels`) and times each level;
-4. as the reference in the same run, reads the same finer documents from Solr and computes
-   the 1h and 1d additive state in DuckDB (no sketches: DuckDB cannot merge them), and
-   checks it equals what the rollup wrote;
+2. fills `--days` days of the finest level of examples/shop-kpis.yaml:
+   `--fill cells` (default) writes `cell_fill`'s cells in the demo shop's shape directly,
+   each with a sketch of its visitors, as the streaming job writes them (minutes for 30
+   days); `--fill stream` generates shop traffic (`sim.generate`, `--visitors` per day) and
+   streams it, then settles (hours for 30 days);
+3. per combine in `--combines` (default: pushdown, then spark), empties 1h and 1d, runs the
+   rollup job's levels (`jobs.rollup.roll_up_coarser`) over the same finer documents and
+   times each level and, per level, the combine apart from the writes (the pushdown
+   combine also by phase: sums in Solr, sketches read and merged);
+4. as the reference in the same run, reads the finer documents from Solr (cursor paging)
+   and computes the 1h and 1d additive state in DuckDB (no sketches: DuckDB cannot merge
+   them), and checks each combine's documents equal it;
 5. applies retention to the oldest day of 15m and of 1h (delete-by-query) and times it,
    and, for comparison, what a time-routed alias would do per day instead: create a
    collection for the new day and delete the oldest one.
 
 Run: PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python benchmarks/rollup.py
+     [--days 30] [--fill cells|stream] [--combines pushdown,spark]
 Event times must lie within the event contract's 30 days, so the traffic ends yesterday.
 """
 
@@ -23,35 +29,38 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import cell_fill  # noqa: E402
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import run_facts  # noqa: E402
 import stream_throughput  # noqa: E402
 
 import streaming  # noqa: E402
 from clickagg.domain import buckets, cells, model, rollup, sessions  # noqa: E402
 from clickagg.jobs import rollup as rollup_job  # noqa: E402
-from clickagg.pipeline import archive  # noqa: E402
+from clickagg.pipeline import archive, rollup_pushdown  # noqa: E402
+from clickagg.pipeline import rollup as spark_rollup  # noqa: E402
 from clickagg.pipeline import session as spark_session  # noqa: E402
 from clickagg.sim import landing  # noqa: E402
 from clickagg.store import batch, cell_reads, collections, queries, solr_cells  # noqa: E402
 
 DAY_MS = 86_400_000
 ADDITIVE = [cells.solr_field(name) for name in sessions.FIELDS]
+Written = dict[tuple[str, int, str], list[float]]
 
 
 def values_key(document: dict[str, Any]) -> str:
     return "|".join(str(document[k]) for k in sorted(k for k in document if k.startswith("d_")))
 
 
-def reference(
-    documents: list[dict[str, Any]], coarser: model.Level
-) -> tuple[dict[tuple[str, int, str], list[float]], float]:
+def reference(documents: list[dict[str, Any]], coarser: model.Level) -> tuple[Written, float]:
     """The coarser level's additive state per (cuboid, bucket, values), computed in DuckDB."""
     started = time.monotonic()
     table = pa.table(
@@ -73,85 +82,173 @@ def reference(
     return found, time.monotonic() - started
 
 
+class Timed:
+    """A combine that also keeps how long its calls took, per coarser level."""
+
+    def __init__(self, inner: spark_rollup.Combine) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(
+        self, finer: model.Level, coarser: model.Level, span: buckets.Span
+    ) -> spark_rollup.Combined:
+        started = time.monotonic()
+        combined = self.inner(finer, coarser, span)
+        self.seconds[coarser.name] += time.monotonic() - started
+        return combined
+
+
+def fill_cells(
+    client: Any, aggregation: model.Aggregation, start_ms: int, days: int
+) -> tuple[int, str]:
+    """The finest level filled with cells directly; where the input is settled up to."""
+    filled = cell_fill.buckets_of(start_ms, start_ms + days * DAY_MS, sketch_every_cell=True)
+    started = time.monotonic()
+    documents = cell_fill.fill_level(client, aggregation.finest, filled)
+    return start_ms + days * DAY_MS, (
+        f"{documents:,} cells of the demo shop's shape written into 15m directly in "
+        f"{time.monotonic() - started:.0f} s (each with a sketch of its visitors)"
+    )
+
+
+def fill_stream(
+    spark: Any, aggregation: model.Aggregation, work: Path, base_url: str, args: Any, start: int
+) -> tuple[int | None, str]:
+    """The finest level streamed from generated traffic, then settled."""
+    lines = streaming.traffic_lines(
+        start, hours=24 * args.days, visitors=args.visitors * args.days, seed=args.seed
+    )
+    landing.write_files(lines, work / "landing", rolling=landing.Rolling(20_000, None))
+    paths = archive.JobPaths(str(work / "data"))
+    started = time.monotonic()
+    streaming.run_to_end(spark, aggregation, paths, base_url)
+    sentinel_ms = start + (args.days + 1) * DAY_MS + 3_600_000
+    deliver = streaming.deliver_to(work / "landing")
+    streaming.close_every_visit(spark, aggregation, paths, base_url, deliver, sentinel_ms)
+    streaming.report_watermark(base_url, aggregation, sentinel_ms)
+    with solr_cells.SolrCellStore(base_url) as store:
+        settled = rollup_job.settle_finest_level(spark, aggregation, store, paths)
+    return settled, (
+        f"{len(lines):,} lines, {args.visitors:,} visitors a day, streamed into 15m and "
+        f"settled in {time.monotonic() - started:.0f} s"
+    )
+
+
+def forget_rollups(client: Any, aggregation: model.Aggregation) -> None:
+    for level in aggregation.levels[1:]:
+        client.delete_by_query(level.collection, "*:*")
+        client.commit(level.collection)
+
+
+def written(client: Any, level: model.Level) -> Written:
+    return {
+        (str(d["cuboid"]), buckets.parse_iso(d["bucket"]), values_key(d)): [
+            float(d.get(f) or 0) for f in ADDITIVE
+        ]
+        for d in cell_reads.documents(client, level.collection, queries.level_documents(level))
+    }
+
+
+def equal(expected: Written, got: Written) -> bool:
+    return all(
+        key in got and all(abs(a - b) < 1e-6 for a, b in zip(v, got[key], strict=True))
+        for key, v in expected.items()
+        if key[0] != cells.BOTS_CUBOID
+    )
+
+
+def roll_up_with(
+    spark: Any, aggregation: model.Aggregation, base_url: str, name: str, settled: int | None
+) -> tuple[tuple[spark_rollup.LevelRun, ...], Timed, Any, dict[str, Written]]:
+    """Every coarser level rolled up from scratch by one combine, and what it wrote."""
+    with solr_cells.SolrCellStore(base_url) as store:
+        forget_rollups(store.client, aggregation)
+        inner = rollup_job.combine_for(name, spark, aggregation, store)
+        timed = Timed(inner)
+        runs = rollup_job.roll_up_coarser(spark, aggregation, store, (1, 2), settled, timed)
+        out = {level.name: written(store.client, level) for level in aggregation.levels[1:]}
+    return runs, timed, inner, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--visitors", type=int, default=5000, help="visitors per day")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--fill", choices=("cells", "stream"), default="cells")
+    parser.add_argument("--combines", default="pushdown,spark")
+    parser.add_argument("--visitors", type=int, default=5000, help="visitors a day (stream)")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
+    combines = args.combines.split(",")
     start_ms = (int(time.time() * 1000) // DAY_MS - args.days - 2) * DAY_MS
+    load_before = run_facts.load_average()
+    out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rollup-bench-") as temp:
         work = Path(temp)
         with stream_throughput.solr_cloud(work / "run") as endpoints:
-            aggregation = streaming.aggregation_for(
-                work / "landing", endpoints.base_url, "rollup-bench"
+            base_url = endpoints.base_url
+            aggregation = (
+                streaming.aggregation_for(work / "landing", base_url, "rollup-bench")
+                if args.fill == "stream"
+                else cell_fill.shop(base_url, "rollup-bench")
             )
-            lines = streaming.traffic_lines(
-                start_ms, hours=24 * args.days, visitors=args.visitors * args.days, seed=args.seed
-            )
-            landing.write_files(lines, work / "landing", rolling=landing.Rolling(20_000, None))
             spark = spark_session.local_session("rollup-bench")
             spark.sparkContext.setLogLevel("ERROR")
-            paths = archive.JobPaths(str(work / "data"))
-            with solr_cells.SolrCellStore(endpoints.base_url) as store:
+            with solr_cells.SolrCellStore(base_url) as store:
                 store.ensure_collections(aggregation)
-            streamed = time.monotonic()
-            streaming.run_to_end(spark, aggregation, paths, endpoints.base_url)
-            sentinel_ms = start_ms + (args.days + 1) * DAY_MS + 3_600_000
-            streaming.close_every_visit(
-                spark,
-                aggregation,
-                paths,
-                endpoints.base_url,
-                streaming.deliver_to(work / "landing"),
-                sentinel_ms,
-            )
-            stream_s = time.monotonic() - streamed
-            streaming.report_watermark(endpoints.base_url, aggregation, sentinel_ms)
-            with solr_cells.SolrCellStore(endpoints.base_url) as store:
-                rolled = rollup_job.roll_up_levels(
-                    spark, aggregation, store, now_ms=start_ms, data_root=paths.root
-                )
+                if args.fill == "cells":
+                    settled, filled = fill_cells(store.client, aggregation, start_ms, args.days)
+                else:
+                    settled, filled = fill_stream(
+                        spark, aggregation, work, base_url, args, start_ms
+                    )
+            out.append(f"{args.days} days; {filled}")
+            results = {
+                name: roll_up_with(spark, aggregation, base_url, name, settled) for name in combines
+            }
+            with solr_cells.SolrCellStore(base_url) as store:
                 client = store.client
-                out = [
-                    f"{len(lines):,} lines, {args.days} days, {args.visitors:,} visitors a day; "
-                    f"streamed into 15m in {stream_s:.0f}s"
-                ]
-                for run, finer, coarser in zip(
-                    rolled.levels, aggregation.levels[:-1], aggregation.levels[1:], strict=True
-                ):
+                levels = list(zip(aggregation.levels[:-1], aggregation.levels[1:], strict=True))
+                for index, (finer, coarser) in enumerate(levels):
                     read_started = time.monotonic()
                     documents = list(
-                        batch.documents_in(client, finer, start_ms, sentinel_ms - DAY_MS)
+                        batch.documents_in(client, finer, start_ms, start_ms + args.days * DAY_MS)
                     )
                     read_s = time.monotonic() - read_started
                     expected, duck_s = reference(documents, coarser)
-                    written = {
-                        (str(d["cuboid"]), buckets.parse_iso(d["bucket"]), values_key(d)): [
-                            float(d.get(f) or 0) for f in ADDITIVE
-                        ]
-                        for d in cell_reads.documents(
-                            client, coarser.collection, queries.level_documents(coarser)
-                        )
-                    }
-                    same = all(
-                        key in written
-                        and all(abs(a - b) < 1e-6 for a, b in zip(v, written[key], strict=True))
-                        for key, v in expected.items()
-                        if key[0] != cells.BOTS_CUBOID
-                    )
+                    duck = read_s + duck_s
                     out.append(
-                        f"{coarser.name} from {finer.name}: {run.finer_documents:,} documents "
-                        f"into {run.documents:,} in {run.seconds:.1f}s "
-                        f"({run.finer_documents / run.seconds:,.0f} documents/s, "
-                        f"{run.seconds / args.days:.1f}s per day of data); DuckDB reference "
-                        f"{read_s:.1f}s reading + {duck_s:.2f}s aggregating = "
-                        f"{(read_s + duck_s):.1f}s, rollup/reference "
-                        f"{run.seconds / (read_s + duck_s):.2f}; equal: {same}"
+                        f"{coarser.name} from {finer.name}: DuckDB reference {read_s:.1f} s "
+                        f"reading {len(documents):,} documents (cursor paging) + {duck_s:.2f} s "
+                        f"aggregating = {duck:.1f} s"
                     )
+                    for name, (runs, timed, inner, wrote) in results.items():
+                        run = runs[index]
+                        combine_s = timed.seconds[coarser.name]
+                        phases = ""
+                        if isinstance(inner, rollup_pushdown.PushdownCombine):
+                            phases = "; " + ", ".join(
+                                f"{phase} {seconds:.1f} s"
+                                for phase, seconds in inner.seconds[coarser.name].items()
+                            )
+                        out.append(
+                            f"  {name}: {run.finer_documents:,} documents into "
+                            f"{run.documents:,} in {run.seconds:.1f} s "
+                            f"({run.finer_documents / run.seconds:,.0f} documents/s, "
+                            f"{run.seconds / args.days:.2f} s per day of data); combine "
+                            f"{combine_s:.1f} s, writes and progress "
+                            f"{run.seconds - combine_s:.1f} s{phases}; "
+                            f"rollup/DuckDB {run.seconds / duck:.2f}; "
+                            f"equal to DuckDB: {equal(expected, wrote[coarser.name])}"
+                        )
+                    if len(results) == 2:
+                        (a, ra), (b, rb) = results.items()
+                        ratio = ra[0][index].seconds / rb[0][index].seconds
+                        out.append(f"  {a}/{b}: {ratio:.3f}")
                 for level in aggregation.levels[:2]:
                     now_ms = start_ms + DAY_MS + int(level.retention.approx_seconds * 1000)  # type: ignore[union-attr]
-                    plan = rollup_job.retention_plan(aggregation, store, now_ms=now_ms)
+                    plan = rollup_job.retention_plan(
+                        aggregation, store, now_ms=now_ms, settled=settled
+                    )
                     forgetting = next(f for f in plan.levels if f.name == level.name)
                     cut = forgetting.delete_before_ms
                     started = time.monotonic()
@@ -181,6 +278,7 @@ def main() -> None:
                     f"{created_s:.2f}s, deleting it {time.monotonic() - started:.2f}s"
                 )
             spark.stop()
+    out.append(f"load average before → after: {load_before} → {run_facts.load_average()}")
     print("\n".join(f"- {line}" for line in out))
 
 

@@ -4,10 +4,8 @@ Goal: p99 ≤ 50 ms for time series and top-N. This script:
 
 1. starts its own 2-node SolrCloud (temp CLICKAGG_RUN_DIR, free ports) and fills the three
    levels of `examples/shop-kpis.yaml` with 30 days of cells in the demo shop's shape:
-   the 15m level with the cells below, and 1h and 1d summed from them here by the rollup
-   job's rules (the job itself needs ~40 min for 30 days on 2 cores). Cells per 15m bucket:
-   totals (with a sketch of 300 visitors), 8 channels, 10 campaigns, 20 offers, 20 contents,
-   5 devices, 20 offers x 5 devices, 8 channels x 10 campaigns; counts are random (seeded);
+   the 15m level with `cell_fill`'s cells, and 1h and 1d summed from them here by the
+   rollup job's rules;
 2. runs `clickagg serve` as its own process on loopback;
 3. per endpoint, one client: N requests in a row, p50 and p99 of the wall time; baseline:
    the same store read (`SolrKpiStore`, what the endpoint asks Solr) in this process, so
@@ -25,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -33,25 +30,23 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cell_fill
 import requests
 import run_facts
 import yaml
-from datasketches import hll_sketch
 
-from clickagg.domain import buckets, cells, durations, kpis, model, questions, sketches, validation
+from clickagg.domain import buckets, cells, durations, kpis, model, questions
 from clickagg.local import process
 from clickagg.local import solr as local_solr
-from clickagg.store import cell_writes, collections, solr_kpis
 from clickagg.store import client as solr
+from clickagg.store import collections, solr_kpis
 
 SECTION = "## KPI service latency"
-Q_MS = 900_000
-SHAPE = {"channel": 8, "campaign": 10, "offer": 20, "content": 20, "device_class": 5}
 GOAL_MS = 50.0
 
 
@@ -79,7 +74,7 @@ def main() -> None:
 
 
 def measure(solr_url: str, run_dir: Path, options: argparse.Namespace) -> str:
-    aggregation = shop(solr_url)
+    aggregation = cell_fill.shop(solr_url)
     now_ms = int(time.time() * 1000)
     with solr.SolrClient(solr_url) as client:
         collections.ensure_level_collections(client, aggregation)
@@ -115,13 +110,6 @@ def measure(solr_url: str, run_dir: Path, options: argparse.Namespace) -> str:
     return render(aggregation, options, documents, fill_s, rows, load)
 
 
-def shop(solr_url: str) -> model.Aggregation:
-    document = yaml.safe_load((run_facts.ROOT / "examples" / "shop-kpis.yaml").read_text())
-    document["metadata"]["name"] = "bench-shop"
-    document["spec"]["solr"] = {"url": solr_url, "shards": 2, "replicationFactor": 1}
-    return validation.validate(document)
-
-
 def manifest(aggregation: model.Aggregation) -> dict[str, Any]:
     return {
         "apiVersion": "clickagg.io/v1alpha1",
@@ -131,51 +119,29 @@ def manifest(aggregation: model.Aggregation) -> dict[str, Any]:
     }
 
 
-def cell_keys() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(cuboid dimensions, values) of every cell of one 15m bucket."""
-    keys: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
-    for name, count in SHAPE.items():
-        keys += [((name,), (f"{name}-{i}",)) for i in range(count)]
-    keys += [
-        (("offer", "device_class"), (f"offer-{o}", f"device_class-{d}"))
-        for o in range(SHAPE["offer"])
-        for d in range(SHAPE["device_class"])
-    ]
-    keys += [
-        (("channel", "campaign"), (f"channel-{c}", f"campaign-{k}"))
-        for c in range(SHAPE["channel"])
-        for k in range(SHAPE["campaign"])
-    ]
-    return keys
-
-
 def fill(client: solr.SolrClient, aggregation: model.Aggregation, now_ms: int, days: int) -> int:
-    """Cells of every level, written with the cell writer's replace path; documents."""
-    rng = random.Random(42)
+    """Cells of every level: 15m from `cell_fill`, 1h and 1d summed from them here by the
+    rollup job's rules; documents written."""
     finest, hour, day = aggregation.levels
     start = buckets.floor(now_ms - days * 86_400_000, durations.parse("1d"))
-    keys = cell_keys()
+    end = buckets.floor(now_ms, finest.granularity) + cell_fill.Q_MS
     coarser: dict[str, dict[tuple[Any, ...], dict[str, float]]] = {"1h": {}, "1d": {}}
     visitor_ids: dict[str, dict[int, Any]] = {"1h": {}, "1d": {}}
-    written = 0
-    batch: list[cells.CellDelta] = []
-    for bucket in range(start, buckets.floor(now_ms, finest.granularity) + Q_MS, Q_MS):
-        visitors = [f"v{rng.randrange(200_000)}" for _ in range(300)]
-        for dims, values in keys:
-            state = traffic_state(rng)
-            sketch = hll(visitors) if not dims else None
-            batch.append(cells.CellDelta(model.Cuboid(dims), bucket, values, state, sketch))
-            for level in (hour, day):
-                coarse = buckets.floor(bucket, level.granularity)
-                summed = coarser[level.name].setdefault((coarse, dims, values), defaultdict(float))
-                for name, amount in state.items():
-                    summed[name] += amount
-                if not dims:
-                    visitor_ids[level.name].setdefault(coarse, []).extend(visitors)
-        if len(batch) >= 20_000:
-            written += replace(client, finest, batch)
-            batch = []
-    written += replace(client, finest, batch)
+
+    def summed_on_the_way() -> Iterator[cell_fill.Bucket]:
+        for bucket in cell_fill.buckets_of(start, end):
+            for cell in bucket.cells:
+                for level in (hour, day):
+                    coarse = buckets.floor(bucket.bucket_ms, level.granularity)
+                    key = (coarse, cell.cuboid.dimensions, cell.values)
+                    summed = coarser[level.name].setdefault(key, defaultdict(float))
+                    for name, amount in cell.deltas.items():
+                        summed[name] += amount
+                    if not cell.cuboid.dimensions:
+                        visitor_ids[level.name].setdefault(coarse, []).extend(bucket.visitors)
+            yield bucket
+
+    written = cell_fill.fill_level(client, finest, summed_on_the_way())
     for level in (hour, day):
         rolled = [
             cells.CellDelta(
@@ -183,61 +149,13 @@ def fill(client: solr.SolrClient, aggregation: model.Aggregation, now_ms: int, d
                 coarse,
                 values,
                 dict(state),
-                hll(visitor_ids[level.name][coarse]) if not dims else None,
+                cell_fill.hll(visitor_ids[level.name][coarse]) if not dims else None,
             )
             for (coarse, dims, values), state in coarser[level.name].items()
         ]
-        written += replace(client, level, rolled)
-    for level in aggregation.levels:
+        written += cell_fill.replace(client, level, rolled)
         client.commit(level.collection)
     return written
-
-
-def replace(client: solr.SolrClient, level: model.Level, batch: list[cells.CellDelta]) -> int:
-    """The batch's cells as the whole state of the buckets they are in."""
-    if not batch:
-        return 0
-    first = min(cell.bucket_ms for cell in batch)
-    last = max(cell.bucket_ms for cell in batch)
-    return cell_writes.replace_range(
-        client, level, batch, {}, writer="bench", start_ms=first, end_ms=last + 1
-    )
-
-
-def traffic_state(rng: random.Random) -> dict[str, float]:
-    visits = rng.randrange(5, 60)
-    closed = max(visits - rng.randrange(0, 5), 0)
-    impressions = rng.randrange(50, 400)
-    orders = rng.randrange(0, 4)
-    return {
-        "events": visits * 6,
-        "page_views": visits * 4,
-        "visits": visits,
-        "new_visits": visits // 3,
-        "closed_visits": closed,
-        "bounces": closed // 3,
-        "engaged_visits": closed // 2,
-        "visit_duration_seconds_sum": closed * 95.0,
-        "visit_page_views_sum": closed * 4,
-        "impressions": impressions,
-        "clicks": rng.randrange(0, impressions // 10 + 1),
-        "orders": orders,
-        "revenue": orders * 42.5,
-        "visits_with_order": orders,
-        "entries": visits,
-        "exits": closed,
-        "product_views": visits * 2,
-        "add_to_carts": orders + 1,
-        "visits_with_cart": orders + 1,
-        "visits_with_cart_without_order": 1,
-    }
-
-
-def hll(visitors: list[str]) -> bytes:
-    sketch = hll_sketch(sketches.LG_K)
-    for visitor in visitors:
-        sketch.update(visitor)
-    return bytes(sketch.serialize_compact())
 
 
 def wait_until_up(url: str) -> None:

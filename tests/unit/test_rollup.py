@@ -44,6 +44,22 @@ def test_the_coarser_document_id_is_the_cells_id_at_the_parent_bucket() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "values", [(), ("email",), ("a|b", "100%"), ("%7C", "%25|"), ("",), ("x", "")]
+)
+def test_a_document_id_reads_back_as_its_level_bucket_cuboid_and_values(
+    values: tuple[str, ...],
+) -> None:
+    bucket = at("2026-11-29T10:45:00Z")
+    cuboid = "+".join(f"d{i}" for i in range(len(values))) or model.TOTALS
+    assert cells.parse_doc_id(cells.doc_id("15m", bucket, cuboid, values)) == (
+        "15m",
+        bucket,
+        cuboid,
+        values,
+    )
+
+
 def test_counts_and_sums_add_and_the_sketch_merges() -> None:
     rules = dict(rollup.combine_rules(kpis.STATE_FIELDS))
     assert rules["hll_visitors"] == "merge"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from clickagg.domain import buckets, kpis, model
 
@@ -69,6 +70,13 @@ def doc_id(level: str, bucket_ms: int, cuboid: str, values: Sequence[str]) -> st
     """`15m|2026-11-26T10:15:00.000Z|channel+campaign|email|black-friday`."""
     parts = [level, buckets.iso(bucket_ms), cuboid, *(v.translate(_ESCAPES) for v in values)]
     return "|".join(parts)
+
+
+def parse_doc_id(document_id: str) -> tuple[str, int, str, tuple[str, ...]]:
+    """`doc_id` read back: level, bucket start, cuboid, dimension values."""
+    level, bucket, cuboid, *values = document_id.split("|")
+    # Only '%' and '|' were escaped, each as %XX, so unquoting is the exact inverse.
+    return level, buckets.parse_iso(bucket), cuboid, tuple(unquote(v) for v in values)
 
 
 def solr_field(state_field: str) -> str:

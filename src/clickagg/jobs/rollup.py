@@ -6,6 +6,10 @@ the finest level first and also applies the finest level's and the raw archive's
 retention. With no `--level` it does every level, finest first. An Aggregation with one
 level runs `--level <finest>`: nothing to roll up, retention only. `clickagg rollup` and
 `clickagg retention` call `run`, `roll_up_levels` and `retention_plan` here too.
+
+`--combine pushdown` (the default) sums inside Solr and merges sketches per shard;
+`--combine spark` reads every finer document and sums and merges in Spark (the path a
+locality-aware reader builds on; docs/architecture.md says why the default is the other).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pyspark.sql import SparkSession
 
@@ -24,11 +29,14 @@ from clickagg import errors
 from clickagg.domain import model, retention, rollup
 from clickagg.jobs import arguments, spark
 from clickagg.jobs import settle as settle_job
-from clickagg.pipeline import archive, archive_retention
+from clickagg.pipeline import archive, archive_retention, rollup_pushdown
 from clickagg.pipeline import rollup as spark_rollup
 from clickagg.store import protocol, solr_cells
 
 log = logging.getLogger("clickagg.jobs.rollup")
+
+CombineName = Literal["pushdown", "spark"]
+COMBINES: tuple[CombineName, ...] = ("pushdown", "spark")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class Options:
     follow_seconds: float = 60.0
     master: str | None = None  # a local master (local[N]); None: spark-submit's
     jars: tuple[str, ...] = ()
+    combine: CombineName = "pushdown"
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ def roll_up_levels(
     level: str | None = None,
     now_ms: int | None = None,
     data_root: str | None = None,
+    combine: CombineName = "pushdown",
 ) -> Result:
     """Roll up the levels in scope, finest first, then apply their retention."""
     indexes = scope(aggregation, level)
@@ -106,7 +116,7 @@ def roll_up_levels(
         if 1 in indexes and paths is not None
         else settled_end(aggregation, store)
     )
-    runs = roll_up_coarser(spark_session, aggregation, store, indexes, settled)
+    runs = roll_up_coarser(spark_session, aggregation, store, indexes, settled, combine)
     # Retention: each level's own job forgets its level; the first one also the finest's.
     forget = {aggregation.levels[i].name for i in indexes}
     if 1 in indexes or 0 in indexes:
@@ -124,10 +134,12 @@ def roll_up_coarser(
     store: protocol.CellStore,
     indexes: Sequence[int],
     settled: int | None,
+    combine: CombineName | spark_rollup.Combine = "pushdown",
 ) -> tuple[spark_rollup.LevelRun, ...]:
     """Roll up the coarser levels among `indexes`, finest first, up to what `settled` (the
     finest level's settled end) allows; changed finer buckets are found by their write stamps."""
-    combine = spark_rollup.SparkCombine(spark_session, aggregation, store)
+    if isinstance(combine, str):
+        combine = combine_for(combine, spark_session, aggregation, store)
     runs = []
     for index in indexes:
         if index == 0:
@@ -137,6 +149,18 @@ def roll_up_coarser(
         )
         runs.append(spark_rollup.roll_up(aggregation, index, store, combine, input_end))
     return tuple(runs)
+
+
+def combine_for(
+    name: CombineName,
+    spark_session: SparkSession,
+    aggregation: model.Aggregation,
+    store: protocol.CellStore,
+) -> spark_rollup.Combine:
+    """The read-and-aggregate step by name."""
+    if name == "spark":
+        return spark_rollup.SparkCombine(spark_session, aggregation, store)
+    return rollup_pushdown.PushdownCombine(aggregation, store)
 
 
 def retention_plan(
@@ -187,7 +211,12 @@ def run(aggregation: model.Aggregation, options: Options) -> Result:
         store.ensure_collections(aggregation)
         while True:
             result = roll_up_levels(
-                session, aggregation, store, level=options.level, data_root=options.data_root
+                session,
+                aggregation,
+                store,
+                level=options.level,
+                data_root=options.data_root,
+                combine=options.combine,
             )
             if not options.follow or stop.wait(options.follow_seconds):
                 return result
@@ -198,6 +227,12 @@ def parse(argv: Sequence[str]) -> tuple[model.Aggregation, Options]:
     parser = arguments.parser("clickagg-rollup", __doc__)
     parser.add_argument("--level", help="the level to build (default: every level)")
     parser.add_argument("--follow", action="store_true", help="keep every level current")
+    parser.add_argument(
+        "--combine",
+        choices=COMBINES,
+        default="pushdown",
+        help="sum in Solr and merge sketches per shard (default), or read all and sum in Spark",
+    )
     args = parser.parse_args(argv)
     options = Options(
         solr_url=args.solr_url,
@@ -206,6 +241,7 @@ def parse(argv: Sequence[str]) -> tuple[model.Aggregation, Options]:
         follow=args.follow,
         master=args.master,
         jars=arguments.jars_of(args),
+        combine=args.combine,
     )
     aggregation = arguments.aggregation_of(args)
     scope(aggregation, options.level)  # an unknown level fails here, naming the levels

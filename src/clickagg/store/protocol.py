@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, questions, settle
-from clickagg.store import cell_reads, collections
+from clickagg.store import cell_reads, collections, rollup_reads
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,28 @@ class CellStore(Protocol):
         self, level: model.Level, start_ms: int, end_ms: int
     ) -> Iterator[dict[str, Any]]:
         """Every cell and bot-count document of the level with a bucket in [start, end)."""
+        ...
+
+    def summed_into(
+        self,
+        finer: model.Level,
+        coarser: model.Level,
+        span: buckets.Span,
+        cuboids: Sequence[model.Cuboid],
+        fields: Sequence[str],
+    ) -> rollup_reads.Summed:
+        """The finer documents in `span` summed per coarser cell (the state `fields`) and
+        per coarser bucket for bots, inside the store."""
+        ...
+
+    def shards(self, level: model.Level) -> list[str]:
+        """The names of the level's shards (`sketches_in` reads one at a time)."""
+        ...
+
+    def sketches_in(
+        self, level: model.Level, span: buckets.Span, shard: str
+    ) -> Iterator[tuple[str, bytes]]:
+        """(document id, sketch) of the level's cells in `span` on one shard."""
         ...
 
     def oldest_bucket(self, level: model.Level) -> int | None:

@@ -6,7 +6,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from clickagg.domain import buckets, cells, kpis, level_progress, model, progress, settle
-from clickagg.store import batch, cell_reads, cell_writes, collections, protocol, settle_marks
+from clickagg.store import (
+    batch,
+    cell_reads,
+    cell_writes,
+    collections,
+    protocol,
+    rollup_reads,
+    settle_marks,
+)
 from clickagg.store import client as solr
 from clickagg.store import progress as stored_progress
 
@@ -113,6 +121,24 @@ class SolrCellStore:
         self, level: model.Level, start_ms: int, end_ms: int
     ) -> Iterator[dict[str, Any]]:
         return batch.documents_in(self.client, level, start_ms, end_ms)
+
+    def summed_into(
+        self,
+        finer: model.Level,
+        coarser: model.Level,
+        span: buckets.Span,
+        cuboids: Sequence[model.Cuboid],
+        fields: Sequence[str],
+    ) -> rollup_reads.Summed:
+        return rollup_reads.summed(self.client, finer, coarser, span, cuboids, fields)
+
+    def shards(self, level: model.Level) -> list[str]:
+        return rollup_reads.shards(self.client, level.collection)
+
+    def sketches_in(
+        self, level: model.Level, span: buckets.Span, shard: str
+    ) -> Iterator[tuple[str, bytes]]:
+        return rollup_reads.sketches(self.client, level, span, shard)
 
     def oldest_bucket(self, level: model.Level) -> int | None:
         return batch.oldest_bucket(self.client, level)
