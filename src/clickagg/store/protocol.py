@@ -56,7 +56,7 @@ class CellStore(Protocol):
         start_ms: int,
         end_ms: int,
     ) -> int:
-        """Make these cells the whole content of the buckets in [start, end)."""
+        """Make these cells the whole content of the buckets in [start, end), committed."""
         ...
 
     def settle_mark(self, level: model.Level) -> settle.Mark | None:
