@@ -141,7 +141,8 @@ class KpiStore(Protocol):
     sketch's estimate), the stream's progress, and which levels hold cells."""
 
     def healthy(self) -> bool:
-        """True when the store answers."""
+        """True when the store answers; `errors.SolrAuthError` when it refuses the service's
+        credentials (waiting does not mend that)."""
         ...
 
     def series(
