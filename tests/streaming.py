@@ -96,6 +96,7 @@ def solr_cells(
     client: solr.SolrClient, aggregation: model.Aggregation, before_ms: int
 ) -> dict[tuple[str, int, tuple[str, ...]], dict[str, float]]:
     """Every finest-level cell with a bucket before `before_ms`, as the oracle keys them."""
+    commit_the_streams_writes(client, aggregation)
     found: dict[tuple[str, int, tuple[str, ...]], dict[str, float]] = {}
     for cell in cell_reads.stored_cells(client, aggregation, aggregation.finest):
         if cell.bucket_ms < before_ms:
@@ -105,7 +106,14 @@ def solr_cells(
 
 
 def bot_events(client: solr.SolrClient, aggregation: model.Aggregation) -> dict[int, int]:
+    commit_the_streams_writes(client, aggregation)
     return cell_reads.bot_counts(client, aggregation.finest)
+
+
+def commit_the_streams_writes(client: solr.SolrClient, aggregation: model.Aggregation) -> None:
+    """The stream leaves its writes to Solr's soft commit (within a second); a test that
+    reads them the moment the stream stops commits them as the writer would."""
+    client.commit(aggregation.finest.collection)
 
 
 def store_at(solr_url: str) -> Callable[[], protocol.CellStore]:

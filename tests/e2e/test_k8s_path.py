@@ -96,6 +96,7 @@ def expected_totals(
 def solr_totals(
     client: store_client.SolrClient, aggregation: model.Aggregation
 ) -> dict[int, dict[str, float]]:
+    client.commit(aggregation.finest.collection)  # the stream's last writes, at once
     totals = cell_reads.stored_cells(client, aggregation, aggregation.finest, model.TOTALS)
     return {cell.bucket_ms: {name: cell.state[name] for name in EVENT_FIELDS} for cell in totals}
 

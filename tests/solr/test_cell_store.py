@@ -34,6 +34,7 @@ def totals_delta(page_views: float) -> cells.CellDelta:
 
 
 def stored_page_views(client: store_client.SolrClient, level: model.Level) -> float:
+    client.commit(level.collection)  # write_deltas leaves it to the soft commit
     (cell,) = cell_reads.stored_cells(client, AGGREGATION, level, model.TOTALS)
     assert cell.bucket_ms == BUCKET_MS
     return cell.state["page_views"]

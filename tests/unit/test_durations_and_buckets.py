@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clickagg.domain import buckets, durations
 
@@ -142,6 +144,20 @@ def test_subtract_counts_calendar_months() -> None:
         "2026-02-28T00:00:00+00:00"
     )
     assert buckets.iso(_ms("2026-11-26T10:15:00+00:00")) == "2026-11-26T10:15:00.000Z"
+
+
+# Year 1 to 9999: every instant Solr's dates and Python's datetime share.
+_INSTANTS = st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999)
+
+
+@given(_INSTANTS)
+def test_iso_is_exact_to_the_millisecond_and_parse_iso_reads_it_back(ts_ms: int) -> None:
+    text = buckets.iso(ts_ms)
+    stamp = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ts_ms)
+    assert text == f"{stamp.year:04d}-{stamp:%m-%dT%H:%M:%S}.{ts_ms % 1000:03d}Z"
+    assert buckets.parse_iso(text) == ts_ms
+    assert buckets.parse_iso(text.replace("Z", "+00:00")) == ts_ms
+    assert buckets.parse_iso(text.removesuffix("Z")) == ts_ms  # no offset: UTC
 
 
 # --- spans of buckets --------------------------------------------------------------------------

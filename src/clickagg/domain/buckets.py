@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from clickagg.domain import durations
 
 _MS = 1000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS = dt.timedelta(milliseconds=1)
 # 1970-01-01 was a Thursday; weeks start on Monday 1969-12-29.
 _WEEK_ORIGIN_MS = -3 * durations.DAY * _MS
 
@@ -89,16 +91,18 @@ def subtract(ts_ms: int, span: durations.Duration) -> int:
 
 def iso(ts_ms: int) -> str:
     """Epoch ms as ISO 8601 UTC with a Z, as Solr dates want it."""
-    stamp = dt.datetime.fromtimestamp(ts_ms / _MS, tz=dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ms % _MS:03d}Z"
+    # Integer arithmetic and isoformat: exact to the year 9999, and several times faster
+    # than strftime (a 30-day hourly series formats 720 of them per answer).
+    stamp = _EPOCH + dt.timedelta(milliseconds=ts_ms)
+    return stamp.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def parse_iso(text: str) -> int:
     """An ISO 8601 instant (Solr's `...Z` form or with an offset) as epoch ms."""
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    stamp = dt.datetime.fromisoformat(text)  # reads a trailing Z since Python 3.11
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return round(stamp.timestamp() * _MS)
+    return round((stamp - _EPOCH) / _ONE_MS)
 
 
 def _floor_months(ts_ms: int, months: int) -> int:

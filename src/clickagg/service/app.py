@@ -2,7 +2,7 @@
 
 Errors answer as `answers.Problem`: a wrong question is a 4xx naming the parameter
 (404 for an unknown Aggregation, 422 otherwise); Solr unreachable or too slow is a 503 with
-`Retry-After`.
+`Retry-After`, and so is Solr refusing the service's credentials (its body says so).
 """
 
 from __future__ import annotations
@@ -110,6 +110,16 @@ def _answer_errors(app: FastAPI, config: settings.Settings) -> None:
         first = exc.errors()[0]
         parameter = str(first["loc"][-1]) if first.get("loc") else None
         return JSONResponse({"detail": f"{parameter}: {first['msg']}", "parameter": parameter}, 422)
+
+    @app.exception_handler(errors.SolrAuthError)
+    async def solr_refused(request: Request, exc: errors.SolrAuthError) -> JSONResponse:
+        # A configuration fault, not an outage: said apart, at error level. The message names
+        # the user and never carries the password.
+        log.error(
+            "%s: answering 503, Solr refused the service's credentials: %s", request.url.path, exc
+        )
+        detail = f"Solr refused the service's credentials: {exc}"
+        return JSONResponse({"detail": detail}, 503, headers=retry)
 
     @app.exception_handler(errors.SolrError)
     async def solr_down(request: Request, exc: errors.SolrError) -> JSONResponse:

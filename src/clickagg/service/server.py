@@ -3,6 +3,7 @@ the tests), stopping cleanly either way."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -41,8 +42,22 @@ class Server:
 
 
 def serve_forever(config: settings.Settings, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    uvicorn.Server(_uvicorn_config(config, host, port)).run()
+    """Serve until SIGINT or SIGTERM, with the start-up heap frozen."""
+    server_config = _uvicorn_config(config, host, port)
+    server_config.load()  # uvicorn's protocol and loop modules, imported before the freeze
+    _freeze_start_up_heap()
+    uvicorn.Server(server_config).run()
+
+
+def _freeze_start_up_heap() -> None:
+    """Keep the modules, schemas and spec loaded so far out of every later collection.
+
+    They live as long as the process, yet each full collection walked all of them: such a
+    pause, every few dozen long answers, made the tail of a 720-point series (p99 80 ms at a
+    p50 of 16 ms). Frozen, a full collection walks only what answers left behind.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _uvicorn_config(config: settings.Settings, host: str, port: int) -> uvicorn.Config:

@@ -19,9 +19,7 @@ _BUCKET_FACET_LIMIT = -1  # every bucket: a range holds at most a few thousand
 def documents_in(
     client: solr.SolrClient, level: model.Level, start_ms: int, end_ms: int
 ) -> Iterator[dict[str, Any]]:
-    """Every cell and bot count of the level with a bucket in [start, end), all fields,
-    after a commit."""
-    client.commit(level.collection)
+    """Every cell and bot count of the level with a bucket in [start, end), all fields."""
     return cell_reads.documents(
         client, level.collection, queries.level_cells(level, start_ms, end_ms)
     )
@@ -31,7 +29,6 @@ def changed_buckets(
     client: solr.SolrClient, level: model.Level, since_ms: int, start_ms: int, end_ms: int
 ) -> list[int]:
     """The buckets in [start, end) with a document written at or after `since_ms`."""
-    client.commit(level.collection)
     facets = client.json_facet(
         level.collection,
         queries.written_since(level, start_ms, end_ms, since_ms),
@@ -43,7 +40,6 @@ def changed_buckets(
 
 def oldest_bucket(client: solr.SolrClient, level: model.Level) -> int | None:
     """The start of the level's oldest bucket that holds a document (None: it is empty)."""
-    client.commit(level.collection)
     facets = client.json_facet(
         level.collection, queries.level_documents(level), {"oldest": "min(bucket)"}
     )

@@ -115,9 +115,8 @@ def stored_cells(
     level: model.Level,
     cuboid: str | None = None,
 ) -> Iterator[StoredCell]:
-    """Every aggregate cell of the level (no bots, no progress), or of one cuboid, after a
-    commit."""
-    client.commit(level.collection)
+    """Every aggregate cell of the level (no bots, no progress), or of one cuboid, as far as
+    Solr's searcher sees them (writers commit; the stream's writes show within a second)."""
     by_name = {c.name: c for c in aggregation.cuboids}
     q = queries.aggregate_cells() if cuboid is None else queries.cuboid_is(cuboid)
     for document in documents(client, level.collection, q):
@@ -132,8 +131,7 @@ def stored_cells(
 
 
 def bot_counts(client: solr.SolrClient, level: model.Level) -> dict[int, int]:
-    """Bot events per bucket, after a commit."""
-    client.commit(level.collection)
+    """Bot events per bucket."""
     return {
         buckets.parse_iso(d["bucket"]): int(d[cells.BOT_EVENTS_FIELD])
         for d in documents(client, level.collection, queries.cuboid_is(cells.BOTS_CUBOID))

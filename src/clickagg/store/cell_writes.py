@@ -143,13 +143,15 @@ def replace_range(
 ) -> int:
     """Replace the buckets in [start, end) with cells whose delta is their whole state
     (replay): nothing is read first, and documents in the range that were not rewritten
-    are deleted, since they describe nothing any more."""
+    are deleted, since they describe nothing any more. Commits: a replay, settle or backfill
+    is read next by the rollup, and reads never commit (the service's user may only read)."""
     started = dt.datetime.now(dt.UTC)
     documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
     documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
     _add_all(client, level.collection, documents)
     stale = queries.written_before(level, start_ms, end_ms, started)
     client.delete_by_query(level.collection, stale)
+    client.commit(level.collection)
     return len(documents)
 
 

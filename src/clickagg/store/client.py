@@ -87,10 +87,15 @@ class SolrClient:
 
     # --- cluster -------------------------------------------------------------------------------
 
-    def ping(self) -> bool:
-        """True when the node answers its health check (it is live in ZooKeeper)."""
+    def ping(self, *, refused_raises: bool = False) -> bool:
+        """True when the node answers its health check (it is live in ZooKeeper). A refused
+        login is False too, or `SolrAuthError` with `refused_raises`."""
         try:
             self._get_json("admin/info/health", {}, collection=None)
+        except errors.SolrAuthError:
+            if refused_raises:
+                raise
+            return False
         except errors.SolrError:
             return False
         return True

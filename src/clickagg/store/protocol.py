@@ -56,7 +56,7 @@ class CellStore(Protocol):
         start_ms: int,
         end_ms: int,
     ) -> int:
-        """Make these cells the whole content of the buckets in [start, end)."""
+        """Make these cells the whole content of the buckets in [start, end), committed."""
         ...
 
     def settle_mark(self, level: model.Level) -> settle.Mark | None:
@@ -163,7 +163,8 @@ class KpiStore(Protocol):
     sketch's estimate), the stream's progress, and which levels hold cells."""
 
     def healthy(self) -> bool:
-        """True when the store answers."""
+        """True when the store answers; `errors.SolrAuthError` when it refuses the service's
+        credentials (waiting does not mend that)."""
         ...
 
     def series(

@@ -18,7 +18,7 @@ class SolrKpiStore:
         self.client = client
 
     def healthy(self) -> bool:
-        return self.client.ping()
+        return self.client.ping(refused_raises=True)
 
     def series(
         self,

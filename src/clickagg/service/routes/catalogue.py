@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -10,6 +12,7 @@ from clickagg.domain import model
 from clickagg.service import answers, served
 from clickagg.service.routes import params
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["catalogue"])
 health_router = APIRouter(tags=["health"])
 
@@ -38,16 +41,20 @@ async def freshness(context: params.Context, aggregation: str) -> answers.Freshn
     "/healthz", response_model=answers.Health, responses={503: {"model": answers.Health}}
 )
 async def health(context: params.Context) -> JSONResponse:
-    """200 when Solr answers, 503 otherwise: the readiness probe takes the pod out of the
-    Service while it cannot answer."""
+    """200 when Solr answers, 503 otherwise (`credentials refused` when Solr refuses the
+    service's user): the readiness probe takes the pod out of the Service while it cannot
+    answer."""
+    state = "unreachable"
     try:
-        healthy = await context.answer(context.store.healthy)
+        if await context.answer(context.store.healthy):
+            return JSONResponse({"solr": "ok"})
     except errors.SolrUnreachable:
-        healthy = False
-    if healthy:
-        return JSONResponse({"solr": "ok"})
+        pass
+    except errors.SolrAuthError as exc:
+        log.error("/healthz: Solr refused the service's credentials: %s", exc)
+        state = "credentials refused"
     retry = str(context.settings.retry_after_s)
-    return JSONResponse({"solr": "unreachable"}, status_code=503, headers={"Retry-After": retry})
+    return JSONResponse({"solr": state}, status_code=503, headers={"Retry-After": retry})
 
 
 @health_router.get("/livez", response_model=answers.Health)

@@ -40,21 +40,26 @@ async def series(
             served_aggregation, asked, level, questions.MAX_SERIES_BUCKETS
         )
         found = context.store.series(choice.level, cuboid.cuboid, filters, choice.span, fields)
+        formulas = [(name, kpis.CATALOGUE[name].compute) for name in names]
         points = []
         bucket = choice.span.start_ms
         while bucket < choice.span.end_ms:
             state = found.get(bucket, {})
-            values = {name: kpis.CATALOGUE[name].compute(state) for name in names}
-            points.append(answers.Point(bucket=buckets.iso(bucket), kpis=values, state=state))
+            values = {name: compute(state) for name, compute in formulas}
+            points.append({"bucket": buckets.iso(bucket), "kpis": values, "state": state})
             bucket = buckets.end(bucket, choice.level.granularity)
-        return answers.SeriesAnswer(
-            aggregation=served_aggregation.name,
-            kpis=names,
-            filters={f.dimension: f.value for f in filters},
-            level=params.level_used(choice.level, choice.span, choice.reason),
-            cuboid=params.cuboid_used(cuboid),
-            points=points,
-            freshness=context.freshness(served_aggregation),
+        # Points as plain dicts, validated with the answer in one call in pydantic's core:
+        # a model per point added about a quarter to a 720-point answer's Python time.
+        return answers.SeriesAnswer.model_validate(
+            {
+                "aggregation": served_aggregation.name,
+                "kpis": names,
+                "filters": {f.dimension: f.value for f in filters},
+                "level": params.level_used(choice.level, choice.span, choice.reason),
+                "cuboid": params.cuboid_used(cuboid),
+                "points": points,
+                "freshness": context.freshness(served_aggregation),
+            }
         )
 
     return await context.answer(read)
