@@ -44,8 +44,8 @@ def summed(
     fields: Sequence[str],
 ) -> Summed:
     """The finer level's documents in `span` summed per coarser cell of `cuboids` (the
-    state `fields`) and per coarser bucket for bots, after a commit."""
-    client.commit(finer.collection)
+    state `fields`) and per coarser bucket for bots, as Solr's searcher sees them (writers
+    commit)."""
     sums = {name: f"sum({cells.solr_field(name)})" for name in fields}
     facet: dict[str, Any] = {
         f"c{i}": _per_bucket(coarser, span, cuboid.name, _nested(cuboid.dimensions, sums))
