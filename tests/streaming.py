@@ -134,7 +134,8 @@ def differences(
         want, got = expected.get(key), actual.get(key)
         if want is None or got is None:
             if any(abs(v) > 1e-9 for v in (want or got or {}).values()):
-                problems.append(f"{key}: only in {'Solr' if want is None else 'the oracle'}")
+                where = "Solr" if want is None else "the oracle"
+                problems.append(f"{key}: only in {where}: {want or got}")
             continue
         for name in fields:
             if abs(want.get(name, 0) - got.get(name, 0)) > 1e-6:

@@ -40,6 +40,7 @@ DEFAULT_TIMEOUT = (5.0, 120.0)
 _STREAM_CHUNK = 64 * 1024
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
+_LEADER_FIRST = "replica.leader:true"  # shards.preference: the leader, where there is one
 
 
 class SolrClient:
@@ -210,14 +211,18 @@ class SolrClient:
         )
 
     def get(self, collection: str, ids: Sequence[str], fl: str = "*") -> list[Doc]:
-        """Documents by id through real-time get: the newest version, committed or not."""
+        """Documents by id through real-time get: the newest version, committed or not.
+
+        Asked of each shard's leader: the writers read, add and overwrite, and a replica
+        still recovering after a node restart may lack updates the leader acknowledged."""
         if not ids:
             return []
+        params = {"id": list(ids), "fl": fl, "wt": "json", "shards.preference": _LEADER_FIRST}
         body = self._json_call(
             "POST",
             f"{_quote(collection)}/get",
             collection=collection,
-            data=_form({"id": list(ids), "fl": fl, "wt": "json"}),
+            data=_form(params),
             headers=_FORM,
         )
         if "doc" in body:  # one id: Solr answers {"doc": {...}} or {"doc": null}
