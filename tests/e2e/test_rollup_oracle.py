@@ -30,6 +30,7 @@ import streaming
 from clickagg import sim
 from clickagg.domain import buckets, kpis, level_progress, model, sessions, sketches
 from clickagg.jobs import rollup as rollup_job
+from clickagg.local import sessionizer
 from clickagg.local import solr as local_solr
 from clickagg.pipeline import archive, replay, rollup_pushdown
 from clickagg.pipeline import rollup as spark_rollup
@@ -317,6 +318,8 @@ def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
                 rolled["paths"].root,
                 "--master",
                 "local[1]",
+                "--jars",  # as its SparkApplication declares it: settling may sessionize
+                str(sessionizer.jar()),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -344,6 +347,83 @@ def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
             spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
         )
     assert solr_progress(solr_client, hours).last_bucket_ms == final
+    assert_equal_to_oracle(rolled, solr_client)
+
+
+def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
+    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
+) -> None:
+    """`clickagg rollup --follow`, as a user runs it: from empty coarser levels it catches
+    up, a replayed hour is rolled up again by a later pass, and Ctrl-C ends it cleanly."""
+    aggregation = rolled["aggregation"]
+    hours, days = coarser(rolled)
+    final = {
+        level.name: solr_progress(solr_client, level).last_bucket_ms for level in (hours, days)
+    }
+    assert None not in final.values(), f"nothing rolled up to catch up with: {final}"
+    forget_rollups(rolled, solr_client)
+    log = rolled["work"] / "follow.log"
+    with log.open("wb") as out:
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clickagg",
+                "rollup",
+                str(rolled["spec_file"]),
+                "--follow",
+                "--every",
+                "1",
+                "--solr-url",
+                solr.base_url,
+                "--data",
+                rolled["paths"].root,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(Path(streaming.ROOT) / "src")},
+        )
+    try:
+        eventually(
+            lambda: (
+                all(
+                    solr_progress(solr_client, level).last_bucket_ms == final[level.name]
+                    for level in (hours, days)
+                )
+                or follower.poll() is not None
+            ),
+            "--follow caught up with every level",
+            timeout=300,
+        )
+        assert follower.poll() is None, log.read_text()[-3000:]
+        damaged = START_MS + 2 * streaming.HOUR_MS
+        hour_query = f'bucket:"{buckets.iso(damaged)}" AND -cuboid:"__progress__"'
+        solr_client.delete_by_query(hours.collection, hour_query)
+        solr_client.commit(hours.collection)
+        with solr_cells.SolrCellStore(solr.base_url) as store:
+            replay.replay(
+                spark,
+                aggregation,
+                rolled["paths"],
+                store,
+                damaged,
+                damaged + streaming.HOUR_MS,
+                history_ms=sessions.VISITOR_MEMORY_MS,
+            )
+
+        def hour_back() -> bool:
+            solr_client.commit(hours.collection)
+            found = solr_client.query(hours.collection, {"q": hour_query, "rows": 0})
+            return int(found["response"]["numFound"]) > 0
+
+        eventually(hour_back, "a later pass rolled the replayed hour up again", timeout=300)
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    output = log.read_text()
+    assert "stopped" in output and "Traceback" not in output, output[-3000:]
     assert_equal_to_oracle(rolled, solr_client)
 
 

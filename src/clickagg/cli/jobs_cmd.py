@@ -132,7 +132,7 @@ def settle(spec: SpecArg, solr_url: SolrOption = None, data: DataOption = None) 
 
     aggregation = specfile.load(spec)
     arguments.configure_logging()
-    session = spark.session_for(f"{aggregation.name}-settle", LOCAL_MASTER, ())
+    session = spark.session_for(f"{aggregation.name}-settle", LOCAL_MASTER, local_jars(kafka=False))
     paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
     with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
         report = settle_job.run(aggregation, store, session, paths)
@@ -159,7 +159,9 @@ def backfill(
     aggregation = specfile.load(spec)
     arguments.configure_logging()
     window = buckets.Span(buckets.parse_iso(start), buckets.parse_iso(end))
-    session = spark.session_for(f"{aggregation.name}-backfill", LOCAL_MASTER, ())
+    session = spark.session_for(
+        f"{aggregation.name}-backfill", LOCAL_MASTER, local_jars(kafka=False)
+    )
     paths = archive.JobPaths.of(data_root(data, aggregation.name), aggregation)
     with solr_cells.SolrCellStore(local_solr_url(solr_url)) as store:
         result = backfill_job.run(aggregation, store, session, paths, files, window)
@@ -194,6 +196,7 @@ def rollup(
         follow=follow,
         follow_seconds=every,
         master=LOCAL_MASTER,
+        jars=local_jars(kafka=False),  # the rollup settles first, with the JVM sessionizer
     )
     arguments.configure_logging()
     try:
@@ -201,6 +204,9 @@ def rollup(
     except errors.ClickaggError as exc:
         console.print(f"[red]{exc}", highlight=False)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # how --follow ends; every finished pass is already in Solr
+        console.print("stopped")
+        raise typer.Exit(0) from None
     for run in result.levels:
         console.print(str(run))
     for name, count in result.deleted.items():

@@ -114,7 +114,9 @@ def _late_buckets(
     missed = F.col("arrival_newest_ms").isNull() | (
         F.col("ts_ms") <= F.col("arrival_newest_ms") - window.delay_ms
     )
-    news = F.col("arrival_ms") > window.arrived_through_ms
+    # At or after, not after: the previous pass may have read its newest ingest batch only
+    # in part (the batch's partitions commit one by one), so that batch is looked at again.
+    news = F.col("arrival_ms") >= window.arrived_through_ms
     # Both ends are bucket starts, so comparing times compares buckets.
     ts = F.col("ts_ms")
     newly_settled = (ts >= window.previous_end_ms) & (ts < window.settled_end_ms)
