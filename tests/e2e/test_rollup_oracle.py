@@ -159,6 +159,33 @@ def forget_rollups(rolled: dict[str, Any], client: store_client.SolrClient) -> N
         client.commit(level.collection)
 
 
+def hour_documents(hour_ms: int) -> str:
+    return f'bucket:"{buckets.iso(hour_ms)}" AND -cuboid:"__progress__"'
+
+
+def damage_and_replay_hour(
+    rolled: dict[str, Any],
+    spark: Any,
+    store: solr_cells.SolrCellStore,
+    client: store_client.SolrClient,
+    hour_ms: int,
+) -> None:
+    """Delete the rolled-up hour, so that only rolling it up again from its finer buckets
+    repairs it, then replay the hour's finer buckets (which stamps them as changed)."""
+    hours = rolled["aggregation"].levels[1]
+    client.delete_by_query(hours.collection, hour_documents(hour_ms))
+    client.commit(hours.collection)
+    replay.replay(
+        spark,
+        rolled["aggregation"],
+        rolled["paths"],
+        store,
+        hour_ms,
+        hour_ms + streaming.HOUR_MS,
+        history_ms=sessions.VISITOR_MEMORY_MS,
+    )
+
+
 def test_every_coarser_document_equals_the_oracle(
     rolled: dict[str, Any], solr_client: store_client.SolrClient
 ) -> None:
@@ -239,23 +266,9 @@ def test_a_replayed_range_is_rolled_up_again(
     rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
 ) -> None:
     aggregation = rolled["aggregation"]
-    hours = aggregation.levels[1]
     damaged = START_MS + DAY_MS + 10 * streaming.HOUR_MS
-    # Damage the rolled-up hour: only rolling it up again from its finer buckets repairs it.
-    solr_client.delete_by_query(
-        hours.collection, f'bucket:"{buckets.iso(damaged)}" AND -cuboid:"__progress__"'
-    )
-    solr_client.commit(hours.collection)
     with solr_cells.SolrCellStore(solr.base_url) as store:
-        replay.replay(
-            spark,
-            aggregation,
-            rolled["paths"],
-            store,
-            damaged,
-            damaged + streaming.HOUR_MS,
-            history_ms=sessions.VISITOR_MEMORY_MS,
-        )
+        damage_and_replay_hour(rolled, spark, store, solr_client, damaged)
         result = rollup_job.roll_up_levels(
             spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
         )
@@ -355,7 +368,6 @@ def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
 ) -> None:
     """`clickagg rollup --follow`, as a user runs it: from empty coarser levels it catches
     up, a replayed hour is rolled up again by a later pass, and Ctrl-C ends it cleanly."""
-    aggregation = rolled["aggregation"]
     hours, days = coarser(rolled)
     final = {
         level.name: solr_progress(solr_client, level).last_bucket_ms for level in (hours, days)
@@ -397,19 +409,9 @@ def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
         )
         assert follower.poll() is None, log.read_text()[-3000:]
         damaged = START_MS + 2 * streaming.HOUR_MS
-        hour_query = f'bucket:"{buckets.iso(damaged)}" AND -cuboid:"__progress__"'
-        solr_client.delete_by_query(hours.collection, hour_query)
-        solr_client.commit(hours.collection)
+        hour_query = hour_documents(damaged)
         with solr_cells.SolrCellStore(solr.base_url) as store:
-            replay.replay(
-                spark,
-                aggregation,
-                rolled["paths"],
-                store,
-                damaged,
-                damaged + streaming.HOUR_MS,
-                history_ms=sessions.VISITOR_MEMORY_MS,
-            )
+            damage_and_replay_hour(rolled, spark, store, solr_client, damaged)
 
         def hour_back() -> bool:
             solr_client.commit(hours.collection)
