@@ -92,7 +92,7 @@ def _local_aggregation(
     body["rawArchive"] = {"retention": "forever"}
     # Settled three hours after the watermark (not a day), so the demo can roll up most of
     # what it has just streamed; not less, since the stream's first micro-batch measures
-    # `too_late` from its own newest event, and 4 of the demo's ~40 files span 2.4 hours.
+    # `too_late` from its own newest event, and its 4 files span up to 2.4 hours (`_stream`).
     body["lateness"] = {**body.get("lateness", {}), "allowedLateness": "3h"}
     return validation.validate_spec(declared.name, declared.namespace, body)
 
@@ -125,8 +125,13 @@ def _stream(
     running = stream_job.start(aggregation, job, session)
     for ensured in running.ensured:
         console.print(f"collection {ensured.collection}: created")
-    # Lines land in arrival order, about 40 files, while the job runs.
-    rolling = landing.Rolling(lines_per_file=max(1, len(lines) // 40), arrival_ms_per_file=None)
+    # Lines land in arrival order, in about 40 files while the job runs. A file also ends
+    # after 1/40 of the span: a quiet night's lines would otherwise fill one file for hours,
+    # and the first batch would turn its older events into `too_late` dead letters.
+    rolling = landing.Rolling(
+        lines_per_file=max(1, len(lines) // 40),
+        arrival_ms_per_file=max(1, options.duration_ms // 40),
+    )
     feeder = threading.Thread(
         target=landing.write_files,
         args=(lines, work / "landing"),
