@@ -68,6 +68,21 @@ def test_a_claim_is_mounted_at_the_data_root_in_driver_and_executors() -> None:
         assert "packages" not in app["deps"]
 
 
+def test_the_operators_default_claim_serves_an_aggregation_that_names_no_storage() -> None:
+    claimed = children.JobSettings("spark-runner", "/data", default_claim="team-data")
+    volume = {"name": "clickagg-data", "persistentVolumeClaim": {"claimName": "team-data"}}
+    for manifest in children.desired(shop(), OWNER, claimed):
+        app: Any = manifest["spec"]
+        app = app.get("template", app)
+        assert app["volumes"] == [volume]
+        assert app["driver"]["volumeMounts"] == [{"name": "clickagg-data", "mountPath": "/data"}]
+    # The spec's own choice wins: its claim, or its object store (no claim at all).
+    own = shop(storage={"persistentVolumeClaim": "mine"})
+    assert children.data_claim(own, claimed) == "mine"
+    assert children.data_claim(shop(storage={"uri": "s3a://clicks/shop"}), claimed) is None
+    assert children.data_claim(shop(), SETTINGS) is None
+
+
 @pytest.mark.parametrize(
     ("uri", "package", "conf", "env"),
     [

@@ -285,6 +285,9 @@ class JobSettings:
 
     service_account: str
     default_data_root: str  # jobs of an Aggregation without rawArchive.uri keep data below
+    #: The claim mounted at the data root for an Aggregation whose spec.storage names neither
+    #: a claim nor a uri (the chart's sparkJobs.dataClaim); None: inside the pods.
+    default_claim: str | None = None
 
 
 def stream_name(aggregation_name: str) -> str:
@@ -304,6 +307,15 @@ def cluster_solr_url(aggregation: model.Aggregation) -> str:
     namespace = ref.namespace or aggregation.namespace
     # The Solr Operator's common Service for a SolrCloud, port 80 in front of every node.
     return f"http://{ref.name}-solrcloud-common.{namespace}:80/solr"
+
+
+def data_claim(aggregation: model.Aggregation, settings: JobSettings) -> str | None:
+    """The PersistentVolumeClaim the jobs' data root lives on: spec.storage's, or the
+    operator's default when spec.storage names neither a claim nor a uri; None without."""
+    storage = aggregation.spec.storage
+    if storage.persistent_volume_claim is not None or storage.uri is not None:
+        return storage.persistent_volume_claim
+    return settings.default_claim
 
 
 def data_root(aggregation: model.Aggregation, default_root: str) -> str:
@@ -608,7 +620,7 @@ def _application_spec(
         executor["env"] = list(env)
     volumes: list[Volume] = []
     mounts: list[VolumeMount] = []
-    claim = aggregation.spec.storage.persistent_volume_claim
+    claim = data_claim(aggregation, settings)
     if claim is not None:
         volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
         mounts.append({"name": DATA_VOLUME, "mountPath": settings.default_data_root})

@@ -44,6 +44,7 @@ Log = logging.Logger | logging.LoggerAdapter[Any]
 
 SERVICE_ACCOUNT_ENV = "CLICKAGG_SPARK_SERVICE_ACCOUNT"
 DATA_ROOT_ENV = "CLICKAGG_DATA_ROOT"
+DATA_CLAIM_ENV = "CLICKAGG_DEFAULT_DATA_CLAIM"
 SOLR_URL_OVERRIDE_ENV = "CLICKAGG_SOLR_URL_OVERRIDE"
 DEFAULT_SERVICE_ACCOUNT = "clickagg-spark"
 DEFAULT_DATA_ROOT = "/data/clickagg"
@@ -71,6 +72,7 @@ class Config:
     service_account: str
     data_root: str
     solr_url_override: str | None
+    data_claim: str | None = None  # mounted at data_root when spec.storage names no place
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -78,6 +80,7 @@ class Config:
             service_account=environ.get(SERVICE_ACCOUNT_ENV) or DEFAULT_SERVICE_ACCOUNT,
             data_root=environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT,
             solr_url_override=environ.get(SOLR_URL_OVERRIDE_ENV) or None,
+            data_claim=environ.get(DATA_CLAIM_ENV, "").strip() or None,
         )
 
 
@@ -346,7 +349,7 @@ def _apply_children(
     A child's creation or update is announced once: when this pass makes it, or when the
     status does not record it at its generation (the pass that made it was killed before
     its events and status were written)."""
-    settings = children.JobSettings(config.service_account, config.data_root)
+    settings = children.JobSettings(config.service_account, config.data_root, config.data_claim)
     wanted = children.desired(aggregation, owner, settings)
     existing = {
         (child["kind"], child["metadata"]["name"]): child
