@@ -170,6 +170,29 @@ def test_kafka_sasl_credentials_reach_the_stream_by_reference_only() -> None:
     assert "jaas" not in json.dumps(stream).lower()
 
 
+def test_the_kafka_ca_secret_is_mounted_into_the_stream_only() -> None:
+    security = {
+        "protocol": "SASL_SSL",
+        "saslMechanism": "SCRAM-SHA-512",
+        "credentialsSecret": {"name": "kafka-jobs"},
+        "caSecret": {"name": "kafka-ca", "key": "root.pem"},
+    }
+    stream, *rollups = apps(
+        shop(source={"type": "kafka", "kafka": {**KAFKA, "security": security}})
+    )
+    items = [{"key": "root.pem", "path": "ca.crt"}]
+    assert stream["volumes"] == [
+        {"name": "kafka-ca", "secret": {"secretName": "kafka-ca", "items": items}}
+    ]
+    mount = [{"name": "kafka-ca", "mountPath": children.KAFKA_CA_DIR, "readOnly": True}]
+    named = {"name": "CLICKAGG_KAFKA_CA_FILE", "value": f"{children.KAFKA_CA_DIR}/ca.crt"}
+    for pod in (stream["driver"], stream["executor"]):
+        assert pod["volumeMounts"] == mount
+        assert named in pod["env"]
+    for rollup in rollups:
+        assert "volumes" not in rollup
+
+
 @pytest.mark.parametrize(
     ("storage", "path", "message"),
     [
