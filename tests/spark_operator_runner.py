@@ -31,6 +31,7 @@ and writes no status: the applications may be gone by then.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import signal
@@ -57,6 +58,8 @@ POLL_SECONDS = 0.5
 KILL_GRACE_SECONDS = 10.0
 ERROR_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
+#: What a job must get from its SparkApplication, not from the test process.
+CREDENTIAL_PREFIXES = ("CLICKAGG_SOLR_", "CLICKAGG_KAFKA_")
 
 #: The Spark Operator's label on the runs of a ScheduledSparkApplication.
 SCHEDULED_APP_LABEL = "sparkoperator.k8s.io/scheduled-app-name"
@@ -269,7 +272,7 @@ class SparkOperatorRunner:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=self._environment(),
+                env=self._environment(name, spec),
                 cwd=REPO,
                 start_new_session=True,
             )
@@ -359,13 +362,54 @@ class SparkOperatorRunner:
             rewritten += ["--metrics-port", "0"]  # many jobs on one host: no fixed port
         return rewritten
 
-    def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+    def _environment(self, name: str, spec: Mapping[str, Any]) -> dict[str, str]:
+        """This process's environment without its Solr and Kafka credentials and CA, plus the
+        driver's own `env`, each Secret reference resolved and each mounted Secret volume
+        written below the work dir, as a kubelet would: the job gets only what the
+        SparkApplication gives it."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_PREFIXES)}
+        driver = spec.get("driver") or {}
+        mounts = self._mounted_secrets(name, spec)
+        for variable in driver.get("env") or []:
+            if "value" in variable:
+                value = str(variable["value"])
+                for mount_path, local in mounts.items():
+                    if value.startswith(mount_path + "/"):
+                        value = str(local) + value.removeprefix(mount_path)
+                env[variable["name"]] = value
+            else:
+                ref = variable["valueFrom"]["secretKeyRef"]
+                env[variable["name"]] = self._secret(ref["name"])[ref["key"]].decode()
         source = str(REPO / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
         env["PYSPARK_PYTHON"] = self.python
         env["PYSPARK_DRIVER_PYTHON"] = self.python
         return env
+
+    def _secret(self, name: str) -> dict[str, bytes]:
+        if self._api is None:
+            raise RuntimeError("the runner is not started")
+        found = k8s_client.CoreV1Api(self._api).read_namespaced_secret(name, self.namespace)
+        return {key: base64.b64decode(value) for key, value in (found.data or {}).items()}
+
+    def _mounted_secrets(self, name: str, spec: Mapping[str, Any]) -> dict[str, Path]:
+        """{mountPath: local dir} for each Secret volume the driver mounts, its items written
+        (0600) into a directory of their own under the work dir."""
+        volumes = {v["name"]: v for v in spec.get("volumes") or [] if "secret" in v}
+        mounted: dict[str, Path] = {}
+        for mount in (spec.get("driver") or {}).get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None:
+                continue
+            data = self._secret(volume["secret"]["secretName"])
+            local = self.work_dir / "mounts" / name / mount["name"]
+            local.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for item in volume["secret"].get("items") or [{"key": k, "path": k} for k in data]:
+                target = local / item["path"]
+                target.write_bytes(data[item["key"]])
+                target.chmod(0o600)
+            mounted[str(mount["mountPath"]).rstrip("/")] = local
+        return mounted
 
     def _objects(self) -> k8s_client.CustomObjectsApi:
         if self._api is None:

@@ -173,6 +173,12 @@ class KafkaAuthError(EngineError):
         self.user, self.mechanism = user, mechanism
 
 
+class KafkaTlsError(EngineError):
+    """Kafka's TLS certificate failed verification against the CA bundle the stream was given
+    (`$CLICKAGG_KAFKA_CA_FILE`, from spec.source.kafka.security.caSecret), or that bundle
+    could not be read. The message names both. Not worth retrying."""
+
+
 class SqlError(EngineError):
     """Spark could not run an ad-hoc query; the message is Spark's, without a JVM stack."""
 

@@ -17,12 +17,13 @@ import pytest
 
 import polling
 import streaming
-from clickagg.local import process
+from clickagg.local import process, solr_security
 from clickagg.local import solr as local_solr
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
 from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.e2e
 
@@ -68,8 +69,7 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
     aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "crash-after-write")
     spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
     paths = archive.JobPaths(str(tmp_path / "data"))
-    with store_client.SolrClient(solr.base_url) as client:
-        solr_collections.ensure_level_collections(client, aggregation)
+    solr_collections.ensure_level_collections(solr_client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=1, visitors=300, seed=17)
     landing.write_files(lines, landing_dir, rolling=streaming.ROLLING, prefix="a")
 
@@ -120,7 +120,7 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
 
 
 JOINED = "solr-crash-node"
-JOINED_HOST = "127.0.0.4"
+JOINED_HOST = fixtures_solr.SPARE_HOST  # the secured cluster's certificate names it
 
 
 def replicas_on(client: store_client.SolrClient, collection: str, node_name: str) -> list[str]:
@@ -152,6 +152,12 @@ def failed_writes(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def start_joined_node(solr: local_solr.SolrEndpoints, port: int) -> str:
+    """The third node on JOINED_HOST:port, with the cluster's TLS set-up; its URL."""
+    tls_dir = local_solr.tls_dir(fixtures_solr.SECURE_INSTANCE)
+    return local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED, tls_dir=tls_dir)
+
+
 def live_nodes(client: store_client.SolrClient) -> list[str]:
     return list(client.cluster_status()["live_nodes"])
 
@@ -160,7 +166,7 @@ def live_nodes(client: store_client.SolrClient) -> list[str]:
 def joined_node(solr: Any) -> Iterator[tuple[str, str, int]]:
     """A third node in its own JVM on the session cluster's ZooKeeper: (URL, name, port)."""
     port = process.free_port()
-    url = local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+    url = start_joined_node(solr, port)
     try:
         yield url, f"{JOINED_HOST}:{port}_solr", port
     finally:
@@ -205,7 +211,7 @@ def run_through_a_killed_node(
     landing_dir = tmp_path / "landing"
     collection = aggregation.finest.collection
     paths = archive.JobPaths(str(tmp_path / "data"))
-    with store_client.SolrClient(node_url) as client:
+    with fixtures_solr.client_as(node_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     hosted = replicas_on(solr_client, collection, node_name)
     assert hosted, f"{node_name} hosts no replica of {collection}"
@@ -236,7 +242,7 @@ def run_through_a_killed_node(
             "the job writes to the dead node",
             120,
         )
-        local_solr.start_joined_node(solr.zk_host, JOINED_HOST, port, JOINED)
+        start_joined_node(solr, port)
         polling.eventually(
             lambda: all_active(solr_client, collection), "its replicas recovered", 180
         )

@@ -7,6 +7,7 @@ current bucket must refresh live. Screenshots are kept under build/test-artifact
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,12 +22,14 @@ import service_data
 import streaming
 from clickagg.domain import buckets, cells, model
 from clickagg.local import solr as local_solr
+from clickagg.local import solr_security
 from clickagg.pipeline import archive, stream
 from clickagg.pipeline import progress as progress_report
 from clickagg.service import settings
 from clickagg.sim import landing
 from clickagg.store import cell_writes, collections
 from clickagg.store import client as solr_adapter
+from fixtures import solr as fixtures_solr
 from polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -37,7 +40,10 @@ START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - HOURS) * streaming.HO
 
 @pytest.fixture(scope="module")
 def shop(
-    spark: Any, solr: local_solr.SolrEndpoints, tmp_path_factory: pytest.TempPathFactory
+    spark: Any,
+    solr: local_solr.SolrEndpoints,
+    solr_client: solr_adapter.SolrClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> model.Aggregation:
     """The reference spec's aggregation, filled by the streaming job with its progress."""
     work = tmp_path_factory.mktemp("dashboard")
@@ -45,8 +51,7 @@ def shop(
     aggregation = streaming.aggregation_for(work / "landing", solr.base_url, name)
     lines = streaming.traffic_lines(START_MS, hours=HOURS, visitors=300, seed=11)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
-    with solr_adapter.SolrClient(solr.base_url) as client:
-        collections.ensure_level_collections(client, aggregation)
+    collections.ensure_level_collections(solr_client, aggregation)
     reporter = progress_report.ProgressReporter(
         aggregation, streaming.store_at(solr.base_url), stream.aggregate_query_name(aggregation)
     )
@@ -62,7 +67,11 @@ def shop(
 
 @pytest.fixture(scope="module")
 def service_url(solr: local_solr.SolrEndpoints, shop: model.Aggregation) -> Iterator[str]:
-    config = settings.Settings((shop,), solr.base_url, refresh_s=1.0)
+    # The service reads as the query user, found in "its" environment.
+    query_env = fixtures_solr.role_env(solr_security.QUERY)
+    found = settings.from_environment([shop], solr.base_url, environ=query_env)
+    config = dataclasses.replace(found, refresh_s=1.0)
+    assert config.solr_auth is not None and config.solr_auth.user == "clickagg-query"
     with service_data.serving(config) as running:
         yield running.url
 

@@ -14,10 +14,11 @@ import pytest
 import oracle
 import streaming
 from clickagg.domain import model, sessions
+from clickagg.local import solr_security
 from clickagg.pipeline import archive, replay
-from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
 from clickagg.store import solr_cells
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,8 @@ def deliver(landing: Path, name: str, lines: list[bytes]) -> None:
 def prepare(work: Path, solr_url: str, name: str, **spec: Any) -> tuple[model.Aggregation, Any]:
     aggregation = streaming.aggregation_for(work / "landing", solr_url, name, **spec)
     (work / "landing").mkdir(parents=True, exist_ok=True)
-    with store_client.SolrClient(solr_url) as client:
+    # The operator's part: only its user may create collections.
+    with fixtures_solr.client_as(solr_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     return aggregation, archive.JobPaths(str(work / "data"))
 

@@ -4,9 +4,11 @@ examples/shop-kpis.yaml (own namespace, own collection prefix, one replica, land
 temp dir, deletionPolicy Delete) is applied with `kubectl apply` to the real local
 kube-apiserver. The real operator (kopf's KopfRunner) creates the level collections in the
 real SolrCloud (through CLICKAGG_SOLR_URL_OVERRIDE: the spec's solrCloudRef names an
-in-cluster Service) and the children; `SparkOperatorRunner` plays the Spark Operator and
-runs the stream application with spark-submit on local[2]; generated traffic written into
-the landing dir must show up in the totals cuboid exactly as the DuckDB oracle counts it;
+in-cluster Service; BasicAuth and TLS on, the user and the CA from the Secrets
+spec.solr.basicAuthSecret and spec.solr.tls.caSecret name) and the children;
+`SparkOperatorRunner` plays the Spark Operator and runs the stream application with
+spark-submit on local[2], its Secret references resolved; generated traffic written into the
+landing dir must show up in the totals cuboid exactly as the DuckDB oracle counts it;
 the runner's RUNNING turns the Aggregation Ready; a sentinel event a day and a half later
 settles the traffic, and the runner runs both rollup ScheduledSparkApplications on demand
 (1h, then 1d), which write 1h and 1d documents and turn RollupsCurrent True;
@@ -35,10 +37,12 @@ import streaming
 from clickagg.domain import buckets, model, spec, validation
 from clickagg.local import kube as local_kube
 from clickagg.local import solr as local_solr
+from clickagg.local import solr_security
 from clickagg.operator import children, reconcile
 from clickagg.sim import landing
 from clickagg.store import cell_reads
 from clickagg.store import client as store_client
+from fixtures import solr as fixtures_solr
 from spark_operator_runner import COMPLETED, FAILED, RUNNING, SparkOperatorRunner, group_alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500), pytest.mark.usefixtures("peer_crds")]
@@ -56,6 +60,8 @@ EVENT_FIELDS = ("events", "page_views", "product_views", "add_to_carts", "orders
 KPI_TIMEOUT_SECONDS = 360.0  # a shared 2-core machine under load
 ROLLUP_TIMEOUT_SECONDS = 300.0
 DAY_MS = 86_400_000
+SOLR_CREDENTIALS = "solr-credentials"
+SOLR_CA = "solr-ca"
 
 
 def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
@@ -67,6 +73,25 @@ def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
     obj["spec"]["spark"]["triggerInterval"] = "2s"
     obj["spec"]["deletionPolicy"] = "Delete"  # the test leaves no collections behind
     return obj
+
+
+def secure_solr_secrets(api: k8s_client.ApiClient, namespace: str) -> dict[str, Any]:
+    """The Secrets a cluster admin creates for the secured Solr (the operator's user, as
+    spec.solr.basicAuthSecret serves the operator and the jobs alike; the CA) and the
+    spec.solr fields that reference them. The operator reads them through the API; the jobs
+    get them from their SparkApplication (the runner resolves the references, as a kubelet)."""
+    user, password = local_solr.credentials(solr_security.OPERATOR, fixtures_solr.SECURE_INSTANCE)
+    ca = local_solr.ca_file(fixtures_solr.SECURE_INSTANCE).read_text()
+    core = k8s_client.CoreV1Api(api)
+    for name, data in (
+        (SOLR_CREDENTIALS, {"username": user, "password": password}),
+        (SOLR_CA, {"ca.crt": ca}),
+    ):
+        metadata = k8s_client.V1ObjectMeta(name=name)
+        core.create_namespaced_secret(
+            namespace, k8s_client.V1Secret(metadata=metadata, string_data=data)
+        )
+    return {"basicAuthSecret": {"name": SOLR_CREDENTIALS}, "tls": {"caSecret": {"name": SOLR_CA}}}
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -128,6 +153,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     landing_dir = tmp_path / "landing"
     landing_dir.mkdir()
     obj = shop_kpis(namespace, landing_dir, prefix)
+    obj["spec"]["solr"] |= secure_solr_secrets(api, namespace)
     aggregation = validation.validate(obj)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
@@ -320,6 +346,7 @@ def test_levels_column_lists_every_level(
     objects = k8s_client.CustomObjectsApi(api)
     prefix = f"k8s{uuid.uuid4().hex[:8]}"
     obj = shop_kpis(namespace, tmp_path / "landing", prefix)
+    obj["spec"]["solr"] |= secure_solr_secrets(api, namespace)
     obj["spec"]["levels"] = obj["spec"]["levels"][:2]  # fewer collections to create
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)

@@ -10,10 +10,11 @@ import pytest
 
 import streaming
 from clickagg import sim
+from clickagg.local import solr_security
 from clickagg.pipeline import archive
 from clickagg.sim import landing
-from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,8 @@ def test_events_from_kafka_become_the_oracles_cells(
         source={"type": "kafka", "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic}},
     )
     paths = archive.JobPaths(str(tmp_path / "data"))
-    with store_client.SolrClient(solr.base_url) as client:
+    # The operator's part: only its user may create collections.
+    with fixtures_solr.client_as(solr.base_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=1, visitors=250, seed=5)
     landing.send_to_kafka(lines, kafka.bootstrap, topic)

@@ -37,6 +37,8 @@ from clickagg.pipeline import rollup as spark_rollup
 from clickagg.sim import landing
 from clickagg.store import cell_reads, solr_cells
 from clickagg.store import client as store_client
+from clickagg.store import collections as solr_collections
+from fixtures import solr as fixtures_solr
 from polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +54,12 @@ LEVELS = [
 
 
 @pytest.fixture(scope="module")
-def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def rolled(
+    spark: Any,
+    solr: Any,
+    solr_client: store_client.SolrClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("rollup-oracle")
     aggregation = streaming.aggregation_for(
         work / "landing", solr.base_url, "rollup-oracle", levels=LEVELS
@@ -60,8 +67,7 @@ def rolled(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     lines = streaming.traffic_lines(START_MS, hours=24 * DAYS, visitors=600, seed=11)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     paths = archive.JobPaths(str(work / "data"))
-    with solr_cells.SolrCellStore(solr.base_url) as store:
-        store.ensure_collections(aggregation)
+    solr_collections.ensure_level_collections(solr_client, aggregation)  # the operator's part
     streaming.run_to_end(spark, aggregation, paths, solr.base_url)
     sentinel_ms = START_MS + DAYS * DAY_MS + 4 * streaming.HOUR_MS
     streaming.close_every_visit(
@@ -456,11 +462,11 @@ def test_a_solr_node_killed_during_a_rollup_then_a_rerun_equals_the_oracle(
             "the rollup has begun writing",
             timeout=300,
         )
-        local_solr.stop_node(1)
+        local_solr.stop_node(1, fixtures_solr.SECURE_INSTANCE)
         worker.join(timeout=600)
     finally:
-        if local_solr.node_states()[1] != "running":
-            local_solr.start_node(1)
+        if local_solr.node_states(fixtures_solr.SECURE_INSTANCE)[1] != "running":
+            local_solr.start_node(1, fixtures_solr.SECURE_INSTANCE)
     eventually(lambda: all_healthy(solr_client, aggregation), "every replica is active again", 180)
     with solr_cells.SolrCellStore(solr.base_url) as store:
         rollup_job.roll_up_levels(

@@ -1,7 +1,7 @@
 """The whole path against a SolrCloud with BasicAuth and TLS both on, each part as its own user.
 
-One 2-node cluster serving https only with rule-based authorization (fixtures.solr.tls_solr,
-started for this module). The operator's user creates the collections (the jobs' may not);
+The e2e tier's 2-node cluster serving https only with rule-based authorization
+(fixtures.solr.secure_solr). The operator's user creates the collections (the jobs' may not);
 the streaming job and the rollup write as the jobs' user; the KPI service (`clickagg serve`)
 and `clickagg sql`, whose level tables are read from Solr in the executors' Python workers,
 read as the query user. Each finds its user, password file and CA bundle in its environment
@@ -32,40 +32,19 @@ from clickagg.local import solr as local_solr
 from clickagg.pipeline import archive
 from clickagg.sim import landing
 from clickagg.store import batch, cell_reads, credentials, solr_cells
-from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
 from fixtures import solr as fixtures_solr
 from polling import eventually
 
 pytestmark = pytest.mark.e2e
 
-INSTANCE = fixtures_solr.TLS_INSTANCE
+INSTANCE = fixtures_solr.SECURE_INSTANCE
 # The reference spec allows a day of lateness, so a bucket settles (and rolls up) once the
 # watermark is a day past it: the traffic is a day and more old, the sentinel recent.
 START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 30) * streaming.HOUR_MS
 HOURS = 2
 SENTINEL_MS = START_MS + 27 * streaming.HOUR_MS
 LEVELS = [{"granularity": "15m", "retention": "5d"}, {"granularity": "1h", "retention": "6d"}]
-SOLR_ENV = (
-    credentials.USERNAME_ENV,
-    credentials.PASSWORD_ENV,
-    credentials.PASSWORD_FILE_ENV,
-    credentials.CA_FILE_ENV,
-)
-
-
-def role_env(role: str) -> dict[str, str]:
-    """What a component of `role` finds in its environment: user, password file, CA bundle."""
-    return {**local_solr.credentials_env(role, INSTANCE), **local_solr.tls_env(INSTANCE)}
-
-
-def client_as(solr: local_solr.SolrEndpoints, role: str) -> store_client.SolrClient:
-    """A client with `role`'s credentials and the CA passed explicitly (the test's own reads)."""
-    return store_client.SolrClient(
-        solr.base_url,
-        auth=local_solr.credentials(role, INSTANCE),
-        ca_file=local_solr.ca_file(INSTANCE),
-    )
 
 
 def passwords() -> list[str]:
@@ -85,23 +64,23 @@ class _Kept(logging.Handler):
 
 @pytest.fixture(scope="module")
 def secured(
-    spark: Any, tls_solr: local_solr.SolrEndpoints, tmp_path_factory: pytest.TempPathFactory
+    spark: Any, secure_solr: local_solr.SolrEndpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    assert tls_solr.auth and tls_solr.tls and tls_solr.base_url.startswith("https://")
+    assert secure_solr.auth and secure_solr.tls and secure_solr.base_url.startswith("https://")
     work = tmp_path_factory.mktemp("secured-run")
     aggregation = streaming.aggregation_for(
-        work / "landing", tls_solr.base_url, "secured-run", levels=LEVELS
+        work / "landing", secure_solr.base_url, "secured-run", levels=LEVELS
     )
     lines = streaming.traffic_lines(START_MS, hours=HOURS, visitors=300, seed=23)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
 
     # The jobs' user may not create collections: the operator's does.
     with (
-        client_as(tls_solr, solr_security.JOBS) as jobs,
+        fixtures_solr.client_as(secure_solr.base_url, solr_security.JOBS) as jobs,
         pytest.raises(errors.SolrAuthError) as refused,
     ):
         jobs.create_collection(aggregation.finest.collection, solr_collections.CONFIGSET_NAME, 2, 1)
-    with client_as(tls_solr, solr_security.OPERATOR) as operator:
+    with fixtures_solr.client_as(secure_solr.base_url, solr_security.OPERATOR) as operator:
         solr_collections.ensure_level_collections(operator, aggregation)
 
     paths = archive.JobPaths(str(work / "data"))
@@ -114,21 +93,21 @@ def secured(
         with pytest.MonkeyPatch.context() as env:
             # The jobs' credentials and the CA in the environment only: every Solr client the
             # stream, its progress report and the rollup open finds them there.
-            for name in SOLR_ENV:
+            for name in fixtures_solr.SOLR_ENV:
                 env.delenv(name, raising=False)
-            for name, value in role_env(solr_security.JOBS).items():
+            for name, value in fixtures_solr.role_env(solr_security.JOBS).items():
                 env.setenv(name, value)
-            streaming.run_to_end(spark, aggregation, paths, tls_solr.base_url)
+            streaming.run_to_end(spark, aggregation, paths, secure_solr.base_url)
             streaming.close_every_visit(
                 spark,
                 aggregation,
                 paths,
-                tls_solr.base_url,
+                secure_solr.base_url,
                 streaming.deliver_to(work / "landing"),
                 SENTINEL_MS,
             )
-            streaming.report_watermark(tls_solr.base_url, aggregation, SENTINEL_MS)
-            with solr_cells.SolrCellStore(tls_solr.base_url) as store:
+            streaming.report_watermark(secure_solr.base_url, aggregation, SENTINEL_MS)
+            with solr_cells.SolrCellStore(secure_solr.base_url) as store:
                 assert store.client.user == "clickagg-jobs"
                 rolled = rollup_job.roll_up_levels(
                     spark, aggregation, store, now_ms=START_MS, data_root=paths.root
@@ -158,12 +137,12 @@ def test_the_jobs_user_may_not_create_collections(secured: dict[str, Any]) -> No
 
 
 def test_the_stream_writes_as_the_jobs_user_over_https_and_every_cell_equals_the_oracle(
-    secured: dict[str, Any], tls_solr: local_solr.SolrEndpoints
+    secured: dict[str, Any], secure_solr: local_solr.SolrEndpoints
 ) -> None:
     aggregation = secured["aggregation"]
     expected = streaming.oracle_result(aggregation, secured["lines"], 900)
     # These readers commit first (an update): the jobs' user reads what it wrote.
-    with client_as(tls_solr, solr_security.JOBS) as jobs:
+    with fixtures_solr.client_as(secure_solr.base_url, solr_security.JOBS) as jobs:
         actual = streaming.solr_cells(jobs, aggregation, secured["before_ms"])
         bots = streaming.bot_events(jobs, aggregation)
     problems = streaming.differences(expected.cells, actual, sessions.FIELDS, sketch_tolerance=0.05)
@@ -173,12 +152,12 @@ def test_the_stream_writes_as_the_jobs_user_over_https_and_every_cell_equals_the
 
 
 def test_the_rollup_writes_1h_documents_equal_to_the_oracle_as_the_jobs_user(
-    secured: dict[str, Any], tls_solr: local_solr.SolrEndpoints
+    secured: dict[str, Any], secure_solr: local_solr.SolrEndpoints
 ) -> None:
     aggregation: model.Aggregation = secured["aggregation"]
     hour = aggregation.levels[1]
     expected = streaming.oracle_result(aggregation, secured["lines"], 3600)
-    with client_as(tls_solr, solr_security.JOBS) as jobs:
+    with fixtures_solr.client_as(secure_solr.base_url, solr_security.JOBS) as jobs:
         last = batch.read_progress(jobs, hour).last_bucket_ms
         assert last is not None, "1h has rolled up nothing"
         end = buckets.end(last, hour.granularity)
@@ -198,10 +177,10 @@ def test_the_rollup_writes_1h_documents_equal_to_the_oracle_as_the_jobs_user(
 
 
 def test_the_query_user_reads_but_may_not_write(
-    secured: dict[str, Any], tls_solr: local_solr.SolrEndpoints
+    secured: dict[str, Any], secure_solr: local_solr.SolrEndpoints
 ) -> None:
     collection = secured["aggregation"].finest.collection
-    with client_as(tls_solr, solr_security.QUERY) as query:
+    with fixtures_solr.client_as(secure_solr.base_url, solr_security.QUERY) as query:
         assert query.query(collection, {"q": "*:*", "rows": 0})["response"]["numFound"] > 0
         with pytest.raises(errors.SolrAuthError) as refused:
             query.add(collection, [{"id": "written-by-the-query-user"}])
@@ -219,7 +198,7 @@ def test_no_password_appears_in_the_jobs_logs(secured: dict[str, Any]) -> None:
 def serve(spec: Path, environ: Mapping[str, str]) -> tuple[subprocess.Popen[str], str]:
     """`clickagg serve` of `spec` on a free loopback port, with `environ`'s Solr settings."""
     port = process.free_port()
-    inherited = {k: v for k, v in os.environ.items() if k not in SOLR_ENV}
+    inherited = {k: v for k, v in os.environ.items() if k not in fixtures_solr.SOLR_ENV}
     service = subprocess.Popen(
         [sys.executable, "-m", "clickagg", "serve", str(spec), "--port", str(port)],
         env={**inherited, **environ},
@@ -259,7 +238,7 @@ def test_the_service_reads_as_the_query_user_over_https_and_answers_the_oracle(
     aggregation = secured["aggregation"]
     expected = streaming.oracle_result(aggregation, secured["lines"], 900)
     end = START_MS + HOURS * streaming.HOUR_MS
-    service, url = serve(spec_file, role_env(solr_security.QUERY))
+    service, url = serve(spec_file, fixtures_solr.role_env(solr_security.QUERY))
     try:
         health = requests.get(f"{url}/healthz", timeout=30)
         assert (health.status_code, health.json()) == (200, {"solr": "ok"})
@@ -321,7 +300,7 @@ def test_a_service_with_a_wrong_password_answers_503_naming_the_user_not_the_pas
 
 
 def test_clickagg_sql_reads_a_level_on_its_executors_as_the_query_user(
-    secured: dict[str, Any], spec_file: Path, tls_solr: local_solr.SolrEndpoints
+    secured: dict[str, Any], spec_file: Path, secure_solr: local_solr.SolrEndpoints
 ) -> None:
     """The levels' data source reads Solr in the executors' Python workers: they must find
     the query user's credentials and the CA in the environment too."""
@@ -331,13 +310,13 @@ def test_clickagg_sql_reads_a_level_on_its_executors_as_the_query_user(
     out = secured["work"] / "sql-out"
     sums = "SELECT cuboid, sum(visits) AS visits, sum(page_views) AS page_views"
     query = f"{sums} FROM level_15m WHERE bucket < timestamp_millis({before}) GROUP BY cuboid"
-    inherited = {k: v for k, v in os.environ.items() if k not in SOLR_ENV}
+    inherited = {k: v for k, v in os.environ.items() if k not in fixtures_solr.SOLR_ENV}
     command = [sys.executable, "-m", "clickagg", "sql", str(spec_file), query]
-    command += ["--solr-url", tls_solr.base_url, "--data", str(secured["work"] / "data")]
+    command += ["--solr-url", secure_solr.base_url, "--data", str(secured["work"] / "data")]
     command += ["--out", str(out), "--format", "csv"]
     done = subprocess.run(
         command,
-        env={**inherited, **role_env(solr_security.QUERY)},
+        env={**inherited, **fixtures_solr.role_env(solr_security.QUERY)},
         capture_output=True,
         text=True,
         timeout=600,

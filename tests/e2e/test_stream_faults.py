@@ -14,10 +14,11 @@ import pytest
 
 import polling
 import streaming
+from clickagg.local import solr_security
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
-from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,8 @@ def test_kill_9_of_the_driver_neither_loses_nor_double_counts(
     aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "kill-run")
     spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
     paths = archive.JobPaths(str(tmp_path / "data"))
-    with store_client.SolrClient(solr.base_url) as client:
+    # The operator's part: only its user may create collections.
+    with fixtures_solr.client_as(solr.base_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=11)
     half = len(lines) // 2
@@ -92,7 +94,8 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
     paths = archive.JobPaths(str(tmp_path / "data"))
-    with store_client.SolrClient(solr.base_url) as client:
+    # The operator's part: only its user may create collections.
+    with fixtures_solr.client_as(solr.base_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=500, seed=13)
     third = len(lines) // 3
@@ -105,7 +108,7 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
     ]
     try:
         polling.eventually(lambda: committed_batches(paths) >= 2, "two committed batches", 240)
-        local_solr.stop_node(1)
+        local_solr.stop_node(1, fixtures_solr.SECURE_INSTANCE)
         try:
             landing.write_files(
                 lines[third : 2 * third], landing_dir, rolling=streaming.ROLLING, prefix="b"
@@ -115,7 +118,7 @@ def test_a_solr_node_stopped_mid_run_loses_nothing(
                 lambda: committed_batches(paths) >= seen + 2, "batches with a node down", 240
             )
         finally:
-            local_solr.start_node(1)
+            local_solr.start_node(1, fixtures_solr.SECURE_INSTANCE)
         landing.write_files(lines[2 * third :], landing_dir, rolling=streaming.ROLLING, prefix="c")
         seen = committed_batches(paths)
         polling.eventually(

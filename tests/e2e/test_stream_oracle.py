@@ -15,11 +15,12 @@ import pytest
 import streaming
 from clickagg import sim
 from clickagg.domain import sessions
+from clickagg.local import solr_security
 from clickagg.pipeline import archive, metrics
 from clickagg.sim import landing
-from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
 from clickagg.store import solr_cells
+from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,8 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
     aggregation = streaming.aggregation_for(work / "landing", solr.base_url, "oracle-run")
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=600, seed=7)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
-    with store_client.SolrClient(solr.base_url) as client:
+    # The operator's part: only its user may create collections.
+    with fixtures_solr.client_as(solr.base_url, solr_security.OPERATOR) as client:
         solr_collections.ensure_level_collections(client, aggregation)
     paths = archive.JobPaths(str(work / "data"))
     job_metrics = metrics.StreamMetrics(aggregation.name)

@@ -22,6 +22,7 @@ SASL = {
     "protocol": "SASL_SSL",
     "saslMechanism": "SCRAM-SHA-512",
     "credentialsSecret": {"name": "kafka-jobs"},
+    "caSecret": {"name": "kafka-ca"},
 }
 CHOICES: dict[str, dict[str, Any]] = {
     "claim": {"storage": {"persistentVolumeClaim": "clickagg-data"}},

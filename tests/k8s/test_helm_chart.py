@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clickagg.local import gotools
 from clickagg.local import kube as local_kube
+from clickagg.operator import reconcile
 from fixtures import k8s as k8s_fixtures
 
 pytestmark = pytest.mark.k8s
@@ -116,6 +117,19 @@ def test_the_operator_runs_hardened_with_a_liveness_probe(
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
+def test_the_default_data_claim_reaches_the_operator_only_when_set(
+    helm: k8s_fixtures.HelmRunner,
+) -> None:
+    def operator_env(*values: str) -> dict[str, str]:
+        (deployment,) = by_kind(render(helm, *values), "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value", "") for e in container["env"]}
+
+    assert reconcile.DATA_CLAIM_ENV not in operator_env()
+    claimed = operator_env("--set", "sparkJobs.dataClaim=clickagg-data")
+    assert claimed[reconcile.DATA_CLAIM_ENV] == "clickagg-data"
+
+
 def test_long_release_names_are_cut_to_63_characters(helm: k8s_fixtures.HelmRunner) -> None:
     # 53 characters is the longest release name helm accepts.
     for values in ([], ["--set", "operator.namespaces={shop}"]):
@@ -137,6 +151,7 @@ def test_long_release_names_are_cut_to_63_characters(helm: k8s_fixtures.HelmRunn
         "service.corsOrigins={*}",
         "service.solrUrl=solr:8983",
         "service.kubernetesService.type=Ingress",
+        "sparkJobs.dataClaim=Not_A_Claim",
     ],
 )
 def test_the_values_schema_rejects_bad_values(

@@ -1,8 +1,11 @@
-"""The streaming job against a SASL/SCRAM-SHA-512 Kafka: credentials from the environment.
+"""The streaming job against a SASL/SCRAM-SHA-512 Kafka over TLS (SASL_SSL): credentials and
+the CA from the environment.
 
 The right user (its password in a file, as a mounted Secret gives it) streams the topic into
-the oracle's cells; a wrong password ends the query within a bounded time with an error that
-names authentication and the user, and the password shows in no error and no log line.
+the oracle's cells, verifying the broker against the CA `$CLICKAGG_KAFKA_CA_FILE` names; a
+wrong password ends the query within a bounded time with an error that names authentication
+and the user, and the password shows in no error and no log line; a wrong CA ends it with an
+error that names the CA bundle and the spec's caSecret.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pyspark.errors import StreamingQueryException
 
 import streaming
 from clickagg import errors, sim
-from clickagg.local import kafka_security
+from clickagg.local import kafka_security, solr_tls
 from clickagg.pipeline import archive, stream
 from clickagg.sim import landing
 from clickagg.store import client as store_client
@@ -39,12 +42,34 @@ def sasl_source(bootstrap: str, topic: str) -> dict[str, Any]:
             "bootstrapServers": bootstrap,
             "topic": topic,
             "security": {
-                "protocol": "SASL_PLAINTEXT",
+                "protocol": "SASL_SSL",
                 "saslMechanism": "SCRAM-SHA-512",
                 "credentialsSecret": {"name": "kafka-jobs"},
+                "caSecret": {"name": "kafka-ca"},
             },
         },
     }
+
+
+def failed_ingest(
+    spark: Any, tmp_path: Path, bootstrap: str, topic: str
+) -> tuple[stream.Source, Any, StreamingQueryException, float]:
+    """Ingest `topic` with the environment's login and CA, expecting the query to fail:
+    (source, query, its failure, seconds it took)."""
+    aggregation = streaming.aggregation_for(
+        tmp_path / "unused",
+        "http://127.0.0.1:9/solr",
+        "kafka-fail",
+        source=sasl_source(bootstrap, topic),
+    )
+    source = stream.source_of(aggregation)
+    paths = archive.JobPaths(str(tmp_path / "data"))
+    started = time.monotonic()
+    query = stream.ingest(spark, aggregation, paths, source, 1, available_now=True)
+    with pytest.raises(StreamingQueryException) as raised:
+        # Returns False (no exception) if it still runs: a refused login must end it.
+        query.awaitTermination(FAILS_WITHIN_S)
+    return source, query, raised.value, time.monotonic() - started
 
 
 def test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells(
@@ -60,6 +85,7 @@ def test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells(
     password_file = kafka_security.password_file(sasl_kafka.security_dir, kafka_security.JOBS)
     monkeypatch.setenv(credentials.KAFKA_USERNAME_ENV, user)
     monkeypatch.setenv(credentials.KAFKA_PASSWORD_FILE_ENV, str(password_file))
+    monkeypatch.setenv(credentials.KAFKA_CA_FILE_ENV, str(sasl_kafka.ca_file))
     bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(2)
     aggregation = streaming.aggregation_for(
         tmp_path / "unused", solr.base_url, "kafka-sasl", source=sasl_source(bootstrap, topic)
@@ -94,6 +120,7 @@ def test_a_wrong_password_ends_the_stream_with_an_error_naming_the_user(
     user, _ = kafka_security.credentials(sasl_kafka.security_dir, kafka_security.JOBS)
     monkeypatch.setenv(credentials.KAFKA_USERNAME_ENV, user)
     monkeypatch.setenv(credentials.KAFKA_PASSWORD_ENV, WRONG)
+    monkeypatch.setenv(credentials.KAFKA_CA_FILE_ENV, str(sasl_kafka.ca_file))
     bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(1)
     landing.send_to_kafka(
         [sim.Emitted(streaming.sentinel(START_MS), 0, sim.VALID)],
@@ -101,23 +128,8 @@ def test_a_wrong_password_ends_the_stream_with_an_error_naming_the_user(
         topic,
         client=sasl_kafka.client(),
     )
-    aggregation = streaming.aggregation_for(
-        tmp_path / "unused",
-        "http://127.0.0.1:9/solr",
-        "kafka-wrong",
-        source=sasl_source(bootstrap, topic),
-    )
-    source = stream.source_of(aggregation)
+    source, query, failure, took = failed_ingest(spark, tmp_path, bootstrap, topic)
     assert WRONG not in repr(source)
-    paths = archive.JobPaths(str(tmp_path / "data"))
-
-    started = time.monotonic()
-    query = stream.ingest(spark, aggregation, paths, source, 1, available_now=True)
-    with pytest.raises(StreamingQueryException) as raised:
-        # Returns False (no exception) if it still runs: a refused login must end it.
-        query.awaitTermination(FAILS_WITHIN_S)
-    took = time.monotonic() - started
-    failure = raised.value
     assert took < FAILS_WITHIN_S
     explained = stream.source_failure(source, failure)
     assert isinstance(explained, errors.KafkaAuthError), str(failure)[:2000]
@@ -128,4 +140,31 @@ def test_a_wrong_password_ends_the_stream_with_an_error_naming_the_user(
     captured = capfd.readouterr()
     for text in (message, str(failure), captured.out, captured.err):
         assert WRONG not in text
+    assert not query.isActive
+
+
+def test_a_wrong_ca_ends_the_stream_with_an_error_naming_the_ca_setting(
+    spark: Any,
+    sasl_kafka: kafka_fixtures.SaslKafka,
+    sasl_kafka_topic: kafka_fixtures.TopicFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another CA than the one that signed the broker's certificate.
+    other = solr_tls.create(tmp_path / "other-ca", ["127.0.0.1"], ca_name="not-the-kafka-ca")
+    wrong_ca = solr_tls.ca_file(other)
+    user, _ = kafka_security.credentials(sasl_kafka.security_dir, kafka_security.JOBS)
+    password_file = kafka_security.password_file(sasl_kafka.security_dir, kafka_security.JOBS)
+    monkeypatch.setenv(credentials.KAFKA_USERNAME_ENV, user)
+    monkeypatch.setenv(credentials.KAFKA_PASSWORD_FILE_ENV, str(password_file))
+    monkeypatch.setenv(credentials.KAFKA_CA_FILE_ENV, str(wrong_ca))
+    bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(1)
+    source, query, failure, took = failed_ingest(spark, tmp_path, bootstrap, topic)
+    assert took < FAILS_WITHIN_S
+    explained = stream.source_failure(source, failure)
+    assert isinstance(explained, errors.KafkaTlsError), str(failure)[:2000]
+    message = str(explained)
+    assert str(wrong_ca) in message
+    assert credentials.KAFKA_CA_FILE_ENV in message
+    assert "spec.source.kafka.security.caSecret" in message
     assert not query.isActive

@@ -1,6 +1,6 @@
 """A SolrCloud serving https only (with BasicAuth too), and the store client against it.
 
-Its own 2-node cluster (fixtures.solr.tls_solr: started for this module, stopped after it):
+The session's secured 2-node cluster (fixtures.solr.secure_solr, the e2e tier's Solr too):
 clients verify the nodes against the cluster's CA, from an argument or from
 $CLICKAGG_SOLR_CA_FILE; without it, or over plain http, they fail with a SolrTlsError that
 says what to do. The nodes talk to each other over https too (a distributed update, query
@@ -31,7 +31,7 @@ from fixtures import solr as fixtures_solr
 
 pytestmark = pytest.mark.solr
 
-INSTANCE = fixtures_solr.TLS_INSTANCE
+INSTANCE = fixtures_solr.SECURE_INSTANCE
 
 
 @pytest.fixture(autouse=True)
@@ -54,20 +54,22 @@ def ca_file() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tls_collection(tls_solr: local_solr.SolrEndpoints) -> Iterator[str]:
+def tls_collection(secure_solr: local_solr.SolrEndpoints) -> Iterator[str]:
     """A 2-shard collection, one shard per node, created by the operator's user."""
     name = f"tls_{uuid.uuid4().hex[:8]}"
     operator = pair(solr_security.OPERATOR)
-    with store_client.SolrClient(tls_solr.base_url, auth=operator, ca_file=ca_file()) as admin:
+    with store_client.SolrClient(secure_solr.base_url, auth=operator, ca_file=ca_file()) as admin:
         admin.create_collection(name, solr_collections.CONFIGSET_NAME, 2, 1)
     yield name
+    with store_client.SolrClient(secure_solr.base_url, auth=operator, ca_file=ca_file()) as admin:
+        admin.delete_collection(name)
 
 
 def test_keys_and_stores_are_owner_only_and_name_the_node_hosts(
-    tls_solr: local_solr.SolrEndpoints,
+    secure_solr: local_solr.SolrEndpoints,
 ) -> None:
-    assert tls_solr.tls and tls_solr.auth
-    assert all(url.startswith("https://") for url in tls_solr.node_urls)
+    assert secure_solr.tls and secure_solr.auth
+    assert all(url.startswith("https://") for url in secure_solr.node_urls)
     directory = local_solr.tls_dir(INSTANCE)
     assert directory.stat().st_mode & 0o077 == 0
     for name in (
@@ -80,7 +82,7 @@ def test_keys_and_stores_are_owner_only_and_name_the_node_hosts(
     ca = x509.load_pem_x509_certificate(ca_file().read_bytes())
     assert ca.subject.rfc4514_string() == f"CN={solr_tls.CA_NAME}"
     # The node certificate each node presents names both node addresses.
-    for host, url in zip(process.NODE_HOSTS, tls_solr.node_urls, strict=True):
+    for host, url in zip(process.NODE_HOSTS, secure_solr.node_urls, strict=True):
         port = int(url.split(":")[2].split("/")[0])
         served = x509.load_pem_x509_certificate(ssl.get_server_certificate((host, port)).encode())
         names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -89,22 +91,22 @@ def test_keys_and_stores_are_owner_only_and_name_the_node_hosts(
         assert served.issuer == ca.subject
 
 
-def test_https_works_with_the_ca(tls_solr: local_solr.SolrEndpoints) -> None:
+def test_https_works_with_the_ca(secure_solr: local_solr.SolrEndpoints) -> None:
     with store_client.SolrClient(
-        tls_solr.base_url, auth=pair(solr_security.QUERY), ca_file=ca_file()
+        secure_solr.base_url, auth=pair(solr_security.QUERY), ca_file=ca_file()
     ) as client:
         assert client.ping()
         status = client.cluster_status()
     assert status.get("properties", {}).get("urlScheme") == "https"
     assert sorted(status["live_nodes"]) == sorted(
-        tls_solr.node_name(i) for i in range(len(tls_solr.node_urls))
+        secure_solr.node_name(i) for i in range(len(secure_solr.node_urls))
     )
 
 
 def test_a_client_without_the_ca_fails_naming_the_ca_variable(
-    tls_solr: local_solr.SolrEndpoints, tls_collection: str
+    secure_solr: local_solr.SolrEndpoints, tls_collection: str
 ) -> None:
-    with store_client.SolrClient(tls_solr.base_url, auth=pair(solr_security.QUERY)) as client:
+    with store_client.SolrClient(secure_solr.base_url, auth=pair(solr_security.QUERY)) as client:
         assert client.ca_file is None
         with pytest.raises(errors.SolrTlsError) as caught:
             client.query(tls_collection, {"q": "*:*"})
@@ -115,14 +117,14 @@ def test_a_client_without_the_ca_fails_naming_the_ca_variable(
 
 
 def test_a_client_trusting_another_ca_fails_naming_its_file(
-    tls_solr: local_solr.SolrEndpoints, tmp_path: Path
+    secure_solr: local_solr.SolrEndpoints, tmp_path: Path
 ) -> None:
     other = certificates.ensure(None, list(process.NODE_HOSTS), ca_name="some-other-ca")
     bundle = tmp_path / "other-ca.crt"
     bundle.write_bytes(other.ca_bundle)
     with (
         store_client.SolrClient(
-            tls_solr.base_url, auth=pair(solr_security.QUERY), ca_file=bundle
+            secure_solr.base_url, auth=pair(solr_security.QUERY), ca_file=bundle
         ) as client,
         pytest.raises(errors.SolrTlsError) as caught,
     ):
@@ -140,9 +142,9 @@ def test_a_ca_variable_naming_no_certificate_fails_at_once(
 
 
 def test_plain_http_to_the_tls_port_fails(
-    tls_solr: local_solr.SolrEndpoints, tls_collection: str
+    secure_solr: local_solr.SolrEndpoints, tls_collection: str
 ) -> None:
-    plain = tls_solr.base_url.replace("https://", "http://", 1)
+    plain = secure_solr.base_url.replace("https://", "http://", 1)
     with (
         store_client.SolrClient(plain, auth=pair(solr_security.QUERY), ca_file=ca_file()) as client,
         pytest.raises(errors.SolrTlsError) as caught,
@@ -152,7 +154,7 @@ def test_plain_http_to_the_tls_port_fails(
 
 
 def test_nodes_talk_https_to_each_other_for_updates_queries_and_export(
-    tls_solr: local_solr.SolrEndpoints, tls_collection: str, monkeypatch: pytest.MonkeyPatch
+    secure_solr: local_solr.SolrEndpoints, tls_collection: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The jobs' set-up: user, password file and CA bundle from the environment.
     for name, value in {
@@ -161,7 +163,7 @@ def test_nodes_talk_https_to_each_other_for_updates_queries_and_export(
     }.items():
         monkeypatch.setenv(name, value)
     docs = [{"id": f"doc-{i:03d}"} for i in range(60)]
-    with store_client.SolrClient(tls_solr.node_url(0)) as jobs:
+    with store_client.SolrClient(secure_solr.node_url(0)) as jobs:
         assert jobs.ca_file == ca_file()
         status = jobs.cluster_status()
         replicas = [
@@ -171,13 +173,13 @@ def test_nodes_talk_https_to_each_other_for_updates_queries_and_export(
         ]
         # One shard on each node, each reached over https.
         assert sorted(r["node_name"] for r in replicas) == sorted(
-            tls_solr.node_name(i) for i in range(2)
+            secure_solr.node_name(i) for i in range(2)
         )
         assert all(r["base_url"].startswith("https://") for r in replicas)
         # Sent to node 0, the update is forwarded to the other node's shard leader.
         jobs.add(tls_collection, docs)
         jobs.commit(tls_collection)
-    with store_client.SolrClient(tls_solr.node_url(1)) as reader:
+    with store_client.SolrClient(secure_solr.node_url(1)) as reader:
         # A distributed query from node 1 gathers both shards.
         found = reader.query(tls_collection, {"q": "*:*", "rows": 0})["response"]["numFound"]
         per_shard = reader.query(tls_collection, {"q": "*:*", "rows": 0, "shards.info": "true"})[
@@ -192,7 +194,7 @@ def test_nodes_talk_https_to_each_other_for_updates_queries_and_export(
 
 
 def test_no_keystore_password_in_any_log_or_answer(
-    tls_solr: local_solr.SolrEndpoints,
+    secure_solr: local_solr.SolrEndpoints,
     tls_collection: str,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
@@ -203,14 +205,14 @@ def test_no_keystore_password_in_any_log_or_answer(
     operator = pair(solr_security.OPERATOR)
     answers = []
     # The operator may read every node's system properties and JVM arguments.
-    for url in tls_solr.node_urls:
+    for url in secure_solr.node_urls:
         for path in ("admin/info/properties", "admin/info/system"):
             response = requests.get(
                 f"{url}/{path}", auth=operator, verify=str(ca_file()), timeout=30
             )
             assert response.status_code == 200, (url, path, response.status_code)
             answers.append(response.text)
-    with store_client.SolrClient(tls_solr.base_url, ca_file=ca_file()) as anonymous:
+    with store_client.SolrClient(secure_solr.base_url, ca_file=ca_file()) as anonymous:
         try:
             anonymous.query(tls_collection, {"q": "*:*"})
         except errors.SolrAuthError as exc:

@@ -68,6 +68,21 @@ def test_a_claim_is_mounted_at_the_data_root_in_driver_and_executors() -> None:
         assert "packages" not in app["deps"]
 
 
+def test_the_operators_default_claim_serves_an_aggregation_that_names_no_storage() -> None:
+    claimed = children.JobSettings("spark-runner", "/data", default_claim="team-data")
+    volume = {"name": "clickagg-data", "persistentVolumeClaim": {"claimName": "team-data"}}
+    for manifest in children.desired(shop(), OWNER, claimed):
+        app: Any = manifest["spec"]
+        app = app.get("template", app)
+        assert app["volumes"] == [volume]
+        assert app["driver"]["volumeMounts"] == [{"name": "clickagg-data", "mountPath": "/data"}]
+    # The spec's own choice wins: its claim, or its object store (no claim at all).
+    own = shop(storage={"persistentVolumeClaim": "mine"})
+    assert children.data_claim(own, claimed) == "mine"
+    assert children.data_claim(shop(storage={"uri": "s3a://clicks/shop"}), claimed) is None
+    assert children.data_claim(shop(), SETTINGS) is None
+
+
 @pytest.mark.parametrize(
     ("uri", "package", "conf", "env"),
     [
@@ -153,6 +168,29 @@ def test_kafka_sasl_credentials_reach_the_stream_by_reference_only() -> None:
     for rollup in rollups:
         assert "env" not in rollup["driver"]
     assert "jaas" not in json.dumps(stream).lower()
+
+
+def test_the_kafka_ca_secret_is_mounted_into_the_stream_only() -> None:
+    security = {
+        "protocol": "SASL_SSL",
+        "saslMechanism": "SCRAM-SHA-512",
+        "credentialsSecret": {"name": "kafka-jobs"},
+        "caSecret": {"name": "kafka-ca", "key": "root.pem"},
+    }
+    stream, *rollups = apps(
+        shop(source={"type": "kafka", "kafka": {**KAFKA, "security": security}})
+    )
+    items = [{"key": "root.pem", "path": "ca.crt"}]
+    assert stream["volumes"] == [
+        {"name": "kafka-ca", "secret": {"secretName": "kafka-ca", "items": items}}
+    ]
+    mount = [{"name": "kafka-ca", "mountPath": children.KAFKA_CA_DIR, "readOnly": True}]
+    named = {"name": "CLICKAGG_KAFKA_CA_FILE", "value": f"{children.KAFKA_CA_DIR}/ca.crt"}
+    for pod in (stream["driver"], stream["executor"]):
+        assert pod["volumeMounts"] == mount
+        assert named in pod["env"]
+    for rollup in rollups:
+        assert "volumes" not in rollup
 
 
 @pytest.mark.parametrize(

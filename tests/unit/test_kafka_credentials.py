@@ -119,6 +119,11 @@ def test_a_sasl_source_without_credentials_in_the_environment_says_what_to_set()
             "credentialsSecret",
             "has no effect with protocol SSL",
         ),
+        (
+            {**SASL, "protocol": "SASL_PLAINTEXT", "caSecret": {"name": "ca"}},
+            "caSecret",
+            "has no effect with protocol SASL_PLAINTEXT",
+        ),
     ],
 )
 def test_sasl_fields_go_together(security: dict[str, Any], path: str, message: str) -> None:
@@ -135,3 +140,28 @@ def test_add_scram_gives_kafka_the_salted_password_never_the_password() -> None:
     assert f"iterations={kafka_security.ITERATIONS}]" in argument
     assert SECRET not in argument
     assert len(kafka_security.salted_password(SECRET, salt)) == 64  # SHA-512's output
+
+
+def test_a_tls_source_trusts_the_ca_the_environment_names(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    environ = {**JOBS, credentials.KAFKA_CA_FILE_ENV: str(ca)}
+    source = stream.source_of(validation.validate(kafka_spec(SASL)), environ)
+    assert source.options["kafka.ssl.truststore.type"] == "PEM"
+    assert source.options["kafka.ssl.truststore.location"] == str(ca)
+    assert source.ca_file == str(ca)
+    # Without TLS the CA changes nothing.
+    plain = stream.source_of(validation.validate(kafka_spec()), environ)
+    assert not any("ssl" in key for key in plain.options)
+
+
+def test_an_unreadable_kafka_ca_names_the_file_the_variable_and_the_spec_field(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere.crt"
+    environ = {**JOBS, credentials.KAFKA_CA_FILE_ENV: str(missing)}
+    with pytest.raises(errors.KafkaTlsError) as raised:
+        stream.source_of(validation.validate(kafka_spec(SASL)), environ)
+    message = str(raised.value)
+    assert str(missing) in message and credentials.KAFKA_CA_FILE_ENV in message
+    assert "spec.source.kafka.security.caSecret" in message

@@ -34,6 +34,7 @@ _SOLR_TLS = (
     "test_driver_and_executors_mount_the_ca_secret_and_name_it"
 )
 _STORAGE = "tests/unit/test_children_storage.py::"
+_KAFKA_CA = _STORAGE + "test_the_kafka_ca_secret_is_mounted_into_the_stream_only"
 _SOLR_AUTH = (
     "tests/k8s/test_operator_solr_auth.py::"
     "test_the_operator_uses_the_secret_and_the_children_only_reference_it"
@@ -47,6 +48,8 @@ EXERCISED_BY = {
     "spec.source.kafka.security.credentialsSecret.name": _KAFKA_SASL,
     "spec.source.kafka.security.credentialsSecret.usernameKey": _KAFKA_BY_REFERENCE,
     "spec.source.kafka.security.credentialsSecret.passwordKey": _KAFKA_BY_REFERENCE,
+    "spec.source.kafka.security.caSecret.name": _KAFKA_CA,
+    "spec.source.kafka.security.caSecret.key": _KAFKA_CA,
     "spec.solr.tls.caSecret.name": _SOLR_TLS,
     "spec.solr.tls.caSecret.key": _SOLR_TLS,
     "spec.storage.persistentVolumeClaim": _STORAGE

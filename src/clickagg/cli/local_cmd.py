@@ -68,6 +68,14 @@ KafkaSaslFlag = Annotated[
         "and clickagg-jobs with new passwords, kept owner-only in the run dir (never printed).",
     ),
 ]
+KafkaTlsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--kafka-tls",
+        help="With --kafka-sasl: the listener is SASL_SSL, with a new CA and a certificate for "
+        "127.0.0.1; clients verify with the CA file it prints ($CLICKAGG_KAFKA_CA_FILE).",
+    ),
+]
 WorkerCoresOption = Annotated[
     int | None,
     typer.Option("--worker-cores", help="Cores each Spark worker offers [default: 1].", min=1),
@@ -119,6 +127,7 @@ def up(
     solr_auth: SolrAuthFlag = False,
     solr_tls: SolrTlsFlag = False,
     kafka_sasl: KafkaSaslFlag = False,
+    kafka_tls: KafkaTlsFlag = False,
     worker_cores: WorkerCoresOption = None,
     worker_memory: WorkerMemoryOption = None,
 ) -> None:
@@ -144,9 +153,11 @@ def up(
         if k8s_on:
             kube.up()
         if kafka_on:
-            kafka.up(sasl=kafka_sasl)
+            endpoints = kafka.up(sasl=kafka_sasl, tls=kafka_tls)
             if kafka_sasl:
                 console.print(f"kafka credentials (0600): {kafka.security_dir()}")
+            if endpoints.ca_file:
+                console.print(f"kafka CA certificate: {endpoints.ca_file}")
         if spark_cluster_on:
             spark_cluster.up(
                 worker_cores=worker_cores or spark_cluster.DEFAULT_WORKER_CORES,

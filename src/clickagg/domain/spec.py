@@ -82,6 +82,13 @@ class FilesSource(WireModel):
     )
 
 
+class CaSecret(WireModel):
+    """A Secret key holding PEM CA certificates."""
+
+    name: str = _describe("Name of the Secret, in the Aggregation's namespace.", min_length=1)
+    key: str = _describe("Key of the PEM CA bundle in the Secret.", default="ca.crt", min_length=1)
+
+
 class KafkaSecurity(WireModel):
     """How the jobs authenticate to Kafka."""
 
@@ -93,6 +100,12 @@ class KafkaSecurity(WireModel):
     )
     credentials_secret: SecretKeys | None = _describe(
         "Secret with the SASL user name and password.", default=None
+    )
+    ca_secret: CaSecret | None = _describe(
+        "With SSL or SASL_SSL: Secret with the CA certificates (PEM) that signed the brokers' "
+        "certificates; the stream's driver and executors get it mounted read-only. Without "
+        "it, the JVM's default trust store.",
+        default=None,
     )
 
 
@@ -130,13 +143,6 @@ class SolrCloudReference(WireModel):
     namespace: str | None = _describe(
         "Namespace of the SolrCloud; the Aggregation's namespace when empty.", default=None
     )
-
-
-class CaSecret(WireModel):
-    """A Secret key holding PEM CA certificates."""
-
-    name: str = _describe("Name of the Secret, in the Aggregation's namespace.", min_length=1)
-    key: str = _describe("Key of the PEM CA bundle in the Secret.", default="ca.crt", min_length=1)
 
 
 class SolrTls(WireModel):

@@ -46,6 +46,16 @@ class LevelStatus(spec.WireModel):
     )
 
 
+class ChildStatus(spec.WireModel):
+    """A Spark child the operator applied and announced (a ChildCreated or ChildUpdated event)."""
+
+    kind: str = pydantic.Field(description="SparkApplication or ScheduledSparkApplication.")
+    name: str = pydantic.Field(description="The child's name.")
+    generation: int | None = pydantic.Field(
+        default=None, description="The child's metadata.generation when it was announced."
+    )
+
+
 class AggregationStatus(spec.WireModel):
     """What the operator observed and did."""
 
@@ -63,6 +73,12 @@ class AggregationStatus(spec.WireModel):
         default=None,
         description="The levels, finest first, e.g. 15m,1h,1d (one string: a printer column "
         "shows only the first match of a list).",
+    )
+    children: list[ChildStatus] = pydantic.Field(
+        default_factory=list,
+        description="The Spark children announced so far: a pass cut short (the operator "
+        "killed) loses its events and this record with them, so the next pass announces what "
+        "it finds unrecorded.",
     )
     lag: str | None = pydantic.Field(
         default=None,

@@ -185,8 +185,17 @@ def _check_source(source: spec.Source, issues: Issues) -> None:
 
 
 def _check_kafka_security(security: spec.KafkaSecurity, issues: Issues) -> None:
-    """SASL needs a mechanism and the Secret with its user; without SASL, neither applies."""
+    """SASL needs a mechanism and the Secret with its user; without SASL, neither applies.
+    A CA Secret applies to SSL and SASL_SSL only."""
     path = "spec.source.kafka.security"
+    if security.ca_secret is not None and not security.protocol.endswith("SSL"):
+        issues.append(
+            _issue(
+                f"{path}.caSecret",
+                f"has no effect with protocol {security.protocol}: use SSL or SASL_SSL, or "
+                "leave it out",
+            )
+        )
     if security.protocol.startswith("SASL_"):
         for name, value in (
             ("saslMechanism", security.sasl_mechanism),

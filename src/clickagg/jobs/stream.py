@@ -139,7 +139,8 @@ def run(aggregation: model.Aggregation, options: Options) -> None:
 
 
 def _explained(source: stream.Source, failure: StreamingQueryException) -> Exception:
-    """An authentication failure as the KafkaAuthError naming the user; else the failure."""
+    """A TLS or authentication failure as the KafkaTlsError or KafkaAuthError that explains
+    it; else the failure."""
     return stream.source_failure(source, failure) or failure
 
 

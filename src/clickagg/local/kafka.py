@@ -8,12 +8,16 @@ resolves them once into the cache, and the broker runs as its own main class
 
 With `sasl=True` the client listener is SASL_PLAINTEXT with SCRAM-SHA-512 only: the users
 (`local.kafka_security`) are formatted into the KRaft metadata before the first start, and
-their passwords are kept owner-only under `<run dir>/kafka-security/`.
+their passwords are kept owner-only under `<run dir>/kafka-security/`. With `tls=True` too it
+is SASL_SSL: a fresh CA and a serving certificate for 127.0.0.1 each start (the project's
+PKI, as the local Solr's: `solr_tls.create`) under `<run dir>/kafka-tls/`; clients verify
+against `ca.crt` there (`KafkaEndpoints.ca_file`).
 """
 
 from __future__ import annotations
 
 import base64
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,12 +32,13 @@ from confluent_kafka import admin as kafka_admin
 from confluent_kafka import cimpl
 
 from clickagg import errors
-from clickagg.local import cache, kafka_security, maven, passwords, process
+from clickagg.local import cache, kafka_security, maven, passwords, process, solr_tls
 
 KAFKA_VERSION = "4.4.0"
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 NODE_ID = 1
+TLS_CA_NAME = "clickagg-local-kafka-ca"
 
 _NAME = "kafka"
 _LAUNCHER = Path(__file__).resolve().with_name("kafka_launcher")
@@ -54,6 +59,8 @@ class KafkaEndpoints:
     version: str
     #: The client listener's SASL mechanism ("": PLAINTEXT, no authentication).
     sasl_mechanism: str = ""
+    #: The CA bundle a SASL_SSL listener's certificate is verified against ("": no TLS).
+    ca_file: str = ""
 
 
 # ---------------------------------------------------------------- install
@@ -86,12 +93,16 @@ def up(
     *,
     timeout: float = 120,
     sasl: bool = False,
+    tls: bool = False,
 ) -> KafkaEndpoints:
     """Start the broker (or find it running) and return its endpoints.
 
     `sasl`: clients must log in with SASL/SCRAM-SHA-512 (`security_dir()` holds the users'
-    passwords); only for a new data directory, which is formatted with the users.
+    passwords); only for a new data directory, which is formatted with the users. `tls`
+    (with `sasl`): the listener is SASL_SSL, with a new CA each start (`ca_file()`).
     """
+    if tls and not sasl:
+        raise errors.LocalStackError("Kafka TLS comes with SASL here: ask for both (SASL_SSL)")
     running = status()
     if running is not None:
         return running
@@ -102,7 +113,8 @@ def up(
     scram: list[str] = []
     if sasl and not (run / "data" / "meta.properties").exists():
         scram = kafka_security.create(security_dir())
-    config = write_server_properties(run, port, controller_port, sasl=sasl)
+    tls_dir = _fresh_tls() if tls else None
+    config = write_server_properties(run, port, controller_port, sasl=sasl, tls_dir=tls_dir)
     cluster_id = _ensure_formatted(java, classpath, config, run / "data", scram)
     endpoints = KafkaEndpoints(
         bootstrap=f"127.0.0.1:{port}",
@@ -110,6 +122,7 @@ def up(
         cluster_id=cluster_id,
         version=KAFKA_VERSION,
         sasl_mechanism=kafka_security.MECHANISM if sasl else "",
+        ca_file=str(solr_tls.ca_file(tls_dir)) if tls_dir else "",
     )
     client = client_config(endpoints)
     started = time.monotonic()
@@ -143,11 +156,23 @@ def security_dir() -> Path:
     return cache.run_dir(_NAME) / "kafka-security"
 
 
+def tls_dir() -> Path:
+    """Where a SASL_SSL broker's CA, key store and its password are kept (owner-only)."""
+    return cache.run_dir(_NAME) / "kafka-tls"
+
+
+def _fresh_tls() -> Path:
+    shutil.rmtree(tls_dir(), ignore_errors=True)
+    return solr_tls.create(tls_dir(), [process.LOOPBACK], ca_name=TLS_CA_NAME)
+
+
 def client_config(endpoints: KafkaEndpoints, role: str = kafka_security.ADMIN) -> dict[str, str]:
-    """librdkafka settings that reach the broker: none for PLAINTEXT, a SCRAM login for SASL."""
+    """librdkafka settings that reach the broker: none for PLAINTEXT, a SCRAM login for SASL,
+    over TLS verified against the broker's CA for SASL_SSL."""
     if not endpoints.sasl_mechanism:
         return {}
-    return kafka_security.client_config(security_dir(), role)
+    ca_file = Path(endpoints.ca_file) if endpoints.ca_file else None
+    return kafka_security.client_config(security_dir(), role, ca_file)
 
 
 def _progress(message: str) -> None:
@@ -159,10 +184,10 @@ def _log_opts() -> list[str]:
 
 
 def write_server_properties(
-    run: Path, port: int, controller_port: int, *, sasl: bool = False
+    run: Path, port: int, controller_port: int, *, sasl: bool = False, tls_dir: Path | None = None
 ) -> Path:
     """Write server.properties for a one-node loopback cluster sized for tests (owner-only:
-    with SASL it holds the broker's own SCRAM login)."""
+    with SASL it holds the broker's own SCRAM login, with TLS its key store's password)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -196,29 +221,38 @@ def write_server_properties(
         "num.io.threads": "2",
     }
     if sasl:
-        settings.update(_sasl_settings(port, controller_port))
+        settings.update(_sasl_settings(port, controller_port, tls_dir))
     path = run / "server.properties"
     passwords.write_private(path, "".join(f"{k}={v}\n" for k, v in settings.items()))
     return path
 
 
-def _sasl_settings(port: int, controller_port: int) -> dict[str, str]:
-    """The client (and inter-broker) listener as SASL_PLAINTEXT with SCRAM-SHA-512 only."""
+def _sasl_settings(port: int, controller_port: int, tls: Path | None) -> dict[str, str]:
+    """The client (and inter-broker) listener with SCRAM-SHA-512 only: SASL_PLAINTEXT, or
+    SASL_SSL with the key store in `tls` (the broker, as its own client, trusts the CA)."""
     user, password = kafka_security.credentials(security_dir(), kafka_security.ADMIN)
     mechanism = kafka_security.MECHANISM
-    return {
-        "listeners": (
-            f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
-        ),
-        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+    listener = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    settings = {
+        "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{port}",
+        "inter.broker.listener.name": listener,
+        "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
         "sasl.enabled.mechanisms": mechanism,
         "sasl.mechanism.inter.broker.protocol": mechanism,
-        f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config": (
+        f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config": (
             kafka_security.jaas_config(user, password)
         ),
     }
+    if tls:
+        settings |= {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls / solr_tls.KEYSTORE_FILE),
+            "ssl.keystore.password": solr_tls.keystore_password(tls),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(solr_tls.ca_file(tls)),
+        }
+    return settings
 
 
 def _ensure_formatted(java: str, classpath: str, config: Path, data: Path, scram: list[str]) -> str:

@@ -76,12 +76,18 @@ def jaas_config(user: str, password: str) -> str:
     )
 
 
-def client_config(directory: Path, role: str = ADMIN) -> dict[str, str]:
-    """librdkafka settings (confluent_kafka) that log in as `role`."""
+def client_config(
+    directory: Path, role: str = ADMIN, ca_file: Path | None = None
+) -> dict[str, str]:
+    """librdkafka settings (confluent_kafka) that log in as `role`; with `ca_file`, over TLS
+    (SASL_SSL) verified against that CA bundle."""
     user, password = credentials(directory, role)
-    return {
-        "security.protocol": "SASL_PLAINTEXT",
+    settings = {
+        "security.protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
         "sasl.mechanism": MECHANISM,
         "sasl.username": user,
         "sasl.password": password,
     }
+    if ca_file:
+        settings["ssl.ca.location"] = str(ca_file)
+    return settings

@@ -166,13 +166,15 @@ def up(
     auth: bool = False,
     tls: bool = False,
     instance: str = PROCESS_NAME,
+    spare_hosts: Sequence[str] = (),
 ) -> SolrEndpoints:
     """Start the cluster, or return the one already running (whatever its ports and hosts).
 
     `hosts[i]` is node i's loopback address (default 127.0.0.1 for every node);
     `control_port` 0 picks a free loopback port for the node control channel. With `auth`,
     every request needs a user's credentials (new passwords each start; `credentials`).
-    With `tls`, the nodes serve https only, with a new CA each start (`ca_file`).
+    With `tls`, the nodes serve https only, with a new CA each start (`ca_file`); its serving
+    certificate also names `spare_hosts`, for a node joined later (`start_joined_node`).
     A running cluster started without `auth` or `tls` is not changed by asking for it: stop
     it first.
     """
@@ -198,7 +200,7 @@ def up(
     endpoints = SolrEndpoints.for_ports(zk_port, ports, control_port, node_hosts, auth, tls)
     data_dir = _fresh_data_dir(instance)
     security = _fresh_security(instance, auth)
-    tls_dir = _fresh_tls(instance, tls, node_hosts)
+    tls_dir = _fresh_tls(instance, tls, [*node_hosts, *spare_hosts])
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-port", str(zk_port),
@@ -290,29 +292,33 @@ def credentials_file(instance: str = PROCESS_NAME) -> Path:
     return _auth_dir(instance) / solr_security.CREDENTIALS_FILE
 
 
-def stop_node(index: int) -> None:
+def stop_node(index: int, instance: str = PROCESS_NAME) -> None:
     """Stop Solr node `index` (`node_urls[index]`); returns once it left ZooKeeper's live_nodes.
 
     ZooKeeper and the other node keep running; the node's cores stay on disk for `start_node`.
     """
     started = time.monotonic()
-    answer = _control(f"stop {index}", timeout=NODE_STOP_TIMEOUT_S)
+    answer = _control(f"stop {index}", NODE_STOP_TIMEOUT_S, instance)
     _progress(f"node {index} stopped in {time.monotonic() - started:.1f}s ({answer})")
 
 
-def start_node(index: int) -> None:
+def start_node(index: int, instance: str = PROCESS_NAME) -> None:
     """Start stopped node `index` again on its port; returns once it is live in ZooKeeper.
 
     Its replicas come back too, but may still be recovering: wait for them to be active.
     """
     started = time.monotonic()
-    answer = _control(f"start {index}", timeout=NODE_START_TIMEOUT_S)
+    answer = _control(f"start {index}", NODE_START_TIMEOUT_S, instance)
     _progress(f"node {index} started in {time.monotonic() - started:.1f}s ({answer})")
 
 
-def start_joined_node(zk_host: str, host: str, port: int, instance: str) -> str:
+def start_joined_node(
+    zk_host: str, host: str, port: int, instance: str, *, tls_dir: Path | None = None
+) -> str:
     """Start one Solr node in its own JVM on host:port, joined to the ZooKeeper at `zk_host`
-    (with its chroot, `SolrEndpoints.zk_host`); its URL once it is live.
+    (with its chroot, `SolrEndpoints.zk_host`); its URL once it is live. A cluster with TLS
+    needs its `tls_dir(...)` here (started with `host` among its `spare_hosts`); one with
+    auth needs nothing more: the node reads security.json from ZooKeeper.
 
     Its solr home stays in `instance`'s run dir until `stop_joined_node`: starting it again
     after `kill_joined_node` brings its cores back, as a restarted Solr pod would.
@@ -320,13 +326,14 @@ def start_joined_node(zk_host: str, host: str, port: int, instance: str) -> str:
     build = install()
     java, _ = java_tools()
     process.ensure_ports_free({"Solr node": port}, host)
-    url = f"http://{host}:{port}/solr"
+    url = f"{'https' if tls_dir else 'http'}://{host}:{port}/solr"
     argv = [
         java, *_jvm_options(), "-cp", build.classpath(), LAUNCHER_MAIN,
         "--zk-host", zk_host,
         "--ports", str(port),
         "--hosts", host,
         "--dir", str(cache.run_dir(instance) / "data"),
+        *(["--tls-dir", str(tls_dir)] if tls_dir else []),
     ]  # fmt: skip
     started = time.monotonic()
     process.start(
@@ -353,9 +360,9 @@ def stop_joined_node(instance: str) -> None:
     shutil.rmtree(cache.run_dir(instance) / "data", ignore_errors=True)
 
 
-def node_states() -> dict[int, str]:
+def node_states(instance: str = PROCESS_NAME) -> dict[int, str]:
     """Each node's state as the launcher sees it: {0: "running", 1: "stopped"}."""
-    answer = _control("status", timeout=10.0)
+    answer = _control("status", 10.0, instance)
     states: dict[int, str] = {}
     for field in answer.split():
         index, _, state = field.partition("=")
@@ -363,9 +370,9 @@ def node_states() -> dict[int, str]:
     return states
 
 
-def _control(command: str, timeout: float) -> str:
+def _control(command: str, timeout: float, instance: str) -> str:
     """Send one command to the launcher's control port; its `ok` answer without the `ok`."""
-    endpoints = status()
+    endpoints = status(instance)
     if endpoints is None:
         raise errors.LocalStackError("the local SolrCloud is not running")
     if endpoints.control_port is None:

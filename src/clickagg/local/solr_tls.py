@@ -36,12 +36,13 @@ _PASSWORD_BYTES = 24
 _ALWAYS = ("127.0.0.1", "localhost")
 
 
-def create(directory: Path, hosts: Sequence[str]) -> Path:
-    """Fresh CA, serving certificate and stores for `hosts` in `directory`; the directory."""
+def create(directory: Path, hosts: Sequence[str], ca_name: str = CA_NAME) -> Path:
+    """Fresh CA, serving certificate and stores for `hosts` in `directory`; the directory.
+    (The local Kafka's TLS uses the same files, with its own `ca_name`.)"""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     names = list(dict.fromkeys([*hosts, *_ALWAYS]))
-    certs = certificates.ensure(None, names, ca_name=CA_NAME)
+    certs = certificates.ensure(None, names, ca_name=ca_name)
     password = secrets.token_urlsafe(_PASSWORD_BYTES)
     _write_private(directory / CA_FILE, certs.ca_bundle)
     _write_private(directory / TRUSTSTORE_FILE, certificates.pkcs12_truststore(certs.ca_bundle))

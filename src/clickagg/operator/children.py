@@ -85,6 +85,8 @@ SOLR_TECHNOLOGY = "solr-cloud"
 SOLR_CA_VOLUME = "solr-ca"
 SOLR_CA_DIR = "/etc/clickagg/solr-ca"
 SOLR_CA_FILE = "ca.crt"
+KAFKA_CA_VOLUME = "kafka-ca"
+KAFKA_CA_DIR = "/etc/clickagg/kafka-ca"
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
 # A streaming job is restarted for ever; these space out restarts after a crash or a
@@ -285,6 +287,9 @@ class JobSettings:
 
     service_account: str
     default_data_root: str  # jobs of an Aggregation without rawArchive.uri keep data below
+    #: The claim mounted at the data root for an Aggregation whose spec.storage names neither
+    #: a claim nor a uri (the chart's sparkJobs.dataClaim); None: inside the pods.
+    default_claim: str | None = None
 
 
 def stream_name(aggregation_name: str) -> str:
@@ -304,6 +309,15 @@ def cluster_solr_url(aggregation: model.Aggregation) -> str:
     namespace = ref.namespace or aggregation.namespace
     # The Solr Operator's common Service for a SolrCloud, port 80 in front of every node.
     return f"http://{ref.name}-solrcloud-common.{namespace}:80/solr"
+
+
+def data_claim(aggregation: model.Aggregation, settings: JobSettings) -> str | None:
+    """The PersistentVolumeClaim the jobs' data root lives on: spec.storage's, or the
+    operator's default when spec.storage names neither a claim nor a uri; None without."""
+    storage = aggregation.spec.storage
+    if storage.persistent_volume_claim is not None or storage.uri is not None:
+        return storage.persistent_volume_claim
+    return settings.default_claim
 
 
 def data_root(aggregation: model.Aggregation, default_root: str) -> str:
@@ -602,20 +616,23 @@ def _application_spec(
     # consume Kafka and write the archive and checkpoints.
     env = solr_credentials_env(aggregation) + solr_ca_env(aggregation) + storage_env(aggregation)
     if component == STREAM:
-        env += kafka_credentials_env(aggregation)
+        env += kafka_credentials_env(aggregation) + kafka_ca_env(aggregation)
     if env:
         driver["env"] = env
         executor["env"] = list(env)
     volumes: list[Volume] = []
     mounts: list[VolumeMount] = []
-    claim = aggregation.spec.storage.persistent_volume_claim
+    claim = data_claim(aggregation, settings)
     if claim is not None:
         volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
         mounts.append({"name": DATA_VOLUME, "mountPath": settings.default_data_root})
-    ca_volume = solr_ca_volume(aggregation)
-    if ca_volume is not None:
-        volumes.append(ca_volume)
-        mounts.append({"name": ca_volume["name"], "mountPath": SOLR_CA_DIR, "readOnly": True})
+    ca_volumes = [(solr_ca_volume(aggregation), SOLR_CA_DIR)]
+    if component == STREAM:
+        ca_volumes.append((kafka_ca_volume(aggregation), KAFKA_CA_DIR))
+    for ca_volume, directory in ca_volumes:
+        if ca_volume is not None:
+            volumes.append(ca_volume)
+            mounts.append({"name": ca_volume["name"], "mountPath": directory, "readOnly": True})
     if mounts:
         driver["volumeMounts"] = mounts
         executor["volumeMounts"] = [{**mount} for mount in mounts]
@@ -641,11 +658,26 @@ def _application_spec(
 def solr_ca_volume(aggregation: model.Aggregation) -> Volume | None:
     """spec.solr.tls's CA Secret key as a volume holding one file, `ca.crt`; None without."""
     tls = aggregation.spec.solr.tls
-    if tls is None:
-        return None
-    secret = tls.ca_secret
+    return None if tls is None else _ca_volume(SOLR_CA_VOLUME, tls.ca_secret)
+
+
+def kafka_ca_volume(aggregation: model.Aggregation) -> Volume | None:
+    """spec.source.kafka.security.caSecret as a volume holding `ca.crt`; None without."""
+    kafka = aggregation.spec.source.kafka
+    secret = kafka.security.ca_secret if kafka is not None else None
+    return None if secret is None else _ca_volume(KAFKA_CA_VOLUME, secret)
+
+
+def _ca_volume(name: str, secret: spec.CaSecret) -> Volume:
     items: list[SecretVolumeItem] = [{"key": secret.key, "path": SOLR_CA_FILE}]
-    return {"name": SOLR_CA_VOLUME, "secret": {"secretName": secret.name, "items": items}}
+    return {"name": name, "secret": {"secretName": secret.name, "items": items}}
+
+
+def kafka_ca_env(aggregation: model.Aggregation) -> list[EnvVar]:
+    """$CLICKAGG_KAFKA_CA_FILE naming the mounted Kafka CA bundle; none without caSecret."""
+    if kafka_ca_volume(aggregation) is None:
+        return []
+    return [{"name": credentials.KAFKA_CA_FILE_ENV, "value": f"{KAFKA_CA_DIR}/{SOLR_CA_FILE}"}]
 
 
 def solr_ca_env(aggregation: model.Aggregation) -> list[EnvVar]:

@@ -44,6 +44,7 @@ Log = logging.Logger | logging.LoggerAdapter[Any]
 
 SERVICE_ACCOUNT_ENV = "CLICKAGG_SPARK_SERVICE_ACCOUNT"
 DATA_ROOT_ENV = "CLICKAGG_DATA_ROOT"
+DATA_CLAIM_ENV = "CLICKAGG_DEFAULT_DATA_CLAIM"
 SOLR_URL_OVERRIDE_ENV = "CLICKAGG_SOLR_URL_OVERRIDE"
 DEFAULT_SERVICE_ACCOUNT = "clickagg-spark"
 DEFAULT_DATA_ROOT = "/data/clickagg"
@@ -71,6 +72,7 @@ class Config:
     service_account: str
     data_root: str
     solr_url_override: str | None
+    data_claim: str | None = None  # mounted at data_root when spec.storage names no place
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -78,6 +80,7 @@ class Config:
             service_account=environ.get(SERVICE_ACCOUNT_ENV) or DEFAULT_SERVICE_ACCOUNT,
             data_root=environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT,
             solr_url_override=environ.get(SOLR_URL_OVERRIDE_ENV) or None,
+            data_claim=environ.get(DATA_CLAIM_ENV, "").strip() or None,
         )
 
 
@@ -150,16 +153,18 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
     try:
-        notices, report, batch = _sync_solr(aggregation, config, logger)
+        notices, report, batch = _sync_solr(aggregation, config, logger, run.previous)
     except errors.SolrError as exc:
         return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
-        applied, applied_notices = _apply_children(aggregation, owner, config, logger)
+        applied = _apply_children(aggregation, owner, config, logger, run.previous)
     except errors.KubeError as exc:
-        return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
-    notices += applied_notices
-    return _settled(run, aggregation, valid, stream_state(applied), notices, report, batch)
+        found = diagnosis.of_api_error(exc)
+        return _degraded(run, aggregation, valid, found, retry, notices)
+    notices += applied.notices
+    stream = stream_state(applied.stream)
+    return _settled(run, aggregation, valid, stream, notices, report, batch, applied.children)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -218,14 +223,16 @@ def _degraded(
     valid: status.Condition,
     found: diagnosis.Diagnosis,
     retry: int,
+    done: Sequence[Notice] = (),
 ) -> Outcome:
+    """`done`: the notices of what the pass did before it failed (collections it created)."""
     delay = backoff(retry)
     reason, message = found.reason, found.message
     degraded = run.condition(conditions.DEGRADED, "True", reason, message)
     ready = run.condition(conditions.READY, "False", reason, message)
     before = conditions.find(run.previous.conditions, conditions.DEGRADED)
     changed = conditions.changed(before, degraded)
-    notices = (Notice("Warning", reason, message),) if changed else ()
+    notices = (*done, *((Notice("Warning", reason, message),) if changed else ()))
     # The Warning event is the notice, once per change; the log says it once too, and
     # a retry that finds the same problem is one quiet line (k8s_skip: no kopf event).
     quiet = {"k8s_skip": True}
@@ -252,6 +259,7 @@ def _settled(
     notices: list[Notice],
     report: progress.Report | None,
     batch: Mapping[str, level_progress.LevelReport],
+    applied: Sequence[status.ChildStatus],
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -283,16 +291,21 @@ def _settled(
     )
     rollups = _rollups_current(run, aggregation, report, batch)
     updates = [valid, ready, streaming, degraded, rollups]
-    status_now = _status(run, updates, _levels(run, aggregation, report, batch), lag)
+    levels = _levels(run, aggregation, report, batch)
+    status_now = _status(run, updates, levels, lag, applied)
     return Outcome(status=status_now, notices=tuple(notices))
 
 
 def _sync_solr(
-    aggregation: model.Aggregation, config: Config, logger: Log
+    aggregation: model.Aggregation,
+    config: Config,
+    logger: Log,
+    previous: status.AggregationStatus,
 ) -> tuple[list[Notice], progress.Report | None, dict[str, level_progress.LevelReport]]:
     """One Solr session per pass: ensure the level collections (the created ones become
-    notices), read the stream's progress report from the finest one and each level's
-    batch progress (rollup watermark, retention horizon) from its own."""
+    notices, and so do present ones the status does not record yet: a pass killed after
+    creating them lost its events), read the stream's progress report from the finest one
+    and each level's batch progress (rollup watermark, retention horizon) from its own."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
         report = stored_progress.read(client, aggregation.finest)
@@ -301,19 +314,42 @@ def _sync_solr(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
     )
+    recorded = {level.collection for level in previous.levels}
     notices = [
         Notice("Normal", "CollectionCreated", f"created Solr collection {e.collection}")
-        for e in ensured
         if e.created
+        else Notice(
+            "Normal",
+            "CollectionFound",
+            f"found Solr collection {e.collection}, "
+            "not in the status yet (created by a pass that did not finish, or kept)",
+        )
+        for e in ensured
+        if e.created or e.collection not in recorded
     ]
     return notices, report, batch
 
 
+@dataclass(frozen=True)
+class _Applied:
+    stream: dict[str, Any]  # the stream SparkApplication as the API server stored it
+    notices: list[Notice]
+    children: list[status.ChildStatus]  # what the status records as announced
+
+
 def _apply_children(
-    aggregation: model.Aggregation, owner: children.Owner, config: Config, logger: Log
-) -> tuple[dict[str, Any], list[Notice]]:
-    """Apply every desired child, delete stale ones; the stored stream application."""
-    settings = children.JobSettings(config.service_account, config.data_root)
+    aggregation: model.Aggregation,
+    owner: children.Owner,
+    config: Config,
+    logger: Log,
+    previous: status.AggregationStatus,
+) -> _Applied:
+    """Apply every desired child, delete stale ones.
+
+    A child's creation or update is announced once: when this pass makes it, or when the
+    status does not record it at its generation (the pass that made it was killed before
+    its events and status were written)."""
+    settings = children.JobSettings(config.service_account, config.data_root, config.data_claim)
     wanted = children.desired(aggregation, owner, settings)
     existing = {
         (child["kind"], child["metadata"]["name"]): child
@@ -321,17 +357,25 @@ def _apply_children(
         for child in kube.list_owned(kind, owner.namespace, owner.name)
         if _owned_by(child, owner.uid)
     }
+    recorded = {(c.kind, c.name): c.generation for c in previous.children}
     notices: list[Notice] = []
     outcomes: list[str] = []
-    stored_stream: dict[str, Any] = {}  # as the API server stored it
+    applied: list[status.ChildStatus] = []
+    stored_stream: dict[str, Any] = {}
     for manifest in wanted:
         key = (manifest["kind"], manifest["metadata"]["name"])
         stored = kube.apply(manifest)
         before = existing.pop(key, None)
         verdict = _verdict(before, stored)
+        generation = stored["metadata"].get("generation")
         outcomes.append(f"{key[0]} {key[1]} {verdict}")
         if verdict != "unchanged":
             notices.append(Notice("Normal", f"Child{verdict.capitalize()}", outcomes[-1]))
+        elif key not in recorded:
+            notices.append(_unannounced(key, "created"))
+        elif recorded[key] != generation:
+            notices.append(_unannounced(key, "updated"))
+        applied.append(status.ChildStatus(kind=key[0], name=key[1], generation=generation))
         if manifest["kind"] == children.SPARK_APPLICATION.kind:
             stored_stream = stored
     for (kind_name, name), _stale in existing.items():
@@ -340,7 +384,13 @@ def _apply_children(
         outcomes.append(f"{kind_name} {name} deleted (no longer in the spec)")
         notices.append(Notice("Normal", "ChildDeleted", outcomes[-1]))
     logger.info("children: %s", "; ".join(outcomes))
-    return stored_stream, notices
+    return _Applied(stored_stream, notices, applied)
+
+
+def _unannounced(key: tuple[str, str], verdict: str) -> Notice:
+    """The event a killed pass did not post about the child it created or updated."""
+    message = f"{key[0]} {key[1]} {verdict} (by a pass that did not finish)"
+    return Notice("Normal", f"Child{verdict.capitalize()}", message)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -529,11 +579,14 @@ def _status(
     updates: Sequence[status.Condition],
     levels: Sequence[status.LevelStatus],
     lag: str | None = None,
+    applied: Sequence[status.ChildStatus] | None = None,
 ) -> status.AggregationStatus:
+    """`applied`: the children this pass announced; None keeps the previous record."""
     return status.AggregationStatus(
         observed_generation=run.generation,
         conditions=conditions.merge(run.previous.conditions, updates),
         levels=list(levels),
         level_names=",".join(level.name for level in levels) or None,
+        children=list(run.previous.children if applied is None else applied),
         lag=lag,
     )

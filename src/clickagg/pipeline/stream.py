@@ -56,6 +56,8 @@ class Source:
     #: The Kafka SASL user and mechanism, to name in an authentication error (no password).
     sasl_user: str | None = None
     sasl_mechanism: str | None = None
+    #: The CA bundle a Kafka over SSL or SASL_SSL is verified against (None: the JVM's).
+    ca_file: str | None = None
 
     def __repr__(self) -> str:
         shown = {k: "***" if k in SECRET_OPTIONS else v for k, v in self.options.items()}
@@ -87,8 +89,14 @@ def _kafka_source(kafka: spec.KafkaSource, environ: Mapping[str, str]) -> Source
         "kafka.security.protocol": security.protocol,
         "failOnDataLoss": "false",
     }
+    ca_file = credentials.kafka_ca_file_from_environment(environ)
+    if ca_file is not None and security.protocol.endswith("SSL"):
+        # Kafka's clients read a PEM trust store since 2.7; the executors read the same path.
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = str(ca_file)
+    trusted = str(ca_file) if "kafka.ssl.truststore.location" in options else None
     if not security.protocol.startswith("SASL_"):
-        return Source("kafka", options)
+        return Source("kafka", options, ca_file=trusted)
     mechanism = security.sasl_mechanism or "SCRAM-SHA-512"
     found = credentials.kafka_from_environment(environ)
     if found is None:
@@ -100,19 +108,39 @@ def _kafka_source(kafka: spec.KafkaSource, environ: Mapping[str, str]) -> Source
         )
     options["kafka.sasl.mechanism"] = mechanism
     options["kafka.sasl.jaas.config"] = found.jaas_config(mechanism)
-    return Source("kafka", options, sasl_user=found.user, sasl_mechanism=mechanism)
+    return Source("kafka", options, sasl_user=found.user, sasl_mechanism=mechanism, ca_file=trusted)
 
 
 #: What the Kafka client says when the broker refuses a SASL login (SaslAuthenticationException).
 _AUTH_FAILURE_MARKERS = ("SaslAuthenticationException", "Authentication failed")
 
 
-def source_failure(source: Source, failure: BaseException) -> errors.KafkaAuthError | None:
-    """A query's failure as a KafkaAuthError naming the user and mechanism, when the
-    broker refused the login; None for any other failure. Never quotes the options."""
-    if source.kind != "kafka" or not any(m in str(failure) for m in _AUTH_FAILURE_MARKERS):
+#: What the Kafka client says when the broker's certificate fails verification.
+_TLS_FAILURE_MARKERS = ("SSLHandshakeException", "PKIX path", "SslAuthenticationException")
+
+
+def source_failure(
+    source: Source, failure: BaseException
+) -> errors.KafkaAuthError | errors.KafkaTlsError | None:
+    """A query's failure as a KafkaTlsError naming the CA setting, when the broker's
+    certificate failed verification, or a KafkaAuthError naming the user and mechanism,
+    when the broker refused the login; None for any other failure. Never quotes the options."""
+    if source.kind != "kafka":
         return None
     bootstrap = source.options.get("kafka.bootstrap.servers", "?")
+    if any(m in str(failure) for m in _TLS_FAILURE_MARKERS):
+        trusted = (
+            f"the CA bundle {source.ca_file} (${credentials.KAFKA_CA_FILE_ENV})"
+            if source.ca_file
+            else f"the JVM's default CAs (${credentials.KAFKA_CA_FILE_ENV} is not set)"
+        )
+        return errors.KafkaTlsError(
+            f"the TLS certificate of Kafka at {bootstrap} failed verification against "
+            f"{trusted}: name the CA that signed the brokers' certificates in "
+            f"{credentials.KAFKA_CA_SETTING}"
+        )
+    if not any(m in str(failure) for m in _AUTH_FAILURE_MARKERS):
+        return None
     return errors.KafkaAuthError(
         f"Kafka at {bootstrap} refused the SASL authentication of user "
         f"'{source.sasl_user}' ({source.sasl_mechanism}): check the user and password in "

@@ -13,7 +13,8 @@ Kafka client's options only, never for a log line.
 
 TLS: `$CLICKAGG_SOLR_CA_FILE` names a PEM file of the CA certificates a Solr served over
 https is verified against (a mounted Secret or ConfigMap key, or the local SolrCloud's
-`ca.crt`); unset, the system's CAs. Verification is never turned off.
+`ca.crt`); unset, the system's CAs. Verification is never turned off. `$CLICKAGG_KAFKA_CA_FILE`
+is the same for a Kafka reached over SSL or SASL_SSL (unset: the JVM's default trust store).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CA_FILE_ENV = "CLICKAGG_SOLR_CA_FILE"
 KAFKA_USERNAME_ENV = "CLICKAGG_KAFKA_USERNAME"
 KAFKA_PASSWORD_ENV = "CLICKAGG_KAFKA_PASSWORD"  # noqa: S105 (a name)
 KAFKA_PASSWORD_FILE_ENV = "CLICKAGG_KAFKA_PASSWORD_FILE"  # noqa: S105 (a name)
+KAFKA_CA_FILE_ENV = "CLICKAGG_KAFKA_CA_FILE"
+#: Where the Kafka CA comes from in a cluster, for error messages.
+KAFKA_CA_SETTING = "spec.source.kafka.security.caSecret"
 
 #: The JAAS login module of each SASL mechanism the spec allows (Kafka client class names).
 LOGIN_MODULES = {
@@ -159,14 +163,26 @@ def ca_file_from_environment(environ: Mapping[str, str] = os.environ) -> Path | 
 
 def checked_ca_file(path: Path) -> Path:
     """`path` if it is a readable file with at least one PEM certificate; else SolrTlsError."""
+    return _checked_pem(path, f"Solr CA bundle {path} (${CA_FILE_ENV})", errors.SolrTlsError)
+
+
+def kafka_ca_file_from_environment(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The Kafka CA bundle `$CLICKAGG_KAFKA_CA_FILE` names, checked (KafkaTlsError); None
+    when unset."""
+    named = environ.get(KAFKA_CA_FILE_ENV, "").strip()
+    if not named:
+        return None
+    where = f"Kafka CA bundle {named} (${KAFKA_CA_FILE_ENV}, from {KAFKA_CA_SETTING})"
+    return _checked_pem(Path(named), where, errors.KafkaTlsError)
+
+
+def _checked_pem(
+    path: Path, where: str, error: type[errors.SolrTlsError] | type[errors.KafkaTlsError]
+) -> Path:
     try:
         text = path.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
-        raise errors.SolrTlsError(
-            f"cannot read the Solr CA bundle {path} (${CA_FILE_ENV}): {exc.strerror}"
-        ) from None
+        raise error(f"cannot read the {where}: {exc.strerror}") from None
     if "-----BEGIN CERTIFICATE-----" not in text:
-        raise errors.SolrTlsError(
-            f"the Solr CA bundle {path} (${CA_FILE_ENV}) holds no PEM certificate"
-        )
+        raise error(f"the {where} holds no PEM certificate")
     return path
