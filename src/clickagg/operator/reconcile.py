@@ -1,9 +1,13 @@
 """One reconciliation of an Aggregation: from its body to the status it should have.
 
-validate → ensure the level collections in Solr → apply the Spark children → read the
-stream's state. Each step that fails stops the pass: an invalid spec creates nothing and
-is not retried (only a new spec can fix it); an unreachable Solr or API server marks the
-Aggregation Degraded and asks to be retried with exponential backoff. The result is an
+validate → apply the Spark children → ensure the level collections in Solr → read the
+stream's progress. The first half (`apply`) talks to the API server only and the second
+(`finish`) to Solr, so main.py runs them on separate thread pools: a burst of Aggregations
+gets its children at once while Solr creates their collections one by one (the stream job
+ensures its collections itself before it starts, so it never runs without them). Each
+step that fails stops the pass: an invalid spec creates nothing and is not retried (only a
+new spec can fix it); an unreachable Solr or API server marks the Aggregation Degraded and
+asks to be retried with exponential backoff. The result is an
 `Outcome` (status to write, events to post, retry delay), so kopf stays in main.py and
 every decision here can be read, logged and tested on its own.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import os
@@ -54,6 +59,8 @@ STREAM_STATE_ANNOTATION = "clickagg.io/stream-state"
 RUNNING = "RUNNING"
 # Any new value asks for a reconcile now (kopf sees an annotation change as an update).
 REQUESTED_AT_ANNOTATION = "clickagg.io/reconcile-requested-at"
+# Ready's reason between the children's apply and the collections' creation.
+WAITING_FOR_COLLECTIONS = "WaitingForCollections"
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -131,8 +138,30 @@ def stream_state(application: Mapping[str, Any]) -> str:
     return str((app_status.get("applicationState") or {}).get("state") or "")
 
 
+@dataclass(frozen=True)
+class Applied:
+    """The first half of a pass: the spec is valid and the children are applied."""
+
+    run: _Pass
+    aggregation: model.Aggregation
+    valid: status.Condition
+    state: str  # the stream SparkApplication's, as the API server stored it
+    notices: tuple[Notice, ...]
+
+
 def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
-    """Bring Solr and the Spark children in line with the spec; the status that results."""
+    """Bring the Spark children and Solr in line with the spec; the status that results."""
+    first = apply(body, retry=retry, logger=logger, config=config)
+    if isinstance(first, Outcome):
+        return first
+    return finish(first, retry=retry, config=config)
+
+
+def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Applied | Outcome:
+    """Validate, then apply the children: API server calls only, so a burst of
+    Aggregations gets its children without queueing behind Solr's Collections API (the
+    stream job ensures its collections itself before it reads or writes any). An Outcome
+    when the pass ends here (an invalid spec, an API server that refuses)."""
     metadata = body["metadata"]
     run = _Pass(
         name=str(metadata["name"]),
@@ -149,17 +178,44 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     levels = ", ".join(f"{level.name} kept {level.retention_text}" for level in aggregation.levels)
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
-    try:
-        notices, report, batch = _sync_solr(aggregation, config, logger)
-    except errors.SolrError as exc:
-        return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     try:
-        applied, applied_notices = _apply_children(aggregation, owner, config, logger)
+        first_time = run.previous.observed_generation is None
+        applied, notices = _apply_children(
+            aggregation, owner, config, logger, first_time=first_time
+        )
     except errors.KubeError as exc:
         return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
-    notices += applied_notices
-    return _settled(run, aggregation, valid, stream_state(applied), notices, report, batch)
+    return Applied(run, aggregation, valid, stream_state(applied), tuple(notices))
+
+
+def waiting(first: Applied) -> status.AggregationStatus | None:
+    """The status to show while Solr creates a new spec generation's collections (Ready
+    False, WaitingForCollections); None when the status already describes this generation."""
+    run, aggregation = first.run, first.aggregation
+    if run.previous.observed_generation == run.generation:
+        return None
+    names = ", ".join(level.collection for level in aggregation.levels)
+    message = (
+        f"children applied; ensuring Solr collections {names} "
+        "(the stream job ensures them too before it starts)"
+    )
+    ready = run.condition(conditions.READY, "False", WAITING_FOR_COLLECTIONS, message)
+    updates = [first.valid, ready, *_rollups_default(run, aggregation)]
+    return _status(run, updates, _levels(run, aggregation))
+
+
+def finish(first: Applied, *, retry: int, config: Config) -> Outcome:
+    """Ensure the collections, read the stream's progress: the pass's status and events."""
+    run, aggregation = first.run, first.aggregation
+    try:
+        notices, report, batch = _sync_solr(aggregation, config, run.logger)
+    except errors.SolrError as exc:
+        found = diagnosis.of_solr_error(aggregation, exc)
+        degraded = _degraded(run, aggregation, first.valid, found, retry)
+        return dataclasses.replace(degraded, notices=first.notices + degraded.notices)
+    notices = [*first.notices, *notices]
+    return _settled(run, aggregation, first.valid, first.state, notices, report, batch)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -310,14 +366,22 @@ def _sync_solr(
 
 
 def _apply_children(
-    aggregation: model.Aggregation, owner: children.Owner, config: Config, logger: Log
+    aggregation: model.Aggregation,
+    owner: children.Owner,
+    config: Config,
+    logger: Log,
+    *,
+    first_time: bool,
 ) -> tuple[dict[str, Any], list[Notice]]:
-    """Apply every desired child, delete stale ones; the stored stream application."""
+    """Apply every desired child, delete stale ones; the stored stream application.
+
+    `first_time` (no pass has written a status yet): no child of another spec can exist, so
+    the two lists that find stale children are skipped (half the calls of a burst's pass)."""
     settings = children.JobSettings(config.service_account, config.data_root)
     wanted = children.desired(aggregation, owner, settings)
     existing = {
         (child["kind"], child["metadata"]["name"]): child
-        for kind in children.KINDS
+        for kind in ([] if first_time else children.KINDS)
         for child in kube.list_owned(kind, owner.namespace, owner.name)
         if _owned_by(child, owner.uid)
     }
@@ -326,9 +390,8 @@ def _apply_children(
     stored_stream: dict[str, Any] = {}  # as the API server stored it
     for manifest in wanted:
         key = (manifest["kind"], manifest["metadata"]["name"])
-        stored = kube.apply(manifest)
-        before = existing.pop(key, None)
-        verdict = _verdict(before, stored)
+        stored, created = kube.apply(manifest)
+        verdict = _verdict(existing.pop(key, None), stored, created)
         outcomes.append(f"{key[0]} {key[1]} {verdict}")
         if verdict != "unchanged":
             notices.append(Notice("Normal", f"Child{verdict.capitalize()}", outcomes[-1]))
@@ -430,9 +493,11 @@ def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredenti
     return credentials.SolrCredentials(user.strip(), password.rstrip("\r\n"))
 
 
-def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any]) -> str:
-    if before is None:
+def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any], created: bool) -> str:
+    if created:
         return "created"
+    if before is None:  # not listed (a first pass), yet there: an interrupted pass made it
+        return "unchanged"
     same = before["metadata"].get("resourceVersion") == stored["metadata"].get("resourceVersion")
     return "unchanged" if same else "updated"
 
