@@ -30,6 +30,7 @@ from typing import Any, Literal
 from clickagg import errors
 from clickagg.domain import (
     buckets,
+    capacity,
     level_progress,
     model,
     progress,
@@ -147,6 +148,8 @@ class Applied:
     valid: status.Condition
     state: str  # the stream SparkApplication's, as the API server stored it
     notices: tuple[Notice, ...]
+    owner: children.Owner
+    executors: int  # the stream's, as applied
 
 
 def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -179,14 +182,16 @@ def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
+    executors = _stream_executors(run, aggregation)
     try:
         first_time = run.previous.observed_generation is None
         applied, notices = _apply_children(
-            aggregation, owner, config, logger, first_time=first_time
+            aggregation, owner, config, logger, first_time=first_time, executors=executors
         )
     except errors.KubeError as exc:
         return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
-    return Applied(run, aggregation, valid, stream_state(applied), tuple(notices))
+    state = stream_state(applied)
+    return Applied(run, aggregation, valid, state, tuple(notices), owner, executors)
 
 
 def waiting(first: Applied) -> status.AggregationStatus | None:
@@ -214,8 +219,12 @@ def finish(first: Applied, *, retry: int, config: Config) -> Outcome:
         found = diagnosis.of_solr_error(aggregation, exc)
         degraded = _degraded(run, aggregation, first.valid, found, retry)
         return dataclasses.replace(degraded, notices=first.notices + degraded.notices)
-    notices = [*first.notices, *notices]
-    return _settled(run, aggregation, first.valid, first.state, notices, report, batch)
+    try:
+        tuned = _tune(first, report.rates if report else None, config)
+    except errors.KubeError as exc:
+        return _degraded(run, aggregation, first.valid, diagnosis.of_api_error(exc), retry)
+    notices = [*first.notices, *notices, *tuned.notices]
+    return _settled(run, aggregation, first.valid, first.state, notices, report, batch, tuned)
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -308,6 +317,7 @@ def _settled(
     notices: list[Notice],
     report: progress.Report | None,
     batch: Mapping[str, level_progress.LevelReport],
+    tuned: Tuning,
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -339,7 +349,9 @@ def _settled(
     )
     rollups = _rollups_current(run, aggregation, report, batch)
     updates = [valid, ready, streaming, degraded, rollups]
-    status_now = _status(run, updates, _levels(run, aggregation, report, batch), lag)
+    status_now = _status(run, updates, _levels(run, aggregation, report, batch), lag).model_copy(
+        update=tuned.status_fields()
+    )
     return Outcome(status=status_now, notices=tuple(notices))
 
 
@@ -372,13 +384,14 @@ def _apply_children(
     logger: Log,
     *,
     first_time: bool,
+    executors: int,
 ) -> tuple[dict[str, Any], list[Notice]]:
     """Apply every desired child, delete stale ones; the stored stream application.
 
     `first_time` (no pass has written a status yet): no child of another spec can exist, so
     the two lists that find stale children are skipped (half the calls of a burst's pass)."""
     settings = children.JobSettings(config.service_account, config.data_root)
-    wanted = children.desired(aggregation, owner, settings)
+    wanted = children.desired(aggregation, owner, settings, executors)
     existing = {
         (child["kind"], child["metadata"]["name"]): child
         for kind in ([] if first_time else children.KINDS)
@@ -404,6 +417,75 @@ def _apply_children(
         notices.append(Notice("Normal", "ChildDeleted", outcomes[-1]))
     logger.info("children: %s", "; ".join(outcomes))
     return stored_stream, notices
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The stream's measured rates, the executors it runs with and those advised."""
+
+    executors: int
+    rates: capacity.Rates | None = None
+    advised: int | None = None
+    notices: tuple[Notice, ...] = ()
+
+    def status_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"executors": self.executors}
+        if self.rates is not None:
+            fields["input_rows_per_second"] = round(self.rates.input_per_second, 1)
+            fields["processed_rows_per_second"] = round(self.rates.processed_per_second, 1)
+            fields["advised_executors"] = self.advised
+        return fields
+
+
+def _bounds(aggregation: model.Aggregation) -> capacity.Bounds:
+    executor = aggregation.spec.spark.executor
+    return capacity.Bounds(
+        executor.min_instances or 1, executor.max_instances or executor.instances
+    )
+
+
+def _stream_executors(run: _Pass, aggregation: model.Aggregation) -> int:
+    """spec.spark.executor.instances; with autoscale, the count it chose before (status)."""
+    chosen, bounds = run.previous.executors, _bounds(aggregation)
+    if aggregation.spec.spark.autoscale and chosen is not None:
+        return min(max(chosen, bounds.minimum), bounds.maximum)
+    return aggregation.spec.spark.executor.instances
+
+
+def _tune(first: Applied, rates: capacity.Rates | None, config: Config) -> Tuning:
+    """Advise from the measured rates; with spark.autoscale, apply the advice (bounded) to
+    the stream's SparkApplication. A Warning once per new advice while the stream falls
+    behind."""
+    run, aggregation, current = first.run, first.aggregation, first.executors
+    if rates is None:
+        return Tuning(current)
+    advised = capacity.executors_needed(rates)
+    notices: list[Notice] = []
+    measured = (
+        f"input {capacity.per_second(rates.input_per_second)}, processing "
+        f"{capacity.per_second(rates.processed_per_second)} with {rates.executors} executor(s)"
+    )
+    autoscale = aggregation.spec.spark.autoscale
+    behind = capacity.falls_behind(rates)
+    if behind and advised is not None and advised != run.previous.advised_executors:
+        remedy = (
+            "spec.spark.autoscale applies it within executor.minInstances..maxInstances"
+            if autoscale
+            else "raise spec.spark.executor.instances, or set spec.spark.autoscale: true"
+        )
+        message = (
+            f"the stream falls behind ({measured}): {advised} executors would keep up; {remedy}"
+        )
+        run.logger.warning("%s", message)
+        notices.append(Notice("Warning", "StreamFallsBehind", message))
+    target = capacity.autoscaled(current, rates, _bounds(aggregation)) if autoscale else current
+    if target != current:
+        settings = children.JobSettings(config.service_account, config.data_root)
+        kube.apply(children.stream_application(aggregation, first.owner, settings, target))
+        message = f"stream executors {current} → {target} ({measured})"
+        run.logger.info("autoscaled: %s", message)
+        notices.append(Notice("Normal", "Autoscaled", message))
+    return Tuning(target, rates, advised, tuple(notices))
 
 
 # --------------------------------------------------------------------------- helpers
