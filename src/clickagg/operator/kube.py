@@ -160,38 +160,33 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
     An unchanged value is a no-op for the API server: no new resourceVersion, no event.
     """
     body = {"metadata": {"annotations": dict(annotations)}}
-    try:
-        with _answered(f"annotate {spec.KIND} {name}"):
-            _custom_objects().patch_namespaced_custom_object(
-                spec.API_GROUP,
-                spec.API_VERSION,
-                namespace,
-                spec.PLURAL,
-                name,
-                body,
-                field_manager=children.MANAGER,
-                _content_type=_MERGE,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )
-    except errors.KubeError as exc:
-        if no_such_object(exc):
-            return False
-        raise
-    return True
+    return _merge_aggregation(f"annotate {spec.KIND} {name}", namespace, name, body, status=False)
 
 
 def patch_aggregation_status(namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
     """Merge `patch` into an Aggregation's status mid-pass (kopf writes it only when a pass
     ends); False when the Aggregation does not exist (any more)."""
+    what = f"patch the status of {spec.KIND} {name}"
+    return _merge_aggregation(what, namespace, name, {"status": dict(patch)}, status=True)
+
+
+def _merge_aggregation(
+    what: str, namespace: str, name: str, body: Mapping[str, Any], *, status: bool
+) -> bool:
+    """A JSON merge patch of an Aggregation (its status subresource with `status`)."""
+    api = _custom_objects()
+    call = (
+        api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
+    )
     try:
-        with _answered(f"patch the status of {spec.KIND} {name}"):
-            _custom_objects().patch_namespaced_custom_object_status(
+        with _answered(what):
+            call(
                 spec.API_GROUP,
                 spec.API_VERSION,
                 namespace,
                 spec.PLURAL,
                 name,
-                {"status": dict(patch)},
+                dict(body),
                 field_manager=children.MANAGER,
                 _content_type=_MERGE,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
