@@ -476,7 +476,7 @@ def _tune(first: Applied, rates: capacity.Rates | None, config: Config) -> Tunin
         message = (
             f"the stream falls behind ({measured}): {advised} executors would keep up; {remedy}"
         )
-        run.logger.warning("%s", message)
+        run.logger.warning("%s", message, extra={"k8s_skip": True})  # the notice is the Event
         notices.append(Notice("Warning", "StreamFallsBehind", message))
     target = capacity.autoscaled(current, rates, _bounds(aggregation)) if autoscale else current
     if target != current:
