@@ -498,7 +498,10 @@ def test_delete_policy_delete_drops_the_collections(
     with running_operator(namespace):
         create(objects, obj)
         eventually(lambda: child_names(objects, namespace) == expected, f"children {expected}")
-        assert f"{prefix}-15m" in solr_client.list_collections()
+        # The children come first; the collection follows in the same pass.
+        eventually(
+            lambda: f"{prefix}-15m" in solr_client.list_collections(), "the collection exists"
+        )
         objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
         eventually(
             lambda: f"{prefix}-15m" not in solr_client.list_collections(),
