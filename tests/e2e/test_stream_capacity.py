@@ -40,9 +40,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.usefixtures
 NAME = "capacity"
 AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
 MAX_EXECUTORS = 3
-FIRST_FILE_LINES = 1_000
+FIRST_FILE_LINES = 2_000
 DOUBLE_EVERY_SECONDS = 8.0
-MOST_FILE_LINES = 8_000
+MOST_FILE_LINES = 16_000
 BEHIND_WITHIN_SECONDS = 300.0
 
 
@@ -149,12 +149,18 @@ def test_a_stream_driven_past_its_capacity_is_advised_and_autoscaled(
             queries.append(stream.aggregate(spark, aggregation, paths, store, 1))
             feeder.start()
 
+            seen: list[progress.Report | None] = [None]
+
             def behind() -> progress.Report | None:
-                report = stored_progress.read(solr_client, aggregation.finest)
+                seen[0] = report = stored_progress.read(solr_client, aggregation.finest)
                 rates = report.rates if report else None
                 return report if rates is not None and capacity.falls_behind(rates) else None
 
-            report = polling.eventually(behind, "the job falls behind", BEHIND_WITHIN_SECONDS)
+            try:
+                report = polling.eventually(behind, "the job falls behind", BEHIND_WITHIN_SECONDS)
+            except BaseException:
+                print(f"\nthe last progress report: {seen[0]}")
+                raise
         finally:
             spark.streams.removeListener(reporter)  # no report after the one seen
             feeder.stopped.set()
