@@ -9,6 +9,7 @@ and children disappear only because the operator's finalizer deletes them.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,11 +23,12 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+import examples
 import polling
 from clickagg.domain import spec, validation
 from clickagg.local import process
 from clickagg.local import solr as local_solr
-from clickagg.operator import children, reconcile
+from clickagg.operator import children, conditions, kube, reconcile
 from clickagg.store import client as store_client
 from examples import BAD, GOOD
 
@@ -158,11 +160,13 @@ def owned(
     return sorted(items, key=lambda item: item["metadata"]["name"])
 
 
-def child_names(objects: k8s_client.CustomObjectsApi, namespace: str) -> list[str]:
+def child_names(
+    objects: k8s_client.CustomObjectsApi, namespace: str, name: str = NAME
+) -> list[str]:
     return [
         item["metadata"]["name"]
         for kind in children.KINDS
-        for item in owned(objects, namespace, kind)
+        for item in owned(objects, namespace, kind, name)
     ]
 
 
@@ -369,7 +373,8 @@ def test_unreachable_solr_degrades_and_recovers(
         assert degraded["reason"] == "SolrUnreachable"
         assert closed.removesuffix("/solr") in degraded["message"]
         assert condition(obj, "Ready")["status"] == "False"
-        assert child_names(objects, namespace) == []  # no jobs without their collections
+        # The children come first; the stream job ensures its collections before it starts.
+        wait_children(objects, namespace)
         eventually(
             lambda: ("Warning", "SolrUnreachable") in events(api, namespace),
             "a Warning event SolrUnreachable",
@@ -383,6 +388,41 @@ def test_unreachable_solr_degrades_and_recovers(
             lambda: ("Normal", "Recovered") in events(api, namespace), "a Normal event Recovered"
         )
     assert condition(obj, "Degraded")["reason"] == "Reconciled"
+
+
+def test_children_come_before_the_collections_and_the_status_says_so(
+    objects: k8s_client.CustomObjectsApi,
+    namespace: str,
+    solr_client: store_client.SolrClient,
+) -> None:
+    """The two halves of one pass, as main.py runs them on their two pools."""
+    prefix = f"wait{uuid.uuid4().hex[:8]}"
+    collection = f"{prefix}-15m"
+    body = create(objects, examples.one_level(namespace, "waits", prefix))
+    config = reconcile.Config.from_env()
+    logger = logging.getLogger("test-operator")
+
+    first = reconcile.apply(body, retry=0, logger=logger, config=config)
+
+    assert isinstance(first, reconcile.Applied)
+    assert len(child_names(objects, namespace, "waits")) == 2
+    assert collection not in solr_client.list_collections()
+    waiting = reconcile.waiting(first)
+    assert waiting is not None
+    assert kube.patch_aggregation_status(namespace, "waits", waiting.patch())
+    ready = condition(get(objects, namespace, "waits"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WaitingForCollections")
+    assert collection in ready["message"]
+    try:
+        outcome = reconcile.finish(first, retry=0, config=config)
+        assert collection in solr_client.list_collections()
+        assert outcome.status is not None
+        ready_after = conditions.find(outcome.status.conditions, conditions.READY)
+        assert ready_after is not None and ready_after.reason == "StreamingNotRunning"
+        reasons = [notice.reason for notice in outcome.notices]
+        assert reasons == ["ChildCreated", "ChildCreated", "CollectionCreated"]
+    finally:
+        solr_client.delete_collection(collection)
 
 
 def test_restart_keeps_children_and_status(
@@ -458,7 +498,10 @@ def test_delete_policy_delete_drops_the_collections(
     with running_operator(namespace):
         create(objects, obj)
         eventually(lambda: child_names(objects, namespace) == expected, f"children {expected}")
-        assert f"{prefix}-15m" in solr_client.list_collections()
+        # The children come first; the collection follows in the same pass.
+        eventually(
+            lambda: f"{prefix}-15m" in solr_client.list_collections(), "the collection exists"
+        )
         objects.delete_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, NAME)
         eventually(
             lambda: f"{prefix}-15m" not in solr_client.list_collections(),

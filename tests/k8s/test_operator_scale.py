@@ -28,6 +28,7 @@ from kopf import testing as kopf_testing
 from kubernetes import client as k8s_client
 
 import examples
+import polling
 from clickagg.domain import spec
 from clickagg.local import solr as local_solr
 from clickagg.operator import children, reconcile
@@ -139,8 +140,12 @@ def test_many_aggregations_at_once_get_their_children_once(
                         "controller": True,
                         "blockOwnerDeletion": True,
                     }
-            present = set(solr_client.list_collections())
-            assert set(collections) <= present
+            # Valid comes with the children; the collections follow in the same passes.
+            polling.eventually(
+                lambda: set(collections) <= set(solr_client.list_collections()),
+                "every collection",
+                DEADLINE_SECONDS,
+            )
 
             cleanup_started = time.monotonic()
             for name in uids:

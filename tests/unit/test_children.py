@@ -227,6 +227,14 @@ def test_spec_changes_reach_the_children() -> None:
     assert spec_json["spec"]["levels"][1]["retention"] == "6mo"
 
 
+def test_autoscaled_executors_reach_the_stream_only() -> None:
+    aggregation = aggregation_of(reference_object())
+    stream, *rollups = children.desired(aggregation, OWNER, SETTINGS, stream_executors=7)
+    assert stream["spec"]["executor"]["instances"] == 7
+    instances = aggregation.spec.spark.executor.instances
+    assert {r["spec"]["template"]["executor"]["instances"] for r in rollups} == {instances}
+
+
 # --------------------------------------------------------------------------- conditions
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import examples
-from clickagg.domain import buckets, cells, progress, validation
+from clickagg.domain import buckets, capacity, cells, progress, validation
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +93,11 @@ def test_a_level_progress_document_round_trips() -> None:
     assert level_progress.report_of(document) == report
     assert report.changed_since() == 900_000 - level_progress.CHANGE_MARGIN_MS
     assert level_progress.LevelReport().changed_since() is None
+
+
+def test_the_rates_round_trip_through_the_document() -> None:
+    aggregation = validation.validate(examples.one_level("ns", "shop", "shop"))
+    rates = capacity.Rates(input_per_second=1234.5678, processed_per_second=99.5, executors=3)
+    doc = progress.document(aggregation.finest, progress.Report(0, NOW_MS, rates=rates))
+    found = progress.report_of(doc)
+    assert found is not None and found.rates == capacity.Rates(1234.568, 99.5, 3)

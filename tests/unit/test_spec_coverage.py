@@ -40,6 +40,10 @@ _SOLR_AUTH = (
     "test_the_operator_uses_the_secret_and_the_children_only_reference_it"
 )
 _VALIDATION = "tests/unit/test_spec_validation.py::"
+_TUNING = (
+    "tests/e2e/test_stream_capacity.py::"
+    "test_a_stream_driven_past_its_capacity_is_advised_and_autoscaled"
+)
 
 #: Field path -> the test that shows its effect.
 EXERCISED_BY = {
@@ -105,6 +109,9 @@ EXERCISED_BY = {
     "spec.spark.executor.memory": _CHILDREN
     + "test_stream_application_runs_the_stream_job_with_the_spec_resources",
     "spec.spark.executor.instances": _CHILDREN + "test_spec_changes_reach_the_children",
+    "spec.spark.autoscale": _TUNING,
+    "spec.spark.executor.minInstances": _TUNING,
+    "spec.spark.executor.maxInstances": _TUNING,
     "spec.spark.triggerInterval": _VALIDATION
     + "test_trigger_must_be_shorter_than_the_finest_bucket",
     "spec.limits.maxDocumentsPerDay": _VALIDATION

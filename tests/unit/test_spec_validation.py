@@ -136,6 +136,39 @@ def test_trigger_must_be_shorter_than_the_finest_bucket(reference: dict[str, Any
         validation.validate(reference)
 
 
+@pytest.mark.parametrize(
+    ("spark", "path", "message"),
+    [
+        ({"autoscale": True}, "spec.spark.executor.maxInstances", "is required"),
+        (
+            {"autoscale": True, "executor": {"instances": 9, "maxInstances": 8}},
+            "spec.spark.executor.instances",
+            "9 must lie within minInstances 1 and maxInstances 8",
+        ),
+        (
+            {"executor": {"minInstances": 2}},
+            "spec.spark.executor.minInstances",
+            "has no effect without spec.spark.autoscale: true",
+        ),
+    ],
+)
+def test_autoscale_bounds_are_checked(
+    reference: dict[str, Any], spark: dict[str, Any], path: str, message: str
+) -> None:
+    reference["spec"]["spark"] = spark
+    with pytest.raises(errors.SpecError) as raised:
+        validation.validate(reference)
+    messages = {issue.path: issue.message for issue in raised.value.issues}
+    assert message in messages[path]
+
+
+def test_autoscale_within_bounds_is_valid(reference: dict[str, Any]) -> None:
+    executor = {"instances": 2, "minInstances": 1, "maxInstances": 6}
+    reference["spec"]["spark"] = {"autoscale": True, "executor": executor}
+    aggregation = validation.validate(reference)
+    assert aggregation.spec.spark.executor.max_instances == 6
+
+
 def test_plan_counts_levels_times_cuboids(reference: dict[str, Any]) -> None:
     aggregation = validation.validate(reference)
     estimate = plan.build(aggregation)

@@ -2,7 +2,8 @@
 
 The streaming job writes `__progress__` into the finest collection after every micro-batch
 and while idle: how old the newest applied event was when its batch ended (0 when the
-stream had nothing left to read). The operator turns it into `status.lag`. A report that
+stream had nothing left to read), and its input and processing rates over the last batches
+(`clickagg.domain.capacity`). The operator turns it into `status.lag`. A report that
 has stopped coming is itself lag: its age is added once it is older than `STALE_AFTER_MS`.
 """
 
@@ -12,13 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clickagg.domain import buckets, cells, model
+from clickagg.domain import buckets, capacity, cells, model
 
 PROGRESS_ID = "__progress__"
 LAG_FIELD = "lag_ms_l"
 WATERMARK_FIELD = "watermark_ms_l"
 NEWEST_EVENT_FIELD = "bucket"  # the newest applied event time (a docValues date field)
 REPORTED_FIELD = "updated_at"
+# Rows per second in thousandths (the configset's `*_l` longs), and the executors measuring.
+INPUT_RATE_FIELD = "input_rate_milli_l"
+PROCESSED_RATE_FIELD = "processed_rate_milli_l"
+EXECUTORS_FIELD = "executors_l"
 #: Spark reports an idle query every 10 s; a minute without a report means trouble.
 STALE_AFTER_MS = 60_000
 
@@ -31,6 +36,7 @@ class Report:
     reported_ms: int
     watermark_ms: int | None = None
     newest_event_ms: int | None = None
+    rates: capacity.Rates | None = None  # None until two batches have run
 
 
 def document(level: model.Level, report: Report) -> dict[str, Any]:
@@ -46,6 +52,10 @@ def document(level: model.Level, report: Report) -> dict[str, Any]:
         doc[NEWEST_EVENT_FIELD] = buckets.iso(report.newest_event_ms)
     if report.watermark_ms is not None:
         doc[WATERMARK_FIELD] = report.watermark_ms
+    if report.rates is not None:
+        doc[INPUT_RATE_FIELD] = round(report.rates.input_per_second * 1000)
+        doc[PROCESSED_RATE_FIELD] = round(report.rates.processed_per_second * 1000)
+        doc[EXECUTORS_FIELD] = report.rates.executors
     return doc
 
 
@@ -54,11 +64,19 @@ def report_of(doc: Mapping[str, Any]) -> Report | None:
     if LAG_FIELD not in doc or REPORTED_FIELD not in doc:
         return None
     watermark, newest = doc.get(WATERMARK_FIELD), doc.get(NEWEST_EVENT_FIELD)
+    rates = None
+    if all(field in doc for field in (INPUT_RATE_FIELD, PROCESSED_RATE_FIELD, EXECUTORS_FIELD)):
+        rates = capacity.Rates(
+            int(doc[INPUT_RATE_FIELD]) / 1000,
+            int(doc[PROCESSED_RATE_FIELD]) / 1000,
+            int(doc[EXECUTORS_FIELD]),
+        )
     return Report(
         int(doc[LAG_FIELD]),
         buckets.parse_iso(str(doc[REPORTED_FIELD])),
         int(watermark) if watermark is not None else None,
         buckets.parse_iso(str(newest)) if newest is not None else None,
+        rates,
     )
 
 

@@ -290,7 +290,24 @@ class ResourcesSpec(WireModel):
 class ExecutorSpec(ResourcesSpec):
     """Cores, memory and count of the Spark executors."""
 
-    instances: int = _describe("Number of executors.", default=2, ge=1, le=1000)
+    instances: int = _describe(
+        "Number of executors (where autoscaling starts, with spark.autoscale).",
+        default=2,
+        ge=1,
+        le=1000,
+    )
+    min_instances: int | None = _describe(
+        "Fewest executors autoscaling may choose (spark.autoscale only); 1 when left out.",
+        default=None,
+        ge=1,
+        le=1000,
+    )
+    max_instances: int | None = _describe(
+        "Most executors autoscaling may choose; required with spark.autoscale.",
+        default=None,
+        ge=1,
+        le=1000,
+    )
 
 
 class SparkSpec(WireModel):
@@ -303,6 +320,13 @@ class SparkSpec(WireModel):
     trigger_interval: DurationText = _describe(
         "Micro-batch interval of the streaming job; new events show in Solr about this fast.",
         default="10s",
+    )
+    autoscale: bool = _describe(
+        "Let the operator set the stream's executor count from its measured input and "
+        "processing rates, within executor.minInstances and executor.maxInstances (each "
+        "change restarts the stream from its checkpoint). Without it the operator only "
+        "advises, in status.advisedExecutors and a Warning event.",
+        default=False,
     )
 
 

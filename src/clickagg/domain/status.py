@@ -87,6 +87,26 @@ class AggregationStatus(spec.WireModel):
         "the time since its last report.",
     )
 
+    input_rows_per_second: float | None = pydantic.Field(
+        default=None,
+        description="Rows per second arriving at the stream's aggregate query, over its last "
+        "micro-batches.",
+    )
+    processed_rows_per_second: float | None = pydantic.Field(
+        default=None,
+        description="Rows per second the aggregate query processed while its micro-batches ran.",
+    )
+    executors: int | None = pydantic.Field(
+        default=None,
+        description="Executors the stream runs with: spec.spark.executor.instances, or the "
+        "count autoscaling chose (spec.spark.autoscale).",
+    )
+    advised_executors: int | None = pydantic.Field(
+        default=None,
+        description="Executors that would process the measured input with 25% to spare, "
+        "from the measured rate per executor.",
+    )
+
     def patch(self) -> dict[str, Any]:
         """The status as a JSON merge patch (Any: JSON values). Unknown values are left
         out, so the patch keeps what was there."""

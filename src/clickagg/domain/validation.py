@@ -144,6 +144,7 @@ def _resolve(
     _check_source(parsed.source, issues)
     _check_solr(parsed.solr, issues)
     _check_storage(parsed.storage, issues)
+    _check_autoscale(parsed.spark, issues)
     prefix = parsed.solr.collection_prefix or name
     levels = _check_levels(
         parsed.levels, prefix, durations.parse(parsed.lateness.allowed_lateness), issues
@@ -228,6 +229,33 @@ def _check_storage(storage: spec.StorageSpec, issues: Issues) -> None:
             _issue(
                 "spec.storage.credentialsSecret",
                 "is for an object store: set spec.storage.uri too, or leave it out",
+            )
+        )
+
+
+def _check_autoscale(spark: spec.SparkSpec, issues: Issues) -> None:
+    """Bounds only with autoscale, a maximum with it, and instances between them."""
+    executor, path = spark.executor, "spec.spark.executor"
+    if not spark.autoscale:
+        for name, value in (
+            ("minInstances", executor.min_instances),
+            ("maxInstances", executor.max_instances),
+        ):
+            if value is not None:
+                issues.append(
+                    _issue(f"{path}.{name}", "has no effect without spec.spark.autoscale: true")
+                )
+        return
+    if executor.max_instances is None:
+        issues.append(_issue(f"{path}.maxInstances", "is required when spark.autoscale is true"))
+        return
+    low = executor.min_instances or 1
+    if not low <= executor.instances <= executor.max_instances:
+        issues.append(
+            _issue(
+                f"{path}.instances",
+                f"{executor.instances} must lie within minInstances {low} and maxInstances "
+                f"{executor.max_instances}",
             )
         )
 

@@ -77,6 +77,8 @@ def start(
             aggregation,
             lambda: solr_cells.SolrCellStore(options.solr_url, connect_retries=1),
             stream.aggregate_query_name(aggregation),
+            executors_of(session),
+            stream.ingest_query_name(aggregation),
         )
     )
     if options.metrics_port:
@@ -116,6 +118,14 @@ def start(
         trigger,
     )
     return Running(session, ingest, aggregate, job_metrics, ensured)
+
+
+def executors_of(session: SparkSession) -> int:
+    """The executors the rates are measured with: spark.executor.instances as the Spark
+    Operator sets it from the SparkApplication; 1 on a local master (one JVM does it all)."""
+    if str(session.conf.get("spark.master", "")).startswith("local"):
+        return 1
+    return int(session.conf.get("spark.executor.instances", None) or 1)
 
 
 def run(aggregation: model.Aggregation, options: Options) -> None:

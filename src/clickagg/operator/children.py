@@ -459,9 +459,13 @@ def rollup_levels(aggregation: model.Aggregation) -> tuple[model.Level, ...]:
 
 
 def stream_application(
-    aggregation: model.Aggregation, owner: Owner, settings: JobSettings
+    aggregation: model.Aggregation,
+    owner: Owner,
+    settings: JobSettings,
+    executors: int | None = None,
 ) -> Manifest:
-    """The SparkApplication of the streaming job."""
+    """The SparkApplication of the streaming job; `executors`: the count autoscaling chose
+    (spec.spark.autoscale), else spec.spark.executor.instances."""
     app_spec = _application_spec(
         aggregation,
         settings,
@@ -474,6 +478,8 @@ def stream_application(
             "onSubmissionFailureRetryInterval": STREAM_SUBMISSION_RETRY_SECONDS,
         },
     )
+    if executors is not None:
+        app_spec["executor"]["instances"] = executors
     name = stream_name(aggregation.name)
     return _manifest(SPARK_APPLICATION, name, owner, _labels(aggregation, STREAM), app_spec)
 
@@ -511,13 +517,18 @@ def rollup_application(
     return _manifest(SCHEDULED_SPARK_APPLICATION, name, owner, labels, scheduled)
 
 
-def desired(aggregation: model.Aggregation, owner: Owner, settings: JobSettings) -> list[Manifest]:
+def desired(
+    aggregation: model.Aggregation,
+    owner: Owner,
+    settings: JobSettings,
+    stream_executors: int | None = None,
+) -> list[Manifest]:
     """Every child the Aggregation should have, stream first."""
     rollups = [
         rollup_application(aggregation, level, owner, settings)
         for level in rollup_levels(aggregation)
     ]
-    return [stream_application(aggregation, owner, settings), *rollups]
+    return [stream_application(aggregation, owner, settings, stream_executors), *rollups]
 
 
 def rollup_schedule(granularity: durations.Duration) -> str:

@@ -23,7 +23,16 @@ DEGRADED = "Degraded"
 
 Truth = Literal["True", "False", "Unknown"]
 
-_STATUS_KEYS = ("observedGeneration", "conditions", "levels", "lag")
+_STATUS_KEYS = (
+    "observedGeneration",
+    "conditions",
+    "levels",
+    "lag",
+    "inputRowsPerSecond",
+    "processedRowsPerSecond",
+    "executors",
+    "advisedExecutors",
+)
 
 
 def now() -> str:

@@ -33,6 +33,7 @@ _JSON_PATCH = "application/json-patch+json"
 # Every API call gives up after this long instead of blocking a handler thread for ever.
 REQUEST_TIMEOUT_SECONDS = 30
 
+CREATED = 201
 NOT_FOUND = 404
 CONFLICT = 409
 
@@ -76,8 +77,9 @@ def _answered(
         ) from exc
 
 
-def apply(manifest: children.Manifest) -> dict[str, Any]:
-    """Create or update a namespaced custom object by server-side apply; the stored object."""
+def apply(manifest: children.Manifest) -> tuple[dict[str, Any], bool]:
+    """Create or update a namespaced custom object by server-side apply; the stored object,
+    and whether this apply created it (the API server answered 201)."""
     group, version = manifest["apiVersion"].split("/")
     kind = _kind_of(manifest["kind"])
     metadata = manifest["metadata"]
@@ -96,7 +98,7 @@ def apply(manifest: children.Manifest) -> dict[str, Any]:
             # The generated client drops the body of a 201 (an apply that created the object).
             _preload_content=False,
         )
-    return cast(dict[str, Any], json.loads(response.data))
+    return cast(dict[str, Any], json.loads(response.data)), response.status == CREATED
 
 
 def list_owned(kind: children.Kind, namespace: str, aggregation: str) -> list[dict[str, Any]]:
@@ -158,15 +160,33 @@ def annotate_aggregation(namespace: str, name: str, annotations: Mapping[str, st
     An unchanged value is a no-op for the API server: no new resourceVersion, no event.
     """
     body = {"metadata": {"annotations": dict(annotations)}}
+    return _merge_aggregation(f"annotate {spec.KIND} {name}", namespace, name, body, status=False)
+
+
+def patch_aggregation_status(namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
+    """Merge `patch` into an Aggregation's status mid-pass (kopf writes it only when a pass
+    ends); False when the Aggregation does not exist (any more)."""
+    what = f"patch the status of {spec.KIND} {name}"
+    return _merge_aggregation(what, namespace, name, {"status": dict(patch)}, status=True)
+
+
+def _merge_aggregation(
+    what: str, namespace: str, name: str, body: Mapping[str, Any], *, status: bool
+) -> bool:
+    """A JSON merge patch of an Aggregation (its status subresource with `status`)."""
+    api = _custom_objects()
+    call = (
+        api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
+    )
     try:
-        with _answered(f"annotate {spec.KIND} {name}"):
-            _custom_objects().patch_namespaced_custom_object(
+        with _answered(what):
+            call(
                 spec.API_GROUP,
                 spec.API_VERSION,
                 namespace,
                 spec.PLURAL,
                 name,
-                body,
+                dict(body),
                 field_manager=children.MANAGER,
                 _content_type=_MERGE,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,

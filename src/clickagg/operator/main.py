@@ -8,6 +8,9 @@ Handlers, all thin wrappers around `reconcile`:
 - create / update / resume of an Aggregation, and a timer every 60 s once the object has
   been idle for 10 s: kopf never re-lists on its own (kopf#698), so the timer is the
   periodic re-sync that repairs drift (a child deleted by hand, a collection dropped).
+  A pass's API-server half runs on a small pool of its own and its Solr half on the
+  `CLICKAGG_OPERATOR_WORKERS` pool, so children never queue behind collection creations;
+  between the halves a new spec generation's status says WaitingForCollections.
 - delete: kopf's finalizer deletes the children explicitly (a cluster without a garbage
   collector would keep them) and the collections when deletionPolicy is Delete.
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
@@ -18,8 +21,12 @@ Handlers, all thin wrappers around `reconcile`:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -30,9 +37,14 @@ from clickagg.operator import children, kube, reconcile, webhook
 
 LOG_FORMAT_ENV = "CLICKAGG_LOG_FORMAT"
 WORKERS_ENV = "CLICKAGG_OPERATOR_WORKERS"
-# Handlers are sync and mostly wait on Solr's Collections API; kopf's default pool
-# (cores + 4 threads) queued a burst of Aggregations behind a few collection creations.
+# Threads for the Solr half of a pass (and kopf's own sync handlers): they mostly wait on
+# Solr's Collections API, which creates collections one by one anyway.
 DEFAULT_WORKERS = 16
+# Threads for the API-server half of a pass (validate, apply the children): never blocked
+# by Solr, so a burst of Aggregations gets its children at once.
+KUBE_WORKERS = 8
+# kopf's own pool: only the delete handler and the stream-state handler run there now.
+KOPF_WORKERS = 4
 RESYNC_INTERVAL_SECONDS = 60.0
 RESYNC_IDLE_SECONDS = 10.0
 # Unexpected errors (bugs, API hiccups not caught as such) are retried this often.
@@ -53,6 +65,25 @@ STREAM_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class Pools:
+    """The two halves of a pass run on their own threads (see reconcile.apply/finish)."""
+
+    kube: ThreadPoolExecutor
+    solr: ThreadPoolExecutor
+
+
+_pools: list[Pools] = []  # one pair per process: never shut down, since kopf's timers may
+# still start a pass after the cleanup handlers ran, and tests start kopf many times
+
+
+def pools(solr_workers: int) -> Pools:
+    if not _pools:
+        kube_pool = ThreadPoolExecutor(KUBE_WORKERS, thread_name_prefix="kube")
+        _pools.append(Pools(kube_pool, ThreadPoolExecutor(solr_workers, thread_name_prefix="solr")))
+    return _pools[0]
+
+
 class QuietRetries(logging.Filter):
     """kopf logs every TemporaryError as an ERROR and posts it as an event, once per retry;
     the pass that raised it has already said why, once per change (reconcile._degraded)."""
@@ -62,7 +93,9 @@ class QuietRetries(logging.Filter):
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+def configure(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     # A watch can hang without an error (kopf#585, #957, #1276); bounded requests and
     # connects make kopf reconnect instead. server < client so the server ends it cleanly.
     settings.watching.server_timeout = 270
@@ -71,9 +104,13 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.peering.standalone = True
-    settings.execution.max_workers = int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
+    workers = int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
+    settings.execution.max_workers = KOPF_WORKERS
+    memo["pools"] = pools(workers)
     settings.posting.enabled = True
-    settings.posting.level = logging.INFO
+    # Warnings only: mirroring every INFO line made ~6 Events per pass (and per re-sync),
+    # most of a burst's API requests; the decisions worth an Event are posted as such.
+    settings.posting.level = logging.WARNING
     settings.posting.reporting_component = children.MANAGER
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
@@ -87,9 +124,10 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logger.info(
-        "clickagg operator configured (standalone, finalizer %s, %d handler threads)",
+        "clickagg operator configured (standalone, finalizer %s, %d Solr / %d API threads)",
         FINALIZER,
-        settings.execution.max_workers,
+        workers,
+        KUBE_WORKERS,
     )
 
 
@@ -122,10 +160,15 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.resume(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
 @kopf.on.create(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
 @kopf.on.update(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
-def reconcile_aggregation(
-    body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **_: Any
+async def reconcile_aggregation(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    logger: kopf.Logger,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    _run(body, patch, retry, logger)
+    await _run(body, patch, retry, logger, memo)
 
 
 @kopf.timer(
@@ -134,11 +177,16 @@ def reconcile_aggregation(
     idle=RESYNC_IDLE_SECONDS,
     backoff=HANDLER_BACKOFF_SECONDS,
 )
-def resync_aggregation(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, retry: int = 0, **_: Any
+async def resync_aggregation(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    memo: kopf.Memo,
+    retry: int = 0,
+    **_: Any,
 ) -> None:
     # kopf passes `retry` to timers too, though its TimerFn protocol does not declare it.
-    _run(body, patch, retry, logger)
+    await _run(body, patch, retry, logger, memo)
 
 
 @kopf.on.delete(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
@@ -166,10 +214,20 @@ def stream_state_changed(body: kopf.Body, type: str | None, logger: kopf.Logger,
         logger.debug("stream state %s noted on Aggregation %s", state, owner)
 
 
-def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) -> None:
-    outcome = reconcile.reconcile(
-        body, retry=retry, logger=logger, config=reconcile.Config.from_env()
+async def _run(
+    body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, memo: kopf.Memo
+) -> None:
+    threads: Pools = memo["pools"]
+    config = reconcile.Config.from_env()
+    loop = asyncio.get_running_loop()
+    first = await loop.run_in_executor(
+        threads.kube,
+        functools.partial(reconcile.apply, body, retry=retry, logger=logger, config=config),
     )
+    if isinstance(first, reconcile.Outcome):
+        outcome = first
+    else:
+        outcome = await loop.run_in_executor(threads.solr, _finish, first, retry, config)
     # Written even when retrying: kopf applies the patch before it schedules the retry.
     if outcome.status is not None:
         for key, value in outcome.status.patch().items():
@@ -177,6 +235,15 @@ def _run(body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger) ->
     _post(body, outcome)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_after)
+
+
+def _finish(first: reconcile.Applied, retry: int, config: reconcile.Config) -> reconcile.Outcome:
+    """The Solr half, after saying that it waits for the collections (on the Solr pool, so
+    the extra patch never holds up another Aggregation's children)."""
+    waiting = reconcile.waiting(first)
+    if waiting is not None:
+        kube.patch_aggregation_status(first.run.namespace, first.run.name, waiting.patch())
+    return reconcile.finish(first, retry=retry, config=config)
 
 
 def _post(body: kopf.Body, outcome: reconcile.Outcome) -> None:

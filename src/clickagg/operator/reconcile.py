@@ -1,9 +1,13 @@
 """One reconciliation of an Aggregation: from its body to the status it should have.
 
-validate → ensure the level collections in Solr → apply the Spark children → read the
-stream's state. Each step that fails stops the pass: an invalid spec creates nothing and
-is not retried (only a new spec can fix it); an unreachable Solr or API server marks the
-Aggregation Degraded and asks to be retried with exponential backoff. The result is an
+validate → apply the Spark children → ensure the level collections in Solr → read the
+stream's progress. The first half (`apply`) talks to the API server only and the second
+(`finish`) to Solr, so main.py runs them on separate thread pools: a burst of Aggregations
+gets its children at once while Solr creates their collections one by one (the stream job
+ensures its collections itself before it starts, so it never runs without them). Each
+step that fails stops the pass: an invalid spec creates nothing and is not retried (only a
+new spec can fix it); an unreachable Solr or API server marks the Aggregation Degraded and
+asks to be retried with exponential backoff. The result is an
 `Outcome` (status to write, events to post, retry delay), so kopf stays in main.py and
 every decision here can be read, logged and tested on its own.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import os
@@ -25,6 +30,7 @@ from typing import Any, Literal
 from clickagg import errors
 from clickagg.domain import (
     buckets,
+    capacity,
     level_progress,
     model,
     progress,
@@ -55,6 +61,8 @@ STREAM_STATE_ANNOTATION = "clickagg.io/stream-state"
 RUNNING = "RUNNING"
 # Any new value asks for a reconcile now (kopf sees an annotation change as an update).
 REQUESTED_AT_ANNOTATION = "clickagg.io/reconcile-requested-at"
+# Ready's reason between the children's apply and the collections' creation.
+WAITING_FOR_COLLECTIONS = "WaitingForCollections"
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -134,8 +142,33 @@ def stream_state(application: Mapping[str, Any]) -> str:
     return str((app_status.get("applicationState") or {}).get("state") or "")
 
 
+@dataclass(frozen=True)
+class Applied:
+    """The first half of a pass: the spec is valid and the children are applied."""
+
+    run: _Pass
+    aggregation: model.Aggregation
+    valid: status.Condition
+    state: str  # the stream SparkApplication's, as the API server stored it
+    notices: tuple[Notice, ...]
+    owner: children.Owner
+    executors: int  # the stream's, as applied
+    children: tuple[status.ChildStatus, ...]  # what the status records as announced
+
+
 def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
-    """Bring Solr and the Spark children in line with the spec; the status that results."""
+    """Bring the Spark children and Solr in line with the spec; the status that results."""
+    first = apply(body, retry=retry, logger=logger, config=config)
+    if isinstance(first, Outcome):
+        return first
+    return finish(first, retry=retry, config=config)
+
+
+def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Applied | Outcome:
+    """Validate, then apply the children: API server calls only, so a burst of
+    Aggregations gets its children without queueing behind Solr's Collections API (the
+    stream job ensures its collections itself before it reads or writes any). An Outcome
+    when the pass ends here (an invalid spec, an API server that refuses)."""
     metadata = body["metadata"]
     run = _Pass(
         name=str(metadata["name"]),
@@ -152,19 +185,61 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
     levels = ", ".join(f"{level.name} kept {level.retention_text}" for level in aggregation.levels)
     logger.info("spec generation %s is valid: levels %s", run.generation, levels)
     valid = run.condition(conditions.VALID, "True", "SpecValid", f"levels {levels}")
-    try:
-        notices, report, batch = _sync_solr(aggregation, config, logger, run.previous)
-    except errors.SolrError as exc:
-        return _degraded(run, aggregation, valid, diagnosis.of_solr_error(aggregation, exc), retry)
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
+    executors = _stream_executors(run, aggregation)
     try:
-        applied = _apply_children(aggregation, owner, config, logger, run.previous)
+        applied = _apply_children(aggregation, owner, config, logger, run.previous, executors)
+    except errors.KubeError as exc:
+        return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
+    state = stream_state(applied.stream)
+    return Applied(
+        run,
+        aggregation,
+        valid,
+        state,
+        tuple(applied.notices),
+        owner,
+        executors,
+        tuple(applied.children),
+    )
+
+
+def waiting(first: Applied) -> status.AggregationStatus | None:
+    """The status to show while Solr creates a new spec generation's collections (Ready
+    False, WaitingForCollections); None when the status already describes this generation.
+    It keeps the previous record of announced children: their events are posted with the
+    pass's outcome."""
+    run, aggregation = first.run, first.aggregation
+    if run.previous.observed_generation == run.generation:
+        return None
+    names = ", ".join(level.collection for level in aggregation.levels)
+    message = (
+        f"children applied; ensuring Solr collections {names} "
+        "(the stream job ensures them too before it starts)"
+    )
+    ready = run.condition(conditions.READY, "False", WAITING_FOR_COLLECTIONS, message)
+    updates = [first.valid, ready, *_rollups_default(run, aggregation)]
+    return _status(run, updates, _levels(run, aggregation))
+
+
+def finish(first: Applied, *, retry: int, config: Config) -> Outcome:
+    """Ensure the collections, read the stream's progress: the pass's status and events."""
+    run, aggregation = first.run, first.aggregation
+    try:
+        notices, report, batch = _sync_solr(aggregation, config, run.logger, run.previous)
+    except errors.SolrError as exc:
+        found = diagnosis.of_solr_error(aggregation, exc)
+        return _degraded(run, aggregation, first.valid, found, retry, first.notices)
+    try:
+        tuned = _tune(first, report.rates if report else None, config)
     except errors.KubeError as exc:
         found = diagnosis.of_api_error(exc)
-        return _degraded(run, aggregation, valid, found, retry, notices)
-    notices += applied.notices
-    stream = stream_state(applied.stream)
-    return _settled(run, aggregation, valid, stream, notices, report, batch, applied.children)
+        done = (*first.notices, *notices)
+        return _degraded(run, aggregation, first.valid, found, retry, done)
+    notices = [*first.notices, *notices, *tuned.notices]
+    return _settled(
+        run, aggregation, first.valid, first.state, notices, report, batch, tuned, first.children
+    )
 
 
 def cleanup(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Outcome:
@@ -259,7 +334,8 @@ def _settled(
     notices: list[Notice],
     report: progress.Report | None,
     batch: Mapping[str, level_progress.LevelReport],
-    applied: Sequence[status.ChildStatus],
+    tuned: Tuning,
+    announced: Sequence[status.ChildStatus],
 ) -> Outcome:
     stream = children.stream_name(aggregation.name)
     running = state == RUNNING
@@ -292,7 +368,10 @@ def _settled(
     rollups = _rollups_current(run, aggregation, report, batch)
     updates = [valid, ready, streaming, degraded, rollups]
     levels = _levels(run, aggregation, report, batch)
-    status_now = _status(run, updates, levels, lag, applied)
+    announced = tuned.announced(announced)
+    status_now = _status(run, updates, levels, lag, announced).model_copy(
+        update=tuned.status_fields()
+    )
     return Outcome(status=status_now, notices=tuple(notices))
 
 
@@ -343,17 +422,19 @@ def _apply_children(
     config: Config,
     logger: Log,
     previous: status.AggregationStatus,
+    executors: int,
 ) -> _Applied:
     """Apply every desired child, delete stale ones.
 
     A child's creation or update is announced once: when this pass makes it, or when the
     status does not record it at its generation (the pass that made it was killed before
-    its events and status were written)."""
-    settings = children.JobSettings(config.service_account, config.data_root, config.data_claim)
-    wanted = children.desired(aggregation, owner, settings)
+    its events and status were written). A first pass (no status yet) skips the two lists
+    that find stale children: no child of another spec can exist (half a burst's calls)."""
+    wanted = children.desired(aggregation, owner, _job_settings(config), executors)
+    first_time = previous.observed_generation is None
     existing = {
         (child["kind"], child["metadata"]["name"]): child
-        for kind in children.KINDS
+        for kind in ([] if first_time else children.KINDS)
         for child in kube.list_owned(kind, owner.namespace, owner.name)
         if _owned_by(child, owner.uid)
     }
@@ -364,9 +445,8 @@ def _apply_children(
     stored_stream: dict[str, Any] = {}
     for manifest in wanted:
         key = (manifest["kind"], manifest["metadata"]["name"])
-        stored = kube.apply(manifest)
-        before = existing.pop(key, None)
-        verdict = _verdict(before, stored)
+        stored, created = kube.apply(manifest)
+        verdict = _verdict(existing.pop(key, None), stored, created)
         generation = stored["metadata"].get("generation")
         outcomes.append(f"{key[0]} {key[1]} {verdict}")
         if verdict != "unchanged":
@@ -391,6 +471,92 @@ def _unannounced(key: tuple[str, str], verdict: str) -> Notice:
     """The event a killed pass did not post about the child it created or updated."""
     message = f"{key[0]} {key[1]} {verdict} (by a pass that did not finish)"
     return Notice("Normal", f"Child{verdict.capitalize()}", message)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The stream's measured rates, the executors it runs with and those advised."""
+
+    executors: int
+    rates: capacity.Rates | None = None
+    advised: int | None = None
+    notices: tuple[Notice, ...] = ()
+    rescaled: status.ChildStatus | None = None  # the stream application, if autoscaled
+
+    def announced(self, applied: Sequence[status.ChildStatus]) -> list[status.ChildStatus]:
+        """The children record after this tuning: an autoscaled stream's new generation
+        was announced (Autoscaled), so the next pass does not announce it again."""
+        if self.rescaled is None:
+            return list(applied)
+        key = (self.rescaled.kind, self.rescaled.name)
+        return [self.rescaled if (c.kind, c.name) == key else c for c in applied]
+
+    def status_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"executors": self.executors}
+        if self.rates is not None:
+            fields["input_rows_per_second"] = round(self.rates.input_per_second, 1)
+            fields["processed_rows_per_second"] = round(self.rates.processed_per_second, 1)
+            fields["advised_executors"] = self.advised
+        return fields
+
+
+def _bounds(aggregation: model.Aggregation) -> capacity.Bounds:
+    executor = aggregation.spec.spark.executor
+    return capacity.Bounds(
+        executor.min_instances or 1, executor.max_instances or executor.instances
+    )
+
+
+def _stream_executors(run: _Pass, aggregation: model.Aggregation) -> int:
+    """spec.spark.executor.instances; with autoscale, the count it chose before (status)."""
+    chosen, bounds = run.previous.executors, _bounds(aggregation)
+    if aggregation.spec.spark.autoscale and chosen is not None:
+        return min(max(chosen, bounds.minimum), bounds.maximum)
+    return aggregation.spec.spark.executor.instances
+
+
+def _tune(first: Applied, rates: capacity.Rates | None, config: Config) -> Tuning:
+    """Advise from the measured rates; with spark.autoscale, apply the advice (bounded) to
+    the stream's SparkApplication. A Warning once per new advice while the stream falls
+    behind."""
+    run, aggregation, current = first.run, first.aggregation, first.executors
+    if rates is None:
+        return Tuning(current)
+    advised = capacity.executors_needed(rates)
+    notices: list[Notice] = []
+    measured = (
+        f"input {capacity.per_second(rates.input_per_second)}, processing "
+        f"{capacity.per_second(rates.processed_per_second)} with {rates.executors} executor(s)"
+    )
+    autoscale = aggregation.spec.spark.autoscale
+    behind = capacity.falls_behind(rates)
+    if behind and advised is not None and advised != run.previous.advised_executors:
+        remedy = (
+            "spec.spark.autoscale applies it within executor.minInstances..maxInstances"
+            if autoscale
+            else "raise spec.spark.executor.instances, or set spec.spark.autoscale: true"
+        )
+        message = (
+            f"the stream falls behind ({measured}): {advised} executors would keep up; {remedy}"
+        )
+        run.logger.warning("%s", message, extra={"k8s_skip": True})  # the notice is the Event
+        notices.append(Notice("Warning", "StreamFallsBehind", message))
+    target = capacity.autoscaled(current, rates, _bounds(aggregation)) if autoscale else current
+    if target != current:
+        manifest = children.stream_application(
+            aggregation, first.owner, _job_settings(config), target
+        )
+        stored, _created = kube.apply(manifest)
+        message = f"stream executors {current} → {target} ({measured})"
+        run.logger.info("autoscaled: %s", message)
+        notices.append(Notice("Normal", "Autoscaled", message))
+        rescaled = status.ChildStatus(
+            kind=manifest["kind"],
+            name=manifest["metadata"]["name"],
+            generation=stored["metadata"].get("generation"),
+        )
+        return Tuning(target, rates, advised, tuple(notices), rescaled)
+    return Tuning(target, rates, advised, tuple(notices))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -480,9 +646,15 @@ def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredenti
     return credentials.SolrCredentials(user.strip(), password.rstrip("\r\n"))
 
 
-def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any]) -> str:
-    if before is None:
+def _job_settings(config: Config) -> children.JobSettings:
+    return children.JobSettings(config.service_account, config.data_root, config.data_claim)
+
+
+def _verdict(before: Mapping[str, Any] | None, stored: Mapping[str, Any], created: bool) -> str:
+    if created:
         return "created"
+    if before is None:  # not listed (a first pass), yet there: an interrupted pass made it
+        return "unchanged"
     same = before["metadata"].get("resourceVersion") == stored["metadata"].get("resourceVersion")
     return "unchanged" if same else "updated"
 

@@ -1,7 +1,8 @@
 """Reports the aggregate query's progress into Solr, where the operator reads the lag.
 
 A Spark listener: after each micro-batch it writes how old the newest applied event was
-when the batch ended, and 0 while the query is idle (everything read is applied). See
+when the batch ended, and 0 while the query is idle (everything read is applied), with the
+input and processing rates of the last batches and the executors that ran them. See
 `clickagg.domain.progress` for the document and how the operator reads it.
 Each report opens its own store connection, with one quick reconnect at most: a Solr that
 is away must not hold up Spark's listener bus.
@@ -9,6 +10,7 @@ is away must not hold up Spark's listener bus.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import time
@@ -18,7 +20,7 @@ from typing import Any
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg import errors
-from clickagg.domain import buckets, model, progress
+from clickagg.domain import buckets, capacity, model, progress
 from clickagg.store import protocol
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ class ProgressReporter(StreamingQueryListener):
         aggregation: model.Aggregation,
         open_store: Callable[[], protocol.CellStore],
         query_name: str,
+        executors: int = 1,
+        ingest_query_name: str = "",
     ) -> None:
         self.level = aggregation.finest
         self.open_store = open_store
@@ -39,6 +43,12 @@ class ProgressReporter(StreamingQueryListener):
         self.query_id = ""  # idle events carry the query's id, not its name
         self.newest_event_ms: int | None = None
         self.watermark_ms: int | None = None
+        self.executors = executors
+        self.ingest_query_name = ingest_query_name
+        self.batches: collections.deque[capacity.Batch] = collections.deque(maxlen=capacity.WINDOW)
+        self.ingest_batches: collections.deque[capacity.Batch] = collections.deque(
+            maxlen=capacity.WINDOW
+        )
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         if event.name == self.query_name:
@@ -46,12 +56,15 @@ class ProgressReporter(StreamingQueryListener):
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         report = event.progress
+        if report.name == self.ingest_query_name:
+            self.ingest_batches.append(_batch(report))  # reported with the next aggregate batch
+            return
         if report.name != self.query_name:
             return
         self.query_id = str(report.id)
-        ended_ms = buckets.parse_iso(report.timestamp) + int(
-            report.durationMs.get("triggerExecution", 0)
-        )
+        batch = _batch(report)
+        self.batches.append(batch)
+        ended_ms = batch.started_ms + batch.duration_ms
         event_time = report.eventTime or {}
         newest, watermark = event_time.get("max"), event_time.get("watermark")
         if watermark:
@@ -70,9 +83,21 @@ class ProgressReporter(StreamingQueryListener):
         pass
 
     def _write(self, lag_ms: int, reported_ms: int) -> None:
-        report = progress.Report(lag_ms, reported_ms, self.watermark_ms, self.newest_event_ms)
+        ingest = self.ingest_batches if self.ingest_query_name else self.batches
+        rates = capacity.job_rates(ingest, self.batches, self.executors)
+        report = progress.Report(
+            lag_ms, reported_ms, self.watermark_ms, self.newest_event_ms, rates
+        )
         try:
             with contextlib.closing(self.open_store()) as store:
                 store.report_progress(self.level, report)
         except errors.SolrError as exc:  # the next report tries again; the job goes on
             log.warning("%s: progress not reported: %s", self.level.collection, exc)
+
+
+def _batch(report: Any) -> capacity.Batch:
+    """A StreamingQueryProgress as the rows, start and execution time of its batch."""
+    took_ms = int(report.durationMs.get("triggerExecution", 0))
+    return capacity.Batch(
+        int(report.numInputRows or 0), buckets.parse_iso(report.timestamp), took_ms
+    )

@@ -201,7 +201,7 @@ def ingest(
 ) -> StreamingQuery:
     writer = (
         read_lines(spark, source)
-        .writeStream.queryName(f"{aggregation.name}-ingest")
+        .writeStream.queryName(ingest_query_name(aggregation))
         .foreachBatch(ArchiveWriter(aggregation, paths, on_batch))
         .option("checkpointLocation", paths.checkpoint("ingest"))
     )
@@ -395,6 +395,10 @@ def _fault_after_write(batch_id: int) -> None:
         log.warning("fault injection: SIGKILL after batch %d's Solr write", batch_id)
         logging.shutdown()
         os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def ingest_query_name(aggregation: model.Aggregation) -> str:
+    return f"{aggregation.name}-ingest"
 
 
 def aggregate_query_name(aggregation: model.Aggregation) -> str:
