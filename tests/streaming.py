@@ -210,7 +210,11 @@ def oracle_problems(
 
 
 def oracle_result(
-    aggregation: model.Aggregation, lines: Sequence[bytes], granularity_s: int
+    aggregation: model.Aggregation,
+    lines: Sequence[bytes],
+    granularity_s: int,
+    *,
+    with_visitors: bool = False,
 ) -> Any:
     """The oracle's cells of `lines` at a level of `granularity_s` (every visit closed)."""
     import oracle
@@ -222,6 +226,7 @@ def oracle_result(
         dimensions=oracle_dimensions(aggregation),
         cuboids=[c.dimensions for c in aggregation.cuboids],
         now_ms=int(time.time() * 1000),
+        with_visitors=with_visitors,
     )
 
 
