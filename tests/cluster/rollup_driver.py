@@ -43,7 +43,11 @@ def main(
                 {
                     "app_id": session.sparkContext.applicationId,
                     "rolled_up": [run.documents for run in runs],
-                    "reads": [dataclasses.asdict(read) for read in combine.reads],
+                    "reads": [
+                        dataclasses.asdict(read)
+                        for reads in combine.reads_by_level.values()
+                        for read in reads
+                    ],
                 }
             )
         )

@@ -79,8 +79,8 @@ class DriverThreads:
 
 class PushdownCombine:
     """Sums in Solr, sketches merged per shard by `shard_merge`; `seconds` says where the
-    time went (per coarser level and phase, summed over calls), `reads` what each shard read
-    moved, and `summed_bytes` the bytes of the facet responses."""
+    time went (per coarser level and phase, summed over calls), `reads_by_level` what each
+    shard read moved."""
 
     def __init__(
         self,
@@ -93,7 +93,7 @@ class PushdownCombine:
         self.shard_merge = shard_merge or DriverThreads(store, locality.own_host())
         self.cuboids = frozenset(c.name for c in aggregation.cuboids)
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.reads: list[rollup_reads.ShardRead] = []
+        self.reads_by_level: dict[str, list[rollup_reads.ShardRead]] = defaultdict(list)
 
     def __call__(self, finer: model.Level, coarser: model.Level, span: buckets.Span) -> Combined:
         started = time.monotonic()
@@ -108,7 +108,7 @@ class PushdownCombine:
         spent["sketches read and merged"] += time.monotonic() - started
         # Summed over the shards: the CPU part of the phase.
         spent["of which merging, per shard"] += sum(shard.merge_seconds for shard in per_shard)
-        self.reads.extend(shard.read for shard in per_shard)
+        self.reads_by_level[coarser.name].extend(shard.read for shard in per_shard)
         combined = [
             replace(cell, sketch=merged.get((cell.cuboid.name, cell.values, cell.bucket_ms)))
             for cell in summed.cells
