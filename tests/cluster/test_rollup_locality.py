@@ -21,11 +21,11 @@ import pytest
 import oracle
 import service_data
 import streaming
-from clickagg.domain import buckets, model, sessions, sketches
+from clickagg.domain import model, sessions
 from clickagg.local import process
 from clickagg.local import spark_cluster as local_spark_cluster
 from clickagg.pipeline import shard_tasks
-from clickagg.store import cell_reads, cell_writes, rollup_reads
+from clickagg.store import cell_writes, rollup_reads
 from clickagg.store import client as store_client
 
 pytestmark = pytest.mark.cluster
@@ -120,19 +120,4 @@ def level_problems(
     """Where the level's rolled-up documents before `end_ms` differ from the oracle."""
     granularity_s = int(level.granularity.approx_seconds)
     expected = streaming.oracle_result(aggregation, lines, granularity_s)
-    want = {key: cell for key, cell in expected.cells.items() if key[1] < end_ms}
-    got = {
-        (c.cuboid, c.bucket_ms, c.values): {
-            **c.state,
-            "unique_visitors": sketches.estimate(c.sketch),
-        }
-        for c in cell_reads.stored_cells(client, aggregation, level)
-        if c.bucket_ms < end_ms
-    }
-    assert len(got) > 20, f"{level.name}: too few cells for a meaningful comparison"
-    problems = streaming.differences(want, got, sessions.FIELDS, sketch_tolerance=0.05)
-    bots = {b: n for b, n in cell_reads.bot_counts(client, level).items() if b < end_ms}
-    want_bots = {b: n for b, n in expected.bot_events.items() if b < end_ms}
-    if bots != want_bots:
-        problems.append(f"bots: oracle {want_bots} Solr {bots}")
-    return [f"{level.name} {buckets.iso(end_ms)}: {p}" for p in problems]
+    return streaming.rolled_up_problems(client, aggregation, level, expected, end_ms, least=20)
