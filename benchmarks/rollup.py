@@ -18,14 +18,22 @@ of the rollup job's combines, against DuckDB.
    and, for comparison, what a time-routed alias would do per day instead: create a
    collection for the new day and delete the oldest one.
 
+With `--cluster` the two Solr nodes run on 127.0.0.2 and 127.0.0.3 and the rollup's driver
+(on 127.0.0.1) runs its tasks on a Spark standalone cluster with a worker on each of those
+hosts: the pushdown merges each shard's sketches in a Spark task on the shard's host. Each
+combine also reports the bytes of Solr's responses: to the driver, and for the shard reads
+split into same-host and cross-host; and the shard-read tasks' locality from the event log.
+
 Run: PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python benchmarks/rollup.py
-     [--days 30] [--fill cells|stream] [--combines pushdown,spark]
+     [--days 30] [--fill cells|stream] [--combines pushdown,spark] [--cluster]
 Event times must lie within the event contract's 30 days, so the traffic ends yesterday.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -41,11 +49,14 @@ import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import run_facts  # noqa: E402
 import stream_throughput  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
 
 import streaming  # noqa: E402
 from clickagg.domain import buckets, cells, model, rollup, sessions  # noqa: E402
 from clickagg.jobs import rollup as rollup_job  # noqa: E402
-from clickagg.pipeline import archive, rollup_pushdown  # noqa: E402
+from clickagg.local import process  # noqa: E402
+from clickagg.local import spark_cluster as local_spark_cluster  # noqa: E402
+from clickagg.pipeline import archive, locality, rollup_pushdown, shard_tasks  # noqa: E402
 from clickagg.pipeline import rollup as spark_rollup  # noqa: E402
 from clickagg.pipeline import session as spark_session  # noqa: E402
 from clickagg.sim import landing  # noqa: E402
@@ -83,18 +94,24 @@ def reference(documents: list[dict[str, Any]], coarser: model.Level) -> tuple[Wr
 
 
 class Timed:
-    """A combine that also keeps how long its calls took, per coarser level."""
+    """A combine that also keeps how long its calls took, per coarser level, and the bytes
+    of the Solr responses the driver's client read meanwhile (the pushdown's facets, or
+    every finer document for the Spark combine)."""
 
-    def __init__(self, inner: spark_rollup.Combine) -> None:
+    def __init__(self, inner: spark_rollup.Combine, client: Any) -> None:
         self.inner = inner
+        self.client = client
         self.seconds: dict[str, float] = defaultdict(float)
+        self.driver_bytes: dict[str, int] = defaultdict(int)
 
     def __call__(
         self, finer: model.Level, coarser: model.Level, span: buckets.Span
     ) -> spark_rollup.Combined:
         started = time.monotonic()
+        before = self.client.received_bytes
         combined = self.inner(finer, coarser, span)
         self.seconds[coarser.name] += time.monotonic() - started
+        self.driver_bytes[coarser.name] += self.client.received_bytes - before
         return combined
 
 
@@ -164,10 +181,69 @@ def roll_up_with(
     with solr_cells.SolrCellStore(base_url) as store:
         forget_rollups(store.client, aggregation)
         inner = rollup_job.combine_for(name, spark, aggregation, store)
-        timed = Timed(inner)
+        timed = Timed(inner, store.client)
         runs = rollup_job.roll_up_coarser(spark, aggregation, store, (1, 2), settled, timed)
         out = {level.name: written(store.client, level) for level in aggregation.levels[1:]}
     return runs, timed, inner, out
+
+
+def moved(timed: Timed, inner: Any, coarser: model.Level, driver_host: str) -> str:
+    """The bytes Solr's responses carried in one level's combine, by where they went: to
+    the driver (on another host than both Solr nodes), and the shard reads' same-host and
+    cross-host bytes."""
+    driver = timed.driver_bytes[coarser.name]
+    text = f"{driver / 1e6:,.1f} MB to the driver on {driver_host}"
+    if isinstance(inner, rollup_pushdown.PushdownCombine):
+        reads = inner.reads_by_level[coarser.name]
+        same = sum(r.response_bytes for r in reads if r.same_host)
+        cross = sum(r.response_bytes for r in reads if not r.same_host)
+        text += (
+            f" (sums), shard reads {same / 1e6:,.1f} MB same-host + {cross / 1e6:,.1f} MB "
+            f"cross-host in {len(reads)} reads"
+        )
+    else:
+        text += " (every finer document, then shipped to Spark's tasks)"
+    return text
+
+
+def cluster_session(work: Path) -> tuple[Any, Path]:
+    """A driver on the standalone cluster (master and a worker on each Solr host), writing
+    its event log to a directory of `work`."""
+    endpoints = local_spark_cluster.up(*process.free_ports(2))
+    events = work / "events"
+    events.mkdir()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", process.LOOPBACK)
+    settings = {
+        **spark_session.CLUSTER_CONF,
+        **local_spark_cluster.session_conf(endpoints),
+        "spark.ui.enabled": "false",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": str(events),
+        "spark.eventLog.rolling.enabled": "false",
+        "spark.eventLog.compress": "false",
+        "spark.locality.wait": "30s",
+    }
+    builder = SparkSession.builder.appName("rollup-bench")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate(), events
+
+
+def shard_task_localities(events: Path) -> dict[str, int]:
+    """How many of the shard-read tasks ran at each locality level, from the event log."""
+    stages: set[int] = set()
+    found: dict[str, int] = defaultdict(int)
+    for log in events.iterdir():
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event["Event"] == "SparkListenerJobStart" and str(
+                event.get("Properties", {}).get("spark.job.description")
+            ).startswith(shard_tasks.JOB_DESCRIPTION):
+                stages.update(event["Stage IDs"])
+            elif event["Event"] == "SparkListenerTaskEnd" and event["Stage ID"] in stages:
+                found[event["Task Info"]["Locality"]] += 1
+    return dict(found)
 
 
 def main() -> None:
@@ -177,6 +253,11 @@ def main() -> None:
     parser.add_argument("--combines", default="pushdown,spark")
     parser.add_argument("--visitors", type=int, default=5000, help="visitors a day (stream)")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="Solr nodes on 127.0.0.2 and .3, and a Spark standalone cluster with a worker on each",
+    )
     args = parser.parse_args()
     combines = args.combines.split(",")
     start_ms = (int(time.time() * 1000) // DAY_MS - args.days - 2) * DAY_MS
@@ -184,15 +265,25 @@ def main() -> None:
     out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rollup-bench-") as temp:
         work = Path(temp)
-        with stream_throughput.solr_cloud(work / "run") as endpoints:
+        hosts = process.NODE_HOSTS if args.cluster else None
+        with stream_throughput.solr_cloud(work / "run", hosts) as endpoints:
             base_url = endpoints.base_url
             aggregation = (
                 streaming.aggregation_for(work / "landing", base_url, "rollup-bench")
                 if args.fill == "stream"
                 else cell_fill.shop(base_url, "rollup-bench")
             )
-            spark = spark_session.local_session("rollup-bench")
+            events = None
+            if args.cluster:
+                spark, events = cluster_session(work)
+            else:
+                spark = spark_session.local_session("rollup-bench")
             spark.sparkContext.setLogLevel("ERROR")
+            driver_host = locality.own_host()
+            out.append(
+                f"Solr nodes on {', '.join(hosts or ['127.0.0.1'] * 2)}; Spark master "
+                f"{spark.sparkContext.master}"
+            )
             with solr_cells.SolrCellStore(base_url) as store:
                 store.ensure_collections(aggregation)
                 if args.fill == "cells":
@@ -238,12 +329,13 @@ def main() -> None:
                             f"{combine_s:.1f} s, writes and progress "
                             f"{run.seconds - combine_s:.1f} s{phases}; "
                             f"rollup/DuckDB {run.seconds / duck:.2f}; "
-                            f"equal to DuckDB: {equal(expected, wrote[coarser.name])}"
+                            f"equal to DuckDB: {equal(expected, wrote[coarser.name])}; "
+                            f"bytes: {moved(timed, inner, coarser, driver_host)}"
                         )
                     if len(results) == 2:
                         (a, ra), (b, rb) = results.items()
                         ratio = ra[0][index].seconds / rb[0][index].seconds
-                        out.append(f"  {a}/{b}: {ratio:.3f}")
+                        out.append(f"  {a}/{b}: {ratio:.3f} ({1 / ratio:.2f}x)")
                 for level in aggregation.levels[:2]:
                     now_ms = start_ms + DAY_MS + int(level.retention.approx_seconds * 1000)  # type: ignore[union-attr]
                     plan = rollup_job.retention_plan(
@@ -278,6 +370,9 @@ def main() -> None:
                     f"{created_s:.2f}s, deleting it {time.monotonic() - started:.2f}s"
                 )
             spark.stop()
+            if events is not None:
+                out.append(f"shard-read tasks by locality: {shard_task_localities(events)}")
+                local_spark_cluster.down()
     out.append(f"load average before → after: {load_before} → {run_facts.load_average()}")
     print("\n".join(f"- {line}" for line in out))
 

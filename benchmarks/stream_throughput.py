@@ -171,15 +171,18 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 
 @contextlib.contextmanager
-def solr_cloud(run_dir: Path) -> Iterator[local_solr.SolrEndpoints]:
-    """A 2-node SolrCloud of our own: free ports, its own run dir, stopped on exit."""
+def solr_cloud(
+    run_dir: Path, hosts: Sequence[str] | None = None
+) -> Iterator[local_solr.SolrEndpoints]:
+    """A 2-node SolrCloud of our own: free ports, its own run dir, stopped on exit; node i
+    on `hosts[i]` (default: both on 127.0.0.1)."""
     os.environ["CLICKAGG_RUN_DIR"] = str(run_dir)
     ports: list[int] = []
     while len(ports) < 3:
         port = process.free_port()
         if port not in ports:
             ports.append(port)
-    endpoints = local_solr.up(zk_port=ports[0], ports=ports[1:])
+    endpoints = local_solr.up(zk_port=ports[0], ports=ports[1:], hosts=hosts)
     try:
         yield endpoints
     finally:

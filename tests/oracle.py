@@ -118,6 +118,8 @@ class OracleResult:
     valid_events: int = 0
     #: valid lines dropped because an earlier line had the same event_id
     duplicates: int = 0
+    #: (cuboid name, bucket, values) -> the distinct visitor ids (with `with_visitors`)
+    visitors: dict[CellKey, list[str]] = field(default_factory=dict)
 
 
 def cuboid_name(dims: Sequence[str]) -> str:
@@ -137,6 +139,7 @@ def compute(
     now_ms: int,
     allowed_lateness_ms: int | None = None,
     deliveries: Sequence[int] | None = None,
+    with_visitors: bool = False,
 ) -> OracleResult:
     """The expected aggregate state of `lines`, in arrival order (see module doc).
 
@@ -148,6 +151,8 @@ def compute(
     lines of earlier deliveries (`deliveries[i]`: the delivery, one ingest batch, of line i,
     in delivery order; one delivery when absent); a newer line of its own delivery does not
     count. The first delivery with a valid event has no earlier one: its own newest counts.
+
+    `with_visitors` also lists each cell's distinct visitors (to build a level's sketches).
     """
     _check_dimensions(dimensions, cuboids)
     sources = sorted({src for src, _ in dimensions.values() if src != DERIVED_VISITOR_TYPE})
@@ -215,7 +220,9 @@ def compute(
             ).fetchall()
         )
         for dims in cuboids:
-            result.cells.update(_cuboid_cells(con, dims, dimensions))
+            found, visitors = _cuboid_cells(con, dims, dimensions, with_visitors)
+            result.cells.update(found)
+            result.visitors.update(visitors)
     finally:
         con.close()
     return result
@@ -347,7 +354,8 @@ def _cuboid_cells(
     con: duckdb.DuckDBPyConnection,
     dims: tuple[str, ...],
     dimensions: Mapping[str, tuple[str, str]],
-) -> dict[CellKey, dict[str, float]]:
+    with_visitors: bool,
+) -> tuple[dict[CellKey, dict[str, float]], dict[CellKey, list[str]]]:
     dim_sql = []
     for name in dims:
         src, scope = dimensions[name]
@@ -360,7 +368,10 @@ def _cuboid_cells(
     sums = [
         f"sum(c.{'revenue_sum' if name == 'revenue' else name})::DOUBLE" for name in STATE_FIELDS
     ]
-    select = ", ".join(["c.bucket", *dim_sql, *sums, "count(DISTINCT c.visitor_id)::DOUBLE"])
+    distinct = ["list(DISTINCT c.visitor_id)"] if with_visitors else []
+    select = ", ".join(
+        ["c.bucket", *dim_sql, *sums, "count(DISTINCT c.visitor_id)::DOUBLE", *distinct]
+    )
     group = ", ".join(["c.bucket", *dim_sql])
     query = (
         f"SELECT {select} FROM contributions c "  # noqa: S608 - checked identifiers only
@@ -368,14 +379,16 @@ def _cuboid_cells(
         f"GROUP BY {group}"
     )
     cells: dict[CellKey, dict[str, float]] = {}
+    visitors: dict[CellKey, list[str]] = {}
     name = cuboid_name(dims)
     width = len(dims)
     for row in con.execute(query).fetchall():
-        values = tuple(row[1 : 1 + width])
-        cells[(name, int(row[0]), values)] = dict(
-            zip(CELL_FIELDS, (float(v) for v in row[1 + width :]), strict=True)
-        )
-    return cells
+        key = (name, int(row[0]), tuple(row[1 : 1 + width]))
+        state = row[1 + width : 1 + width + len(CELL_FIELDS)]
+        cells[key] = dict(zip(CELL_FIELDS, (float(v) for v in state), strict=True))
+        if with_visitors:
+            visitors[key] = list(row[-1])
+    return cells, visitors
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str) -> int:

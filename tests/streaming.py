@@ -210,7 +210,11 @@ def oracle_problems(
 
 
 def oracle_result(
-    aggregation: model.Aggregation, lines: Sequence[bytes], granularity_s: int
+    aggregation: model.Aggregation,
+    lines: Sequence[bytes],
+    granularity_s: int,
+    *,
+    with_visitors: bool = False,
 ) -> Any:
     """The oracle's cells of `lines` at a level of `granularity_s` (every visit closed)."""
     import oracle
@@ -222,7 +226,37 @@ def oracle_result(
         dimensions=oracle_dimensions(aggregation),
         cuboids=[c.dimensions for c in aggregation.cuboids],
         now_ms=int(time.time() * 1000),
+        with_visitors=with_visitors,
     )
+
+
+def rolled_up_problems(
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    level: model.Level,
+    expected: Any,
+    end_ms: int,
+    *,
+    least: int,
+) -> list[str]:
+    """Where a coarser level's documents before `end_ms` differ from the oracle's
+    `expected` at its granularity (bots included); at least `least` cells must be there."""
+    want = {key: cell for key, cell in expected.cells.items() if key[1] < end_ms}
+    got = {
+        (c.cuboid, c.bucket_ms, c.values): {
+            **c.state,
+            "unique_visitors": sketches.estimate(c.sketch),
+        }
+        for c in cell_reads.stored_cells(client, aggregation, level)
+        if c.bucket_ms < end_ms
+    }
+    assert len(got) > least, f"{level.name}: too few cells for a meaningful comparison"
+    problems = differences(want, got, sessions.FIELDS, sketch_tolerance=0.05)
+    bots = {b: n for b, n in cell_reads.bot_counts(client, level).items() if b < end_ms}
+    want_bots = {b: n for b, n in expected.bot_events.items() if b < end_ms}
+    if bots != want_bots:
+        problems.append(f"bots: oracle {want_bots} Solr {bots}")
+    return [f"{level.name}: {p}" for p in problems]
 
 
 def report_watermark(solr_url: str, aggregation: model.Aggregation, newest_event_ms: int) -> None:

@@ -5,10 +5,7 @@
 It waits until an executor runs on every HOST, then runs two jobs, named by their job
 description:
 - `spread`: a Python map-reduce over more partitions than executors;
-- `locality`: one partition per HOST that prefers that host. PySpark's `parallelize` cannot
-  declare preferred locations; Spark's own `SparkContext.makeRDD(Seq[(T, Seq[host])])` can
-  (one partition per item), so the items are pickled in Python, handed to it through py4j,
-  and the result is read as an ordinary Python RDD.
+- `locality`: one partition per HOST that prefers that host (`locality.rdd_preferring`).
 It prints one JSON line: the application id and the `locality` job's result.
 """
 
@@ -17,18 +14,33 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 from pyspark import SparkContext
-from pyspark.rdd import RDD
-from pyspark.serializers import CPickleSerializer
 from pyspark.sql import SparkSession
+
+from clickagg.pipeline import locality
 
 EXECUTORS_TIMEOUT_S = 120.0
 
 
 def main(conf_json: str, event_log_dir: str, hosts: list[str]) -> None:
-    builder = SparkSession.builder.appName("clickagg-cluster-locality")
+    session = logged_session("clickagg-cluster-locality", conf_json, event_log_dir)
+    context = session.sparkContext
+    try:
+        wait_for_executors(context, hosts)
+        context.setJobDescription("spread")
+        context.parallelize(range(10_000), 8).map(lambda n: n * n).sum()
+        context.setJobDescription("locality")
+        items = [(f"item-on-{host}", [host]) for host in hosts]
+        result = locality.rdd_preferring(context, items).map(str.upper).collect()
+        print(json.dumps({"app_id": context.applicationId, "locality_result": result}))
+    finally:
+        session.stop()
+
+
+def logged_session(name: str, conf_json: str, event_log_dir: str) -> SparkSession:
+    """A session on the cluster (`conf_json`) that writes its event log to `event_log_dir`."""
+    builder = SparkSession.builder.appName(name)
     settings = {
         **json.loads(conf_json),
         "spark.eventLog.enabled": "true",
@@ -43,18 +55,8 @@ def main(conf_json: str, event_log_dir: str, hosts: list[str]) -> None:
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    context = session.sparkContext
-    context.setLogLevel("WARN")
-    try:
-        wait_for_executors(context, hosts)
-        context.setJobDescription("spread")
-        context.parallelize(range(10_000), 8).map(lambda n: n * n).sum()
-        context.setJobDescription("locality")
-        items = [(f"item-on-{host}", host) for host in hosts]
-        result = rdd_preferring(context, items).map(str.upper).collect()
-        print(json.dumps({"app_id": context.applicationId, "locality_result": result}))
-    finally:
-        session.stop()
+    session.sparkContext.setLogLevel("WARN")
+    return session
 
 
 def wait_for_executors(context: SparkContext, hosts: list[str]) -> None:
@@ -68,20 +70,6 @@ def wait_for_executors(context: SparkContext, hosts: list[str]) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"executors on {sorted(seen)} after {EXECUTORS_TIMEOUT_S:.0f}s")
         time.sleep(0.25)
-
-
-def rdd_preferring(context: SparkContext, items: list[tuple[Any, str]]) -> RDD[Any]:
-    """One partition per (item, host), each preferring its host, as a Python RDD."""
-    jvm = context._jvm
-    assert jvm is not None
-    serializer = CPickleSerializer()
-    located = [
-        jvm.scala.Tuple2(serializer.dumps(item), jvm.PythonUtils.toSeq([host]))
-        for item, host in items
-    ]
-    class_tag = jvm.scala.reflect.ClassTag.AnyRef()  # the items are byte arrays
-    java_rdd = context._jsc.sc().makeRDD(jvm.PythonUtils.toSeq(located), class_tag)
-    return RDD(java_rdd.toJavaRDD(), context, serializer)
 
 
 if __name__ == "__main__":

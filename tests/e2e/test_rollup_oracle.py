@@ -113,22 +113,7 @@ def level_problems(
     assert last is not None, f"{level.name} has rolled up nothing"
     end = buckets.end(last, level.granularity)
     expected = expected_cells(rolled, level)
-    want = {k: v for k, v in expected.cells.items() if k[1] < end}
-    got = {
-        (c.cuboid, c.bucket_ms, c.values): {
-            **c.state,
-            "unique_visitors": sketches.estimate(c.sketch),
-        }
-        for c in cell_reads.stored_cells(client, aggregation, level)
-        if c.bucket_ms < end
-    }
-    assert len(got) > 100, f"{level.name}: too few cells for a meaningful comparison"
-    problems = streaming.differences(want, got, sessions.FIELDS, sketch_tolerance=0.05)
-    bots = {b: n for b, n in cell_reads.bot_counts(client, level).items() if b < end}
-    want_bots = {b: n for b, n in expected.bot_events.items() if b < end}
-    if bots != want_bots:
-        problems.append(f"{level.name} bots: oracle {want_bots} Solr {bots}")
-    return [f"{level.name}: {p}" for p in problems]
+    return streaming.rolled_up_problems(client, aggregation, level, expected, end, least=100)
 
 
 def solr_progress(

@@ -7,7 +7,8 @@ retention. With no `--level` it does every level, finest first. An Aggregation w
 level runs `--level <finest>`: nothing to roll up, retention only. `clickagg rollup` and
 `clickagg retention` call `run`, `roll_up_levels` and `retention_plan` here too.
 
-`--combine pushdown` (the default) sums inside Solr and merges sketches per shard;
+`--combine pushdown` (the default) sums inside Solr and merges sketches per shard (in Spark
+tasks on the shards' hosts on a cluster, in driver threads in local mode);
 `--combine spark` reads every finer document and sums and merges in Spark (the path a
 locality-aware reader builds on; docs/architecture.md says why the default is the other).
 """
@@ -29,7 +30,7 @@ from clickagg import errors
 from clickagg.domain import model, retention, rollup
 from clickagg.jobs import arguments, spark
 from clickagg.jobs import settle as settle_job
-from clickagg.pipeline import archive, archive_retention, rollup_pushdown
+from clickagg.pipeline import archive, archive_retention, locality, rollup_pushdown, shard_tasks
 from clickagg.pipeline import rollup as spark_rollup
 from clickagg.store import protocol, solr_cells
 
@@ -160,7 +161,21 @@ def combine_for(
     """The read-and-aggregate step by name."""
     if name == "spark":
         return spark_rollup.SparkCombine(spark_session, aggregation, store)
-    return rollup_pushdown.PushdownCombine(aggregation, store)
+    return rollup_pushdown.PushdownCombine(aggregation, store, shard_merge(spark_session, store))
+
+
+def shard_merge(
+    spark_session: SparkSession, store: protocol.CellStore
+) -> rollup_pushdown.ShardMerge:
+    """Where the pushdown merges each shard's sketches: in Spark tasks on the shards' hosts
+    on a cluster; in driver threads in local mode (one host: tasks would add only their
+    scheduling)."""
+    master = spark_session.sparkContext.master or "local"
+    if master.startswith("local"):
+        log.info("sketches merged per shard in driver threads (master %s)", master)
+        return rollup_pushdown.DriverThreads(store, locality.own_host())
+    log.info("sketches merged per shard in Spark tasks on the replicas' hosts (master %s)", master)
+    return shard_tasks.SparkTasks(spark_session)
 
 
 def retention_plan(

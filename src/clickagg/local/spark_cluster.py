@@ -9,7 +9,8 @@ NODE_LOCAL there. Each process is recorded like every other local engine (`proce
 so `clickagg local status/down` and the pytest fixtures find and stop it.
 
 A driver joins with `session_conf(endpoints)`: one executor per worker, holding all its cores
-and memory, and no task before every executor has registered.
+and memory, and no task before every executor has registered; executors import clickagg
+from this checkout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from clickagg import errors
 from clickagg.local import cache, maven, process
 
 MASTER_NAME = "spark-master"
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding clickagg/
 DEFAULT_MASTER_PORT = 7077
 DEFAULT_MASTER_WEB_PORT = 8080
 # Sized for a 2-core box that Solr shares: one core and 2 GB per worker, so each worker runs
@@ -105,6 +107,9 @@ def session_conf(endpoints: SparkClusterEndpoints) -> dict[str, str]:
         "spark.executor.memory": endpoints.worker_memory,
         "spark.scheduler.minRegisteredResourcesRatio": "1.0",
         "spark.scheduler.maxRegisteredResourcesWaitingTime": "60s",
+        # Executors start from the worker's environment, not the driver's: they import
+        # clickagg from this checkout (an image installs it instead).
+        "spark.executorEnv.PYTHONPATH": str(SOURCE_ROOT),
     }
 
 

@@ -76,6 +76,21 @@ class SolrClient:
         pair = found.pair() if isinstance(found, credentials.SolrCredentials) else found
         self.user = pair[0] if pair else None
         self._session.auth = pair
+        self._auth = pair
+        self._connections = connections
+        #: Bytes of the JSON responses this client has read, as they came over the wire.
+        self.received_bytes = 0
+
+    def for_node(self, base_url: str) -> SolrClient:
+        """A client for another node of the same SolrCloud: the same credentials, CA and
+        timeouts (a read that must be served by one particular replica)."""
+        return SolrClient(
+            base_url,
+            timeout=self.timeout,
+            auth=self._auth,
+            connections=self._connections,
+            ca_file=self.ca_file,
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -291,6 +306,8 @@ class SolrClient:
             method, path, collection=collection, params=params, data=data, headers=headers
         )
         body = _json_body(response, collection)
+        # urllib3 counts what it read from the socket (compressed, if Solr compressed it).
+        self.received_bytes += response.raw.tell() or len(response.content)
         _raise_for_failure(body, collection, method, path)
         return body
 

@@ -123,14 +123,19 @@ class CellStore(Protocol):
         per coarser bucket for bots, inside the store."""
         ...
 
-    def shards(self, level: model.Level) -> list[str]:
-        """The names of the level's shards (`sketches_in` reads one at a time)."""
+    def replicas(self, level: model.Level) -> dict[str, tuple[rollup_reads.Replica, ...]]:
+        """The active replicas of each of the level's shards, the leader first."""
         ...
 
-    def sketches_in(
-        self, level: model.Level, span: buckets.Span, shard: str
-    ) -> Iterator[tuple[str, bytes]]:
-        """(document id, sketch) of the level's cells in `span` on one shard."""
+    def read_shard(
+        self,
+        level: model.Level,
+        span: buckets.Span,
+        replica: rollup_reads.Replica,
+        reader_host: str,
+    ) -> tuple[list[tuple[str, bytes]], rollup_reads.ShardRead]:
+        """(document id, sketch) of the level's cells in `span` on one shard, read from
+        `replica` alone, and what the read moved to `reader_host`."""
         ...
 
     def oldest_bucket(self, level: model.Level) -> int | None:

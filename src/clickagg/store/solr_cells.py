@@ -132,13 +132,17 @@ class SolrCellStore:
     ) -> rollup_reads.Summed:
         return rollup_reads.summed(self.client, finer, coarser, span, cuboids, fields)
 
-    def shards(self, level: model.Level) -> list[str]:
-        return rollup_reads.shards(self.client, level.collection)
+    def replicas(self, level: model.Level) -> dict[str, tuple[rollup_reads.Replica, ...]]:
+        return rollup_reads.replicas(self.client, level.collection)
 
-    def sketches_in(
-        self, level: model.Level, span: buckets.Span, shard: str
-    ) -> Iterator[tuple[str, bytes]]:
-        return rollup_reads.sketches(self.client, level, span, shard)
+    def read_shard(
+        self,
+        level: model.Level,
+        span: buckets.Span,
+        replica: rollup_reads.Replica,
+        reader_host: str,
+    ) -> tuple[list[tuple[str, bytes]], rollup_reads.ShardRead]:
+        return rollup_reads.read_shard(self.client, level, span, replica, reader_host)
 
     def oldest_bucket(self, level: model.Level) -> int | None:
         return batch.oldest_bucket(self.client, level)
