@@ -87,8 +87,8 @@ def test_jvm_parser_gives_the_python_parsers_rows(spark: Any, tmp_path: Path) ->
         *(line for line, _ in REASONS.values()),
         *EDGES,
         *hostile.LINES.values(),
-        *_near_valid(150),
-        *_traffic(600),
+        *_near_valid(100),
+        *_traffic(300),
     ]
     rows = {path: _archive_rows(spark, corpus, path) for path in (jvm_parse.PYTHON, jvm_parse.JVM)}
 
