@@ -55,6 +55,7 @@ def test_kill_9_of_an_executor_neither_loses_nor_double_counts(
     finally:
         stop_file.touch()
     assert _finished(driver) == 0
+    assert "Lost executor" in (tmp_path / "driver.log").read_text()
     run.assert_equals_oracle(solr_client)
 
 
