@@ -24,7 +24,7 @@ import polling
 import streaming
 from clickagg.local import process, sessionizer
 from clickagg.local import spark_cluster as local_spark_cluster
-from clickagg.pipeline import archive
+from clickagg.pipeline import archive, jvm_parse
 from clickagg.sim import landing
 from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
@@ -77,6 +77,7 @@ class _Run:
         conf = {
             **local_spark_cluster.session_conf(self.cluster),
             "spark.jars": str(sessionizer.jar()),
+            jvm_parse.CONF: jvm_parse.JVM,  # the JVM parser's classes run on the executors
             "spark.executorEnv.PYTHONPATH": str(SRC),
             "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
         }

@@ -1,9 +1,11 @@
 """Parsing and enrichment with the per-line work in the JVM.
 
-`spark.clickagg.parser` chooses how the ingest turns lines into archive rows: `jvm` (the
-default) or `python` (`parse.parse_batches` and `parse.mark_too_late` through mapInArrow,
-one Python call per line). Both give the same rows; tests/spark/test_jvm_parser.py proves it
-over valid and hostile lines, one per dead-letter reason.
+`spark.clickagg.parser` chooses how the ingest turns lines into archive rows: `python` (the
+default: `parse.parse_batches` and `parse.mark_too_late` through mapInArrow, one Python call
+per line) or `jvm`. Both give the same rows; tests/spark/test_jvm_parser.py proves it over
+valid and hostile lines, one per dead-letter reason. The JVM path is not the default because
+it is not yet cheaper: it moves the parsing out of Python, but the joins and the cache it
+needs cost the JVM as much again (docs/benchmarks.md, 2026-11-30 23:06).
 
 The JVM path:
 1. `io.clickagg.events.EventParser` (src/clickagg/pipeline/sessionizer_jvm, Jackson) accepts
@@ -30,7 +32,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from clickagg import errors
 from clickagg.domain import dimensions, enrich, events
-from clickagg.pipeline import archive, parse
+from clickagg.pipeline import archive, jvm_sessionizer, parse
 
 CONF = "spark.clickagg.parser"
 JVM = "jvm"
@@ -58,7 +60,7 @@ _LINKS = pa.schema(
 
 def chosen(spark: SparkSession) -> str:
     """Which parser the ingest runs, from the Spark setting `spark.clickagg.parser`."""
-    value = str(spark.conf.get(CONF, JVM)).strip().lower()
+    value = str(spark.conf.get(CONF, PYTHON)).strip().lower()
     if value not in (JVM, PYTHON):
         raise errors.JobSetupError(f"{CONF} is {value!r}: expected {JVM!r} or {PYTHON!r}")
     return value
@@ -67,16 +69,20 @@ def chosen(spark: SparkSession) -> str:
 @contextlib.contextmanager
 def parsed(lines: DataFrame, settings: parse.ParseSettings) -> Iterator[DataFrame]:
     """`lines` (`parse.LINE_COLUMNS`) as archive rows before `too_late` marking, cached
-    while the block runs (the ingest reads them three times)."""
+    while the block runs (the ingest reads them three times; the JVM path caches what it
+    would compute twice)."""
     spark = lines.sparkSession
     cached: list[DataFrame] = []
     try:
         if chosen(spark) == PYTHON:
             schema = archive.spark_schema()
             frame = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema)
+            cached.append(frame.persist())
         else:
+            # Only the parser's output and the small lookup tables are cached: the joins
+            # and the few deferred lines cost less again than caching the batch twice (the
+            # in-memory columnar cache was a third of the ingest's JVM time).
             frame = _jvm_parsed(lines, settings, cached)
-        cached.append(frame.persist())
         yield frame
     finally:
         for frame in cached:
@@ -153,7 +159,7 @@ def _jvm_parsed(
     jdf = _parser(spark).parse(lines.select(*parse.LINE_COLUMNS)._jdf, config_text(settings))
     rows = DataFrame(jdf, spark)
     cached.append(rows.persist())
-    accepted = _enriched(rows.where(~F.col("deferred")), settings)
+    accepted = _enriched(rows.where(~F.col("deferred")), settings, cached)
     schema = archive.spark_schema()
     deferred = (
         rows.where(F.col("deferred"))
@@ -163,7 +169,9 @@ def _jvm_parsed(
     return accepted.unionByName(deferred)
 
 
-def _enriched(accepted: DataFrame, settings: parse.ParseSettings) -> DataFrame:
+def _enriched(
+    accepted: DataFrame, settings: parse.ParseSettings, cached: list[DataFrame]
+) -> DataFrame:
     """Accepted events → archive rows, enriched through per-batch lookup tables."""
     agents = (
         accepted.where(F.col("user_agent").isNotNull())
@@ -179,6 +187,7 @@ def _enriched(accepted: DataFrame, settings: parse.ParseSettings) -> DataFrame:
         .mapInArrow(_link_facts, from_arrow_schema(_LINKS))
         .withColumnsRenamed({"url": "link_url", "referrer": "link_referrer"})
     )
+    cached.extend((agents.persist(), links.persist()))
     joined = accepted.join(F.broadcast(agents), "user_agent", "left").join(
         F.broadcast(links),
         F.col("url").eqNullSafe(F.col("link_url"))
@@ -244,12 +253,4 @@ def _iso(column: str) -> Column:
 
 
 def _parser(spark: SparkSession) -> Any:
-    parser = spark._jvm
-    for part in _CLASS.split("."):
-        parser = getattr(parser, part)
-    if type(parser).__name__ != "JavaClass":  # py4j answers a JavaPackage for a missing class
-        raise errors.JobSetupError(
-            f"the JVM parser ({_CLASS}) is not on the classpath: add the sessionizer jar to "
-            f"spark.jars (`clickagg local install` builds it), or set {CONF}={PYTHON}"
-        )
-    return parser
+    return jvm_sessionizer.jvm_class(spark, _CLASS, f"the JVM parser ({_CLASS})", CONF, PYTHON)
