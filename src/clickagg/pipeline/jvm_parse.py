@@ -3,9 +3,10 @@
 `spark.clickagg.parser` chooses how the ingest turns lines into archive rows: `python` (the
 default: `parse.parse_batches` and `parse.mark_too_late` through mapInArrow, one Python call
 per line) or `jvm`. Both give the same rows; tests/spark/test_jvm_parser.py proves it over
-valid and hostile lines, one per dead-letter reason. The JVM path is not the default because
-it is not yet cheaper: it moves the parsing out of Python, but the joins and the cache it
-needs cost the JVM as much again (docs/benchmarks.md, 2026-11-30 23:06).
+valid and hostile lines, one per dead-letter reason. The JVM path is not the default: it moves
+the parsing out of Python, but its joins and lookups cost a fixed amount per batch; it was
+1.35x cheaper on a 300k-line batch and dearer on 100k lines (docs/benchmarks.md,
+2026-11-30 23:06).
 
 The JVM path:
 1. `io.clickagg.events.EventParser` (src/clickagg/pipeline/sessionizer_jvm, Jackson) accepts
