@@ -181,18 +181,41 @@ class UrlParts:
     params: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class LinkFacts:
+    """What an event's url and referrer say: its channel, campaign and page."""
+
+    channel: str
+    campaign: str | None
+    page: str | None
+
+
 def enrich(event: events.Event) -> events.Event:
     """The event with derived values filled in where it has none, and `bot` set."""
-    url = split_url(event.url) if event.url else None
+    links = (
+        None
+        if event.channel and event.campaign and event.page
+        else link_facts(event.url, event.referrer)
+    )
     agent = classify_user_agent(event.user_agent) if event.user_agent else None
     return dataclasses.replace(
         event,
-        channel=event.channel or derive_channel(event.url, event.referrer),
-        campaign=event.campaign or (url.params.get("utm_campaign") if url else None) or None,
-        page=event.page or (url.path if url else None),
+        channel=event.channel or (links.channel if links else None),
+        campaign=event.campaign or (links.campaign if links else None),
+        page=event.page or (links.page if links else None),
         device_class=event.device_class or (agent.device_class if agent else None),
         browser_family=event.browser_family or (agent.browser_family if agent else None),
         bot=agent.is_bot if agent else False,
+    )
+
+
+def link_facts(url: str | None, referrer: str | None) -> LinkFacts:
+    """The channel (`derive_channel`), the landing url's utm_campaign and its path."""
+    parts = split_url(url) if url else None
+    return LinkFacts(
+        channel=derive_channel(url, referrer),
+        campaign=(parts.params.get("utm_campaign") if parts else None) or None,
+        page=parts.path if parts else None,
     )
 
 

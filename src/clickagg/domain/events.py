@@ -61,8 +61,8 @@ OPTIONAL_STRING_FIELDS = (
 )
 OPTIONAL_NUMBER_FIELDS = ("revenue",)
 #: Optional fields whose value becomes a dimension value, so may not be a reserved one.
-_DIMENSION_VALUE_FIELDS = frozenset(
-    d.field for d in dimensions.STANDARD.values() if d.field is not None
+DIMENSION_VALUE_FIELDS = frozenset(
+    d.field for d in dimensions.STANDARD.values() if d.field in OPTIONAL_STRING_FIELDS
 )
 
 #: RFC 3339 date-time: ISO 8601 with seconds and an offset. The schema carries the same text.
@@ -272,7 +272,7 @@ def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
         return None
     if not _is_unicode(value):
         raise _not_unicode(name, value)
-    if name in _DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
+    if name in DIMENSION_VALUE_FIELDS and value in dimensions.RESERVED_VALUES:
         raise errors.EventContractError(f"field '{name}': {value!r} is reserved for the pipeline")
     return value
 
@@ -342,9 +342,17 @@ def too_late_reason(
     limit = too_late_limit(window, reference)
     if limit is None or ts_ms >= limit:
         return None
+    return _iso(ts_ms).join(too_late_frame(window.max_past_ms, reference, named))
+
+
+def too_late_frame(
+    max_past_ms: int, reference_ms: int, named: str = "the newest event"
+) -> tuple[str, str]:
+    """The text before and after the event time (ISO 8601, seconds, UTC, `Z`) in a
+    `too_late` reason measured from `reference_ms`."""
     return (
-        f"{TOO_LATE}: field 'ts': {_iso(ts_ms)} is more than {_span(window.max_past_ms)} "
-        f"before {named} ({_iso(reference)})"
+        f"{TOO_LATE}: field 'ts': ",
+        f" is more than {_span(max_past_ms)} before {named} ({_iso(reference_ms)})",
     )
 
 

@@ -96,15 +96,21 @@ def config_text(config: sessions.Config) -> str:
 
 
 def _operator(spark: SparkSession) -> Any:
-    operator = spark._jvm
-    for part in _CLASS.split("."):
-        operator = getattr(operator, part)
-    if type(operator).__name__ != "JavaClass":  # py4j answers a JavaPackage for a missing class
+    return jvm_class(spark, _CLASS, f"the JVM sessionizer ({_CLASS})", CONF, PYTHON)
+
+
+def jvm_class(spark: SparkSession, name: str, what: str, setting: str, fallback: str) -> Any:
+    """The class `name` of the sessionizer's jar, through py4j; a missing jar fails naming
+    the Spark `setting` that takes the Python path (`fallback`) instead."""
+    found = spark._jvm
+    for part in name.split("."):
+        found = getattr(found, part)
+    if type(found).__name__ != "JavaClass":  # py4j answers a JavaPackage for a missing class
         raise errors.JobSetupError(
-            f"the JVM sessionizer ({_CLASS}) is not on the classpath: add its jar to "
-            f"spark.jars (`clickagg local install` builds it), or set {CONF}={PYTHON}"
+            f"{what} is not on the classpath: add the sessionizer jar to spark.jars "
+            f"(`clickagg local install` builds it), or set {setting}={fallback}"
         )
-    return operator
+    return found
 
 
 def _wrap(jdf: Any, like: DataFrame) -> DataFrame:

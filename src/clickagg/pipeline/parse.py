@@ -29,6 +29,8 @@ RAW_KEPT_BYTES = 4096  # a dead letter keeps this much of its line; the reason s
 _STRINGS = archive.STRINGS
 #: The columns `parse_batches` reads: the line, where it came from, and its split's start.
 LINE_COLUMNS = ("value", "arrival_source", "arrival_split")
+#: The columns `parse_numbered` reads: the line, where it came from, and its offset.
+NUMBERED_COLUMNS = ("value", "arrival_source", "arrival_offset")
 
 
 @dataclass(frozen=True)
@@ -48,26 +50,45 @@ def parse_batches(
 
     Lines of one split arrive in file order, so counting them per split gives each line an
     offset that increases through the file."""
-    window = events.TimeWindow(max_future_ms=settings.max_future_ms, max_past_ms=None)
     seen: dict[tuple[str, int], int] = {}
     for batch in batches:
-        now_ms = int(time.time() * 1000)
-        columns: dict[str, list[Any]] = {field.name: [] for field in archive.SCHEMA}
-        for line, source, split in zip(
-            batch.column("value").to_pylist(),
+        offsets = []
+        for source, split in zip(
             batch.column("arrival_source").to_pylist(),
             batch.column("arrival_split").to_pylist(),
             strict=True,
         ):
             index = seen.get((source, split), 0)
             seen[(source, split)] = index + 1
-            columns["arrival_source"].append(source)
-            columns["arrival_offset"].append(split + index)
-            columns["arrival_ms"].append(settings.arrival_ms)
-            columns["arrival_newest_ms"].append(None)
-            columns["arrival_batch"].append(settings.arrival_batch)
-            _append(columns, line or b"", now_ms, window, settings)
-        yield pa.RecordBatch.from_pydict(columns, schema=archive.SCHEMA)
+            offsets.append(split + index)
+        yield _parsed(batch, offsets, settings)
+
+
+def parse_numbered(
+    batches: Iterator[pa.RecordBatch], settings: ParseSettings
+) -> Iterator[pa.RecordBatch]:
+    """Like `parse_batches`, for lines whose offsets are known: `NUMBERED_COLUMNS` in."""
+    for batch in batches:
+        yield _parsed(batch, batch.column("arrival_offset").to_pylist(), settings)
+
+
+def _parsed(batch: pa.RecordBatch, offsets: list[int], settings: ParseSettings) -> pa.RecordBatch:
+    window = events.TimeWindow(max_future_ms=settings.max_future_ms, max_past_ms=None)
+    now_ms = int(time.time() * 1000)
+    columns: dict[str, list[Any]] = {field.name: [] for field in archive.SCHEMA}
+    for line, source, offset in zip(
+        batch.column("value").to_pylist(),
+        batch.column("arrival_source").to_pylist(),
+        offsets,
+        strict=True,
+    ):
+        columns["arrival_source"].append(source)
+        columns["arrival_offset"].append(offset)
+        columns["arrival_ms"].append(settings.arrival_ms)
+        columns["arrival_newest_ms"].append(None)
+        columns["arrival_batch"].append(settings.arrival_batch)
+        _append(columns, line or b"", now_ms, window, settings)
+    return pa.RecordBatch.from_pydict(columns, schema=archive.SCHEMA)
 
 
 def mark_too_late(

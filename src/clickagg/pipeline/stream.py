@@ -31,7 +31,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from clickagg import errors
 from clickagg.domain import events as event_contract
 from clickagg.domain import model, sessions, spec
-from clickagg.pipeline import archive, cell_sums, dedup, ingest_log, parse, sessionize
+from clickagg.pipeline import archive, cell_sums, dedup, ingest_log, jvm_parse, parse, sessionize
 from clickagg.store import credentials, protocol
 
 log = logging.getLogger(__name__)
@@ -260,10 +260,7 @@ def write_archive(
     earlier batches (None: they had none, and these lines' own newest stands in,
     `events.lateness_reference`), become `too_late` dead letters. The report's
     `newest_event_ms` is the newest through these lines."""
-    schema = archive.spark_schema()
-    parsed = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema)
-    parsed.persist()
-    try:
+    with jvm_parse.parsed(lines, settings) as parsed:
         is_event = F.col("kind") == archive.EVENT
         counted = parsed.agg(
             F.count(F.lit(1)).alias("lines"),
@@ -283,12 +280,7 @@ def write_archive(
             F.count(F.when(is_event & F.col("bot") & ~late, 1)).alias("bots"),
         ).first()
         assert flagged is not None
-        rows = parsed.mapInArrow(
-            lambda b: parse.mark_too_late(b, window, reference, newest), schema
-        )
-        archive.append(rows, paths)
-    finally:
-        parsed.unpersist()
+        archive.append(jvm_parse.marked(parsed, window, reference, newest), paths)
     return IngestReport(
         lines=int(counted["lines"]),
         dead_letters=int(counted["dead_letters"]) + int(flagged["too_late"]),
