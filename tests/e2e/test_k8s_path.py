@@ -76,11 +76,13 @@ def shop_kpis(namespace: str, landing_dir: Path, prefix: str) -> dict[str, Any]:
 
 
 def secure_solr_secrets(api: k8s_client.ApiClient, namespace: str) -> dict[str, Any]:
-    """The Secrets a cluster admin creates for the secured Solr (the operator's user, as
-    spec.solr.basicAuthSecret serves the operator and the jobs alike; the CA) and the
-    spec.solr fields that reference them. The operator reads them through the API; the jobs
-    get them from their SparkApplication (the runner resolves the references, as a kubelet)."""
-    user, password = local_solr.credentials(solr_security.OPERATOR, fixtures_solr.SECURE_INSTANCE)
+    """The Secrets a cluster admin creates for the secured Solr (the jobs' user, which may
+    read and update but not create collections; the CA) and the spec.solr fields that
+    reference them. The operator reads the CA through the API and administers collections as
+    its own user (its environment, as the chart's operator.solrCredentialsSecret gives it);
+    the jobs get theirs from their SparkApplication (the runner resolves the references, as
+    a kubelet)."""
+    user, password = local_solr.credentials(solr_security.JOBS, fixtures_solr.SECURE_INSTANCE)
     ca = local_solr.ca_file(fixtures_solr.SECURE_INSTANCE).read_text()
     core = k8s_client.CoreV1Api(api)
     for name, data in (
@@ -92,6 +94,18 @@ def secure_solr_secrets(api: k8s_client.ApiClient, namespace: str) -> dict[str, 
             namespace, k8s_client.V1Secret(metadata=metadata, string_data=data)
         )
     return {"basicAuthSecret": {"name": SOLR_CREDENTIALS}, "tls": {"caSecret": {"name": SOLR_CA}}}
+
+
+def operator_environment(
+    monkeypatch: pytest.MonkeyPatch, kubeconfig: Path, solr: local_solr.SolrEndpoints
+) -> None:
+    """What the chart gives the operator's process: the API server, and its own Solr user
+    (operator.solrCredentialsSecret) with the CA; the runner drops the Solr variables from
+    what the jobs inherit."""
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
+    for variable, value in fixtures_solr.role_env(solr_security.OPERATOR).items():
+        monkeypatch.setenv(variable, value)
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -155,8 +169,7 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
     obj = shop_kpis(namespace, landing_dir, prefix)
     obj["spec"]["solr"] |= secure_solr_secrets(api, namespace)
     aggregation = validation.validate(obj)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
+    operator_environment(monkeypatch, kubeconfig, solr)
     monkeypatch.setenv(reconcile.DATA_ROOT_ENV, str(tmp_path / "cluster-data"))
 
     def owned() -> list[str]:
@@ -186,7 +199,11 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             applied = local_kube.kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(obj))
             assert applied.returncode == 0, applied.stderr
             polling.eventually(lambda: owned() == sorted([STREAM, *ROLLUPS]), "the three children")
-            assert set(collections) <= set(solr_client.list_collections())
+            # Children first, collections second (a burst never waits on Solr for children).
+            polling.eventually(
+                lambda: set(collections) <= set(solr_client.list_collections()),
+                "the level collections",
+            )
             # The status is patched when the pass ends, a moment after the children exist.
             polling.eventually(
                 lambda: condition(aggregation_object(), "Valid").get("status") == "True",
@@ -348,8 +365,7 @@ def test_levels_column_lists_every_level(
     obj = shop_kpis(namespace, tmp_path / "landing", prefix)
     obj["spec"]["solr"] |= secure_solr_secrets(api, namespace)
     obj["spec"]["levels"] = obj["spec"]["levels"][:2]  # fewer collections to create
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setenv(reconcile.SOLR_URL_OVERRIDE_ENV, solr.base_url)
+    operator_environment(monkeypatch, kubeconfig, solr)
     operator_args = ["run", "--standalone", "--namespace", namespace, "-m", OPERATOR]
     try:
         with kopf_testing.KopfRunner(operator_args, timeout=60):

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,6 +135,47 @@ def test_the_jobs_user_may_not_create_collections(secured: dict[str, Any]) -> No
         "clickagg-jobs",
         "collection-admin-edit",
     )
+
+
+def test_a_job_waits_for_the_collections_its_user_may_not_create(
+    secure_solr: local_solr.SolrEndpoints, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    aggregation = streaming.aggregation_for(
+        tmp_path, secure_solr.base_url, "secured-wait", levels=LEVELS[:1]
+    )
+    outcome: dict[str, Any] = {}
+
+    def job() -> None:
+        with fixtures_solr.client_as(secure_solr.base_url, solr_security.JOBS) as jobs:
+            outcome["ensured"] = solr_collections.await_level_collections(
+                jobs, aggregation, 120, poll_s=0.2
+            )
+
+    waiting = threading.Thread(target=job, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="clickagg.store.collections"):
+        waiting.start()
+        eventually(lambda: "waiting up to 120s" in caplog.text, "the job waiting")
+    with fixtures_solr.client_as(secure_solr.base_url, solr_security.OPERATOR) as operator:
+        try:
+            solr_collections.ensure_level_collections(operator, aggregation)
+            waiting.join(60)
+            assert outcome["ensured"] == [
+                solr_collections.Ensured(aggregation.finest.collection, created=False)
+            ]
+            assert "clickagg-jobs" in caplog.text  # the refused user, named
+            # Nobody creates the next one: the refusal comes back, naming what is missing.
+            other = streaming.aggregation_for(
+                tmp_path, secure_solr.base_url, "secured-none", levels=LEVELS[:1]
+            )
+            with (
+                fixtures_solr.client_as(secure_solr.base_url, solr_security.JOBS) as jobs,
+                pytest.raises(errors.SolrAuthError, match="did not appear within 1s") as refused,
+            ):
+                solr_collections.await_level_collections(jobs, other, 1, poll_s=0.2)
+            assert refused.value.status == 403
+            assert other.finest.collection in str(refused.value)
+        finally:
+            solr_collections.delete_level_collections(operator, aggregation)
 
 
 def test_the_stream_writes_as_the_jobs_user_over_https_and_every_cell_equals_the_oracle(

@@ -29,11 +29,13 @@ import polling
 import streaming
 from clickagg.domain import capacity, progress, spec, validation
 from clickagg.local import solr as local_solr
+from clickagg.local import solr_security
 from clickagg.operator import children, kube, reconcile
 from clickagg.pipeline import archive, stream
 from clickagg.pipeline import progress as progress_reporter
 from clickagg.store import client as store_client
 from clickagg.store import progress as stored_progress
+from fixtures import solr as fixtures_solr
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.usefixtures("peer_crds")]
 
@@ -98,10 +100,17 @@ def stored(objects: k8s_client.CustomObjectsApi, namespace: str) -> dict[str, An
 
 
 def run_pass(body: dict[str, Any], namespace: str) -> reconcile.Outcome:
-    """One pass, its status written as kopf writes it (a merge patch of the status)."""
-    outcome = reconcile.reconcile(
-        body, retry=0, logger=logging.getLogger("test-operator"), config=reconcile.Config.from_env()
-    )
+    """One pass, its status written as kopf writes it (a merge patch of the status), as the
+    operator's own Solr user (the module's environment holds the jobs')."""
+    with pytest.MonkeyPatch.context() as env:
+        for variable, value in fixtures_solr.role_env(solr_security.OPERATOR).items():
+            env.setenv(variable, value)
+        outcome = reconcile.reconcile(
+            body,
+            retry=0,
+            logger=logging.getLogger("test-operator"),
+            config=reconcile.Config.from_env(),
+        )
     assert outcome.status is not None, outcome.problem
     assert kube.patch_aggregation_status(namespace, NAME, outcome.status.patch())
     return outcome

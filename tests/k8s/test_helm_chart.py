@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from clickagg.local import gotools
 from clickagg.local import kube as local_kube
 from clickagg.operator import reconcile
+from clickagg.store import credentials
 from fixtures import k8s as k8s_fixtures
 
 pytestmark = pytest.mark.k8s
@@ -128,6 +129,25 @@ def test_the_default_data_claim_reaches_the_operator_only_when_set(
     assert reconcile.DATA_CLAIM_ENV not in operator_env()
     claimed = operator_env("--set", "sparkJobs.dataClaim=clickagg-data")
     assert claimed[reconcile.DATA_CLAIM_ENV] == "clickagg-data"
+
+
+def test_the_operators_own_solr_user_comes_from_its_secret_only_when_named(
+    helm: k8s_fixtures.HelmRunner,
+) -> None:
+    def operator_env(*values: str) -> dict[str, Any]:
+        (deployment,) = by_kind(render(helm, *values), "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert not any("password" in arg.lower() for arg in container["args"])
+        return {e["name"]: e for e in container["env"]}
+
+    assert credentials.USERNAME_ENV not in operator_env()
+    named = operator_env("--set", "operator.solrCredentialsSecret.name=solr-admin")
+    for variable, key in (
+        (credentials.USERNAME_ENV, "username"),
+        (credentials.PASSWORD_ENV, "password"),
+    ):
+        assert "value" not in named[variable]  # by reference only
+        assert named[variable]["valueFrom"]["secretKeyRef"] == {"name": "solr-admin", "key": key}
 
 
 def test_long_release_names_are_cut_to_63_characters(helm: k8s_fixtures.HelmRunner) -> None:

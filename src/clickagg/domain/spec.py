@@ -175,7 +175,11 @@ class SolrTarget(WireModel):
     shards: int = _describe("Shards per level collection.", default=2, ge=1, le=64)
     replication_factor: int = _describe("Replicas of each shard.", default=2, ge=1, le=5)
     basic_auth_secret: SecretKeys | None = _describe(
-        "Secret with Solr basic-auth credentials, when Solr requires them.", default=None
+        "Secret with the jobs' Solr basic-auth credentials, when Solr requires them: read "
+        "and update on the level collections suffice (a job waits for the operator to create "
+        "them). The operator administers collections as its own user (the chart's "
+        "operator.solrCredentialsSecret) and uses this one only when it has none.",
+        default=None,
     )
     tls: SolrTls | None = _describe(
         "Trust for a Solr served over https (an https url or SolrCloud); without it the "

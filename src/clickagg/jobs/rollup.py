@@ -32,7 +32,7 @@ from clickagg.jobs import arguments, spark
 from clickagg.jobs import settle as settle_job
 from clickagg.pipeline import archive, archive_retention, locality, rollup_pushdown, shard_tasks
 from clickagg.pipeline import rollup as spark_rollup
-from clickagg.store import protocol, solr_cells
+from clickagg.store import collections, protocol, solr_cells
 
 log = logging.getLogger("clickagg.jobs.rollup")
 
@@ -223,7 +223,7 @@ def run(aggregation: model.Aggregation, options: Options) -> Result:
     session = spark.session_for(f"{aggregation.name}-rollup", options.master, options.jars)
     stop = threading.Event()
     with solr_cells.SolrCellStore(options.solr_url) as store:
-        store.ensure_collections(aggregation)
+        store.ensure_collections(aggregation, collections.JOB_WAIT_SECONDS)
         while True:
             result = roll_up_levels(
                 session,

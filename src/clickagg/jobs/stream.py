@@ -55,11 +55,12 @@ class Running:
 def start(
     aggregation: model.Aggregation, options: Options, session: SparkSession | None = None
 ) -> Running:
-    """Ensure the collections, then start both queries (with availableNow, ingest has
-    finished when this returns). `session`: one the caller set up, else the job's own."""
+    """Ensure the collections (or wait for the operator to), then start both queries (with
+    availableNow, ingest has finished when this returns). `session`: one the caller set up,
+    else the job's own."""
     trigger = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
     with solr_cells.SolrCellStore(options.solr_url) as store:
-        ensured = store.ensure_collections(aggregation)
+        ensured = store.ensure_collections(aggregation, collections.JOB_WAIT_SECONDS)
     for item in ensured:
         log.info(
             "%s: collection %s %s",

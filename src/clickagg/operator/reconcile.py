@@ -563,7 +563,10 @@ def _tune(first: Applied, rates: capacity.Rates | None, config: Config) -> Tunin
 
 def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrClient:
     url = config.solr_url_override or children.cluster_solr_url(aggregation)
-    found = solr_credentials(aggregation)
+    # The operator's own user (the chart's operator.solrCredentialsSecret, in its
+    # environment) administers collections; spec.solr.basicAuthSecret is the jobs' user
+    # and serves the operator only when it has none of its own.
+    found = None if credentials.from_environment() is not None else solr_credentials(aggregation)
     ca_file = solr_ca_file(aggregation)
     return solr.SolrClient(
         url, timeout=_SOLR_TIMEOUT, connect_retries=1, auth=found, ca_file=ca_file
@@ -623,7 +626,7 @@ def solr_ca_file(aggregation: model.Aggregation) -> Path | None:
 
 def solr_credentials(aggregation: model.Aggregation) -> credentials.SolrCredentials | None:
     """The credentials in spec.solr.basicAuthSecret, read through the Kubernetes API; None
-    without one (the client then takes the operator's own, from its environment).
+    without one.
 
     Every problem is a SolrAuthError naming the Secret and key, never a value."""
     ref = aggregation.spec.solr.basic_auth_secret

@@ -1,19 +1,28 @@
 """One Solr collection per time level, created from the project's configset, idempotently.
 
 The Solr Operator stopped managing collections in 2021, so the operator and the jobs
-both ensure them here.
+both ensure them here. A job whose user may not create collections (the jobs role has
+read and update only) waits for the operator to create them (`await_level_collections`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clickagg import errors
 from clickagg.domain import model
 from clickagg.store import client as solr
 
+log = logging.getLogger("clickagg.store.collections")
+
 CONFIGSET_DIR = Path(__file__).parent / "solr_configset"
 CONFIGSET_NAME = "clickagg-aggregates"
+#: How long a job whose Solr user may not create collections waits for the operator to: on
+#: a burst the operator applies every Aggregation's children before it creates collections.
+JOB_WAIT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,46 @@ def ensure_level_collections(
             )
         ensured.append(Ensured(level.collection, created))
     return ensured
+
+
+def await_level_collections(
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    timeout_s: float,
+    *,
+    poll_s: float = 2.0,
+) -> list[Ensured]:
+    """Ensure the collections; when Solr refuses to create them (403: this user lacks the
+    permission), wait up to `timeout_s` for someone allowed (the operator) to create them.
+    The refusal is raised again, naming the collections, if they do not appear in time."""
+    try:
+        return ensure_level_collections(client, aggregation)
+    except errors.SolrAuthError as refused:
+        if refused.status != 403:
+            raise
+        names = [level.collection for level in aggregation.levels]
+        log.warning(
+            "%s: waiting up to %.0fs for collections %s: %s",
+            aggregation.name,
+            timeout_s,
+            ", ".join(names),
+            refused,
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = sorted(set(names) - set(client.list_collections()))
+            if not missing:
+                log.info("%s: collections %s present", aggregation.name, ", ".join(names))
+                return [Ensured(name, created=False) for name in names]
+            if time.monotonic() >= deadline:
+                raise errors.SolrAuthError(
+                    f"{refused}; collections {', '.join(missing)} did not appear within "
+                    f"{timeout_s:.0f}s (the operator creates them)",
+                    user=refused.user,
+                    status=refused.status,
+                    permission=refused.permission,
+                ) from None
+            time.sleep(poll_s)
 
 
 def delete_level_collections(client: solr.SolrClient, aggregation: model.Aggregation) -> None:

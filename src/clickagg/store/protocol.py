@@ -25,8 +25,11 @@ class WriteReport:
 
 
 class CellStore(Protocol):
-    def ensure_collections(self, aggregation: model.Aggregation) -> list[collections.Ensured]:
-        """Each level's collection, created when missing."""
+    def ensure_collections(
+        self, aggregation: model.Aggregation, wait_s: float = 0.0
+    ) -> list[collections.Ensured]:
+        """Each level's collection, created when missing; with `wait_s`, a user Solr does
+        not let create them waits that long for them to appear."""
         ...
 
     def write_deltas(

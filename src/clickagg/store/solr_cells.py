@@ -34,7 +34,11 @@ class SolrCellStore:
     def close(self) -> None:
         self.client.close()
 
-    def ensure_collections(self, aggregation: model.Aggregation) -> list[collections.Ensured]:
+    def ensure_collections(
+        self, aggregation: model.Aggregation, wait_s: float = 0.0
+    ) -> list[collections.Ensured]:
+        if wait_s > 0:
+            return collections.await_level_collections(self.client, aggregation, wait_s)
         return collections.ensure_level_collections(self.client, aggregation)
 
     def write_deltas(
