@@ -265,6 +265,25 @@ def test_unreadable_stored_status_starts_afresh() -> None:
     assert kept.observed_generation == 2
 
 
+def test_every_status_field_written_is_read_back() -> None:
+    # A field the parse drops is one the next pass forgets (announced children, the chosen
+    # executor count): every field the status model declares must survive the round trip.
+    written = status.AggregationStatus(
+        observed_generation=3,
+        lag="4s",
+        children=[status.ChildStatus(kind="SparkApplication", name="shop-stream", generation=2)],
+        input_rows_per_second=10.0,
+        processed_rows_per_second=5.0,
+        executors=2,
+        advised_executors=3,
+        level_names="15m",
+    )
+    assert set(written.patch()) == {
+        field.alias or name for name, field in status.AggregationStatus.model_fields.items()
+    }
+    assert conditions.parse(written.patch()) == written
+
+
 @pytest.mark.parametrize(
     ("state", "reason"),
     [("RUNNING", "Running"), ("PENDING_RERUN", "PendingRerun"), ("", "NotSubmitted")],

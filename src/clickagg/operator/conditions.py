@@ -23,15 +23,9 @@ DEGRADED = "Degraded"
 
 Truth = Literal["True", "False", "Unknown"]
 
-_STATUS_KEYS = (
-    "observedGeneration",
-    "conditions",
-    "levels",
-    "lag",
-    "inputRowsPerSecond",
-    "processedRowsPerSecond",
-    "executors",
-    "advisedExecutors",
+# The status fields this version reads back: every one its model declares (by wire name).
+_STATUS_KEYS = frozenset(
+    field.alias or name for name, field in status.AggregationStatus.model_fields.items()
 )
 
 
