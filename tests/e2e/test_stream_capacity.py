@@ -205,7 +205,8 @@ def test_a_stream_driven_past_its_capacity_is_advised_and_autoscaled(
             if item["metadata"]["name"] == children.stream_name(NAME)
         ]
         assert application["spec"]["executor"]["instances"] == target
-        assert [n.reason for n in second.notices if n.type == "Normal"] == ["Autoscaled"], second.notices
+        normal = [n.reason for n in second.notices if n.type == "Normal"]
+        assert normal == ["Autoscaled"], second.notices
 
         # The same advice again: no second Warning, and the chosen count sticks.
         third = run_pass(stored(objects, namespace), namespace)
