@@ -164,6 +164,8 @@ def damage_and_replay_hour(
     """Delete the rolled-up hour, so that only rolling it up again from its finer buckets
     repairs it, then replay the hour's finer buckets (which stamps them as changed)."""
     hours = rolled["aggregation"].levels[1]
+    held = client.query(hours.collection, {"q": hour_documents(hour_ms), "rows": 0})
+    assert held["response"]["numFound"] > 0, f"{buckets.iso(hour_ms)} holds nothing to damage"
     client.delete_by_query(hours.collection, hour_documents(hour_ms))
     client.commit(hours.collection)
     replay.replay(
@@ -399,7 +401,9 @@ def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
             timeout=300,
         )
         assert follower.poll() is None, log.read_text()[-3000:]
-        damaged = START_MS + 2 * streaming.HOUR_MS
+        # A busy hour (mid-day): a night hour of this small shop may hold no event at all on
+        # some dates, and then nothing could come back.
+        damaged = START_MS + DAY_MS + 10 * streaming.HOUR_MS
         hour_query = hour_documents(damaged)
         with solr_cells.SolrCellStore(solr.base_url) as store:
             damage_and_replay_hour(rolled, spark, store, solr_client, damaged)
