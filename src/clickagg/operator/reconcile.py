@@ -566,7 +566,7 @@ def _solr_client(aggregation: model.Aggregation, config: Config) -> solr.SolrCli
     # The operator's own user (the chart's operator.solrCredentialsSecret, in its
     # environment) administers collections; spec.solr.basicAuthSecret is the jobs' user
     # and serves the operator only when it has none of its own.
-    found = None if credentials.from_environment() is not None else solr_credentials(aggregation)
+    found = credentials.from_environment() or solr_credentials(aggregation)
     ca_file = solr_ca_file(aggregation)
     return solr.SolrClient(
         url, timeout=_SOLR_TIMEOUT, connect_retries=1, auth=found, ca_file=ca_file
