@@ -10,10 +10,14 @@ error that names the CA bundle and the spec's caSecret.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import pytest
 from pyspark.errors import StreamingQueryException
 
@@ -168,3 +172,64 @@ def test_a_wrong_ca_ends_the_stream_with_an_error_naming_the_ca_setting(
     assert credentials.KAFKA_CA_FILE_ENV in message
     assert "spec.source.kafka.security.caSecret" in message
     assert not query.isActive
+
+
+def test_generate_produces_to_a_sasl_topic_as_the_jobs_user(
+    sasl_kafka: kafka_fixtures.SaslKafka, sasl_kafka_topic: kafka_fixtures.TopicFactory
+) -> None:
+    """`clickagg generate --kafka` logs in with the jobs' variables; the password is in a file
+    and shows nowhere in its output; a wrong one ends it at once with the user named."""
+    user, password = kafka_security.credentials(sasl_kafka.security_dir, kafka_security.JOBS)
+    password_file = kafka_security.password_file(sasl_kafka.security_dir, kafka_security.JOBS)
+    bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(2)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(streaming.ROOT) / "src"),
+        credentials.KAFKA_USERNAME_ENV: user,
+        credentials.KAFKA_PASSWORD_FILE_ENV: str(password_file),
+        credentials.KAFKA_CA_FILE_ENV: str(sasl_kafka.ca_file),
+    }
+    command = [sys.executable, "-m", "clickagg", "generate", "--kafka", bootstrap, "--topic"]
+    command += [topic, "--duration", "10m", "--visitors", "20", "--faults-off"]
+
+    def generate(security: str, **changed: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [*command, "--kafka-security", security],
+            env={**env, **changed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode, " ".join((done.stdout + done.stderr).split())
+
+    code, said = generate("SASL_SSL")
+    assert code == 0, said[-2000:]
+    sent = int(said.split("sent ", 1)[1].split(" lines", 1)[0].replace(",", ""))
+    assert sent > 0 and password not in said
+    assert _messages_in(topic, sasl_kafka) == sent
+    code, said = generate("SASL_PLAIN")
+    assert code == 2 and "--kafka-security 'SASL_PLAIN'" in said
+    started = time.monotonic()
+    wrong = {credentials.KAFKA_PASSWORD_FILE_ENV: "", credentials.KAFKA_PASSWORD_ENV: WRONG}
+    code, said = generate("SASL_SSL", **wrong)
+    assert code == 1 and f"refused the authentication of user '{user}'" in said
+    assert time.monotonic() - started < 30 and WRONG not in said
+
+
+def _messages_in(topic: str, sasl_kafka: kafka_fixtures.SaslKafka) -> int:
+    consumer = confluent_kafka.Consumer(
+        {
+            **sasl_kafka.client(),
+            "bootstrap.servers": sasl_kafka.endpoints.bootstrap,
+            "group.id": "count",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=30)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()

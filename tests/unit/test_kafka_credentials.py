@@ -165,3 +165,27 @@ def test_an_unreadable_kafka_ca_names_the_file_the_variable_and_the_spec_field(
     message = str(raised.value)
     assert str(missing) in message and credentials.KAFKA_CA_FILE_ENV in message
     assert "spec.source.kafka.security.caSecret" in message
+
+
+def test_producer_settings_log_in_as_the_jobs_do(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    environ = {**JOBS, credentials.KAFKA_CA_FILE_ENV: str(ca)}
+    settings = credentials.kafka_client_settings("SASL_SSL", "SCRAM-SHA-256", environ)
+    assert settings == {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(ca),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "clickagg-jobs",
+        "sasl.password": SECRET,
+    }
+    assert credentials.kafka_client_settings("PLAINTEXT", None, environ) == {
+        "security.protocol": "PLAINTEXT"
+    }
+
+
+def test_producer_settings_without_a_user_name_the_variables() -> None:
+    with pytest.raises(errors.KafkaAuthError) as raised:
+        credentials.kafka_client_settings("SASL_PLAINTEXT", None, {})
+    assert credentials.KAFKA_USERNAME_ENV in str(raised.value)
+    assert raised.value.mechanism == "SCRAM-SHA-512"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import time
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -66,6 +67,27 @@ def generate(
         ),
     ] = None,
     topic: Annotated[str, typer.Option(rich_help_panel=_OUTPUT, help="Kafka topic.")] = "clicks",
+    kafka_security: Annotated[
+        str,
+        typer.Option(
+            "--kafka-security",
+            metavar="PROTOCOL",
+            rich_help_panel=_OUTPUT,
+            help="Kafka security.protocol, as in spec.source.kafka.security: PLAINTEXT, SSL, "
+            "SASL_PLAINTEXT or SASL_SSL. The user, password and CA come from the jobs' "
+            "variables: $CLICKAGG_KAFKA_USERNAME, $CLICKAGG_KAFKA_PASSWORD_FILE (or "
+            "$CLICKAGG_KAFKA_PASSWORD), $CLICKAGG_KAFKA_CA_FILE.",
+        ),
+    ] = "PLAINTEXT",
+    kafka_sasl_mechanism: Annotated[
+        str,
+        typer.Option(
+            "--kafka-sasl-mechanism",
+            metavar="MECHANISM",
+            rich_help_panel=_OUTPUT,
+            help="SASL mechanism with a SASL protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+        ),
+    ] = "SCRAM-SHA-512",
     partitions: Annotated[
         int | None,
         typer.Option(
@@ -283,6 +305,7 @@ def generate(
     except ValueError as exc:
         _usage(str(exc))
     pacer = landing.Pacer(speed=speed, rate=rate) if rate or speed else None
+    client = _kafka_client(kafka_security, kafka_sasl_mechanism) if kafka is not None else None
 
     counts: collections.Counter[str] = collections.Counter()
     started = time.monotonic()
@@ -311,8 +334,8 @@ def generate(
                 if partitions is not None:
                     from clickagg.local import kafka as local_kafka
 
-                    local_kafka.create_topic(kafka, topic, partitions)
-                delivered = landing.send_to_kafka(stream, kafka, topic, pacer=pacer)
+                    local_kafka.create_topic(kafka, topic, partitions, client=client)
+                delivered = landing.send_to_kafka(stream, kafka, topic, pacer=pacer, client=client)
         except KeyboardInterrupt:
             stopped = True
         except errors.ClickaggError as exc:
@@ -328,6 +351,26 @@ def generate(
     _summary(counts, delivered, time.monotonic() - started, out, kafka, topic, stopped)
     if stopped:
         raise typer.Exit(_INTERRUPTED)
+
+
+def _kafka_client(protocol: str, mechanism: str) -> dict[str, str]:
+    """The producer's security settings; a bad choice or missing login is a usage error
+    naming the option or variable, before any line is generated."""
+    from clickagg.domain import spec
+    from clickagg.store import credentials
+
+    protocols = typing.get_args(spec.KafkaSecurity.model_fields["protocol"].annotation)
+    if protocol not in protocols:
+        _usage(f"--kafka-security {protocol!r}: use one of {', '.join(protocols)}")
+    if mechanism not in credentials.LOGIN_MODULES:
+        _usage(
+            f"--kafka-sasl-mechanism {mechanism!r}: use one of "
+            f"{', '.join(credentials.LOGIN_MODULES)}"
+        )
+    try:
+        return credentials.kafka_client_settings(protocol, mechanism)
+    except (errors.KafkaAuthError, errors.KafkaTlsError) as exc:
+        _usage(str(exc))
 
 
 def _usage(message: str) -> NoReturn:

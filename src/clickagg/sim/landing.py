@@ -218,9 +218,11 @@ def send_to_kafka(
 
     Raises EngineError when a message could not be delivered.
     """
+    refusals: list[confluent_kafka.KafkaError] = []
     producer = confluent_kafka.Producer(
         {
             **(client or {}),
+            "error_cb": lambda error: refusals.append(error) if _refused(error) else None,
             "bootstrap.servers": bootstrap,
             # Retries must not resend what the broker already has: that would be a duplicate
             # the generator did not ask for.
@@ -229,7 +231,7 @@ def send_to_kafka(
             "client.id": "clickagg-generate",
         }
     )
-    _require_topic(producer, bootstrap, topic, flush_timeout_s)
+    _require_topic(producer, bootstrap, topic, flush_timeout_s, refusals, client or {})
     failures: list[str] = []
 
     def delivered(error: confluent_kafka.KafkaError | None, _message: object) -> None:
@@ -270,13 +272,26 @@ def send_to_kafka(
 
 
 def _require_topic(
-    producer: confluent_kafka.Producer, bootstrap: str, topic: str, timeout_s: float
+    producer: confluent_kafka.Producer,
+    bootstrap: str,
+    topic: str,
+    timeout_s: float,
+    refusals: list[confluent_kafka.KafkaError],
+    client: Mapping[str, str],
 ) -> None:
-    """Fail fast on a missing topic: librdkafka would retry each message for minutes."""
-    try:
-        metadata = producer.list_topics(topic=topic, timeout=timeout_s)
-    except confluent_kafka.KafkaException as exc:
-        raise errors.EngineError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+    """Fail fast on a missing topic or a refused login or certificate: librdkafka would retry
+    each message for minutes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            metadata = producer.list_topics(topic=topic, timeout=1.0)
+            break
+        except confluent_kafka.KafkaException as exc:
+            producer.poll(0)  # error_cb runs only inside poll
+            if refusals:
+                raise _refusal(refusals[0], bootstrap, client) from None
+            if time.monotonic() > deadline:
+                raise errors.EngineError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         reason = found.error.str() if found is not None and found.error else "not found"
@@ -284,3 +299,29 @@ def _require_topic(
             f"Kafka topic {topic!r} is not available at {bootstrap} ({reason}); "
             "create it first (clickagg generate --partitions N creates it)"
         )
+
+
+def _refused(error: confluent_kafka.KafkaError) -> bool:
+    return error.code() in (
+        confluent_kafka.KafkaError._AUTHENTICATION,
+        confluent_kafka.KafkaError._SSL,
+    )
+
+
+def _refusal(
+    error: confluent_kafka.KafkaError, bootstrap: str, client: Mapping[str, str]
+) -> errors.KafkaAuthError | errors.KafkaTlsError:
+    """The broker's refusal as the error the jobs raise for the same cause."""
+    if error.code() == confluent_kafka.KafkaError._SSL:
+        trusted = client.get("ssl.ca.location", "the system's CAs ($CLICKAGG_KAFKA_CA_FILE unset)")
+        return errors.KafkaTlsError(
+            f"the TLS handshake with Kafka at {bootstrap} failed (verified against {trusted}): "
+            f"{error.str()}"
+        )
+    user, mechanism = client.get("sasl.username"), client.get("sasl.mechanism")
+    return errors.KafkaAuthError(
+        f"Kafka at {bootstrap} refused the authentication of user '{user}' with {mechanism}: "
+        f"{error.str()}",
+        user=user,
+        mechanism=mechanism,
+    )

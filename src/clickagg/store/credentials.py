@@ -86,6 +86,41 @@ class KafkaCredentials(_UserPassword):
         )
 
 
+def kafka_client_settings(
+    protocol: str, mechanism: str | None, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """librdkafka settings (confluent_kafka) for a Kafka client outside Spark, such as
+    `clickagg generate --kafka`: the same protocol and mechanism as
+    spec.source.kafka.security, the user, password and CA from the job's variables.
+
+    Raises KafkaAuthError when a SASL protocol has no user, KafkaTlsError when the named CA
+    bundle cannot be read."""
+    settings = {"security.protocol": protocol}
+    if protocol.endswith("SSL"):
+        ca_file = kafka_ca_file_from_environment(environ)
+        if ca_file is not None:
+            settings["ssl.ca.location"] = str(ca_file)
+    if not protocol.startswith("SASL_"):
+        return settings
+    chosen = mechanism or "SCRAM-SHA-512"
+    if chosen not in LOGIN_MODULES:
+        raise errors.KafkaAuthError(
+            f"no SASL mechanism {chosen!r}: use one of {', '.join(LOGIN_MODULES)}",
+            mechanism=chosen,
+        )
+    found = kafka_from_environment(environ)
+    if found is None:
+        raise errors.KafkaAuthError(
+            f"Kafka {protocol} with {chosen} needs a user: set ${KAFKA_USERNAME_ENV} and "
+            f"${KAFKA_PASSWORD_ENV} (or ${KAFKA_PASSWORD_FILE_ENV})",
+            mechanism=chosen,
+        )
+    settings.update(
+        {"sasl.mechanism": chosen, "sasl.username": found.user, "sasl.password": found.password}
+    )
+    return settings
+
+
 def _jaas_quoted(value: str) -> str:
     """`value` inside a JAAS double-quoted string (Kafka's JaasConfig parser unescapes)."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
