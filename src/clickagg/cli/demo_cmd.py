@@ -23,7 +23,7 @@ from rich.table import Table
 
 from clickagg import sim
 from clickagg.cli import jobs_cmd, render
-from clickagg.domain import buckets, durations, model, plan, specfile, validation
+from clickagg.domain import buckets, durations, level_progress, model, plan, specfile, validation
 from clickagg.jobs import rollup as rollup_job
 from clickagg.jobs import stream as stream_job
 from clickagg.local import cache, solr
@@ -72,7 +72,7 @@ def run(console: Console, spec_file: Path, options: DemoOptions) -> None:
         with solr_cells.SolrCellStore(endpoints.base_url) as store:
             collections.delete_level_collections(store.client, aggregation)
             start_ms, end_ms = _stream(console, aggregation, work, store, options)
-            _roll_up(console, aggregation, store, str(work / "data"))
+            _roll_up(console, aggregation, store, str(work / "data"), start_ms)
             _summary(console, store, aggregation, start_ms, end_ms)
         if options.serve_port is not None:
             _serve(console, aggregation, endpoints.base_url, options.serve_port)
@@ -152,6 +152,7 @@ def _roll_up(
     aggregation: model.Aggregation,
     store: solr_cells.SolrCellStore,
     data_root: str,
+    start_ms: int,
 ) -> None:
     """Settle the finest level, run the rollup job over every level, then show what each
     level holds."""
@@ -170,12 +171,24 @@ def _roll_up(
     for level in aggregation.levels:
         count = cell_reads.count(store.client, level.collection, queries.aggregate_cells())
         run = runs.get(level.name)
-        last = run.report.last_bucket_ms if run else None
-        shown = (
-            "streamed live" if run is None else ("none yet" if last is None else buckets.iso(last))
-        )
+        if run is None:
+            shown = "streamed live"
+        elif run.report.last_bucket_ms is None:
+            shown = _none_yet(level, run.report, start_ms)
+        else:
+            shown = buckets.iso(run.report.last_bucket_ms)
         table.add_row(level.name, f"{count:,}", shown, level.retention_text)
     console.print(table)
+
+
+def _none_yet(level: model.Level, report: level_progress.LevelReport, start_ms: int) -> str:
+    """Why a level has no bucket yet: its first bucket ends after the settled input (a run
+    just after midnight has no complete day)."""
+    first_end = buckets.end(buckets.floor(start_ms, level.granularity), level.granularity)
+    settled = (
+        f", input settled to {buckets.iso(report.input_end_ms)}" if report.input_end_ms else ""
+    )
+    return f"none yet: the first bucket ends {buckets.iso(first_end)}{settled}"
 
 
 def _watch(
