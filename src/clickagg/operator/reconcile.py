@@ -383,11 +383,19 @@ def _sync_solr(
     """One Solr session per pass: ensure the level collections (the created ones become
     notices, and so do present ones the status does not record yet: a pass killed after
     creating them lost its events), read the stream's progress report from the finest one
-    and each level's batch progress (rollup watermark, retention horizon) from its own."""
+    and each level's batch progress (rollup watermark, retention horizon) from its own.
+    A collection this pass created holds no progress yet, so it is not read."""
     with _solr_client(aggregation, config) as client:
         ensured = solr_collections.ensure_level_collections(client, aggregation)
-        report = stored_progress.read(client, aggregation.finest)
-        batch = {lv.name: stored_batch.read_progress(client, lv) for lv in aggregation.levels}
+        created = {e.collection for e in ensured if e.created}
+        finest = aggregation.finest
+        report = None if finest.collection in created else stored_progress.read(client, finest)
+        batch = {
+            lv.name: level_progress.LevelReport()
+            if lv.collection in created
+            else stored_batch.read_progress(client, lv)
+            for lv in aggregation.levels
+        }
     logger.info(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),
