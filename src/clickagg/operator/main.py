@@ -291,12 +291,16 @@ async def _run(
 
 
 def _finish(first: reconcile.Applied, retry: int, config: reconcile.Config) -> reconcile.Outcome:
-    """The Solr half, after saying that it waits for the collections (on the Solr pool, so
-    the extra patch never holds up another Aggregation's children)."""
-    waiting = reconcile.waiting(first)
-    if waiting is not None:
-        kube.patch_aggregation_status(first.run.namespace, first.run.name, waiting.patch())
-    return reconcile.finish(first, retry=retry, config=config)
+    """The Solr half; before it creates a missing collection, the status says that it waits
+    for them (on the Solr pool, so the extra patch never holds up another Aggregation's
+    children; a spec change whose collections exist gets no such patch)."""
+
+    def say_waiting() -> None:
+        waiting = reconcile.waiting(first)
+        if waiting is not None:
+            kube.patch_aggregation_status(first.run.namespace, first.run.name, waiting.patch())
+
+    return reconcile.finish(first, retry=retry, config=config, before_creating=say_waiting)
 
 
 def _post(body: kopf.Body, outcome: reconcile.Outcome) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +38,18 @@ _uploaded: set[str] = set()
 
 
 def ensure_level_collections(
-    client: solr.SolrClient, aggregation: model.Aggregation
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    before_creating: Callable[[], None] | None = None,
 ) -> list[Ensured]:
     """Create each level's collection if it is missing, uploading the configset before the
     first creation in this process; a creation that fails without an upload in this call
     (the configset may be gone: a new SolrCloud at the same address) uploads it and tries
-    once more."""
+    once more. `before_creating` runs once before anything is created, if anything is."""
     existing = set(client.list_collections())
     missing = [level for level in aggregation.levels if level.collection not in existing]
+    if missing and before_creating is not None:
+        before_creating()
     fresh = bool(missing) and client.base_url not in _uploaded
     if fresh:
         _upload(client)
