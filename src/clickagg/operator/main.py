@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +47,11 @@ DEFAULT_WORKERS = 16
 # Threads for the API-server half of a pass (validate, apply the children): never blocked
 # by Solr, so a burst of Aggregations gets its children at once.
 KUBE_WORKERS = 8
-# kopf's own pool: the delete handler (two lists, a delete per child) and the stream-state
-# handler; 4 took 11 s to delete 100 Aggregations.
-KOPF_WORKERS = 8
+# kopf's own pool: only the delete handler and the stream-state handler run there now.
+KOPF_WORKERS = 4
 # A pass's Solr half waits at most this long for the other passes' children (Applying).
 SOLR_DEFERRAL_SECONDS = 10.0
+RESYNC_SLOTS = 2  # of the KUBE_WORKERS threads
 RESYNC_INTERVAL_SECONDS = 60.0
 RESYNC_IDLE_SECONDS = 10.0
 TIMER_EXIT_POLL_SECONDS = 2.0
@@ -83,16 +83,24 @@ class Pools:
 
 class Applying:
     """The passes (not re-syncs) queued for or in their API-server half, counted on the
-    event loop. While any is, the Solr halves and the re-syncs wait: on 2 cores Solr
-    creating collections takes the CPU the API server needs for the burst's children."""
+    event loop. While any is, the Solr halves wait and re-sync ticks skip: on 2 cores Solr
+    creating collections takes the CPU the API server needs for the burst's children.
+    Re-syncs take at most RESYNC_SLOTS of the API-server threads, so the re-syncs of a
+    burst done a moment ago never queue a new Aggregation behind them."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._quiet = asyncio.Event()  # bound to the loop that first waits on it
+        # Both bound to the loop that first waits on them.
+        self._quiet = asyncio.Event()
         self._quiet.set()
+        self._resync_slots = asyncio.Semaphore(RESYNC_SLOTS)
 
-    @contextlib.contextmanager
-    def one(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def one(self, *, resync: bool) -> AsyncIterator[None]:
+        if resync:
+            async with self._resync_slots:
+                yield
+            return
         self.count += 1
         self._quiet.clear()
         try:
@@ -271,7 +279,7 @@ async def _run(
     applying: Applying = memo["applying"]
     config = reconcile.Config.from_env()
     loop = asyncio.get_running_loop()
-    with applying.one() if not resync else contextlib.nullcontext():
+    async with applying.one(resync=resync):
         first = await loop.run_in_executor(
             threads.kube,
             functools.partial(reconcile.apply, body, retry=retry, logger=logger, config=config),
