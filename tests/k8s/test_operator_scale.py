@@ -7,9 +7,12 @@ ScheduledSparkApplication) with an ownerReference to it, and Valid=True, within
 DEADLINE_SECONDS. Then they are deleted (the finalizers delete the children) and the test
 drops the collections itself (deletionPolicy Retain).
 
-Measured on the shared 2-core VM (load average ~10), all children and Valid after / whole
-test: 100 → 22 s / 45-60 s; 200 → 54 s / 125 s; 300 → 82 s / 190 s. So 100 by default, and
-200 is the most that fits about two minutes; CLICKAGG_SCALE_COUNT runs another number.
+Measured on the shared 2-core VM at load 15-20, 100: created in 1-3 s, all children and
+Valid after 17-24 s (Solr creating the collections), deleted in 9 s, the call 38-48 s.
+Session 5 measured 200 → 54 s / 125 s and 300 → 82 s / 190 s (children and Valid / the
+whole test). So 100 by default; CLICKAGG_SCALE_COUNT runs another number. The call once
+took 79 s: a deleted Aggregation whose re-sync timer was running kept its finalizer for
+kopf's default 60 s timer poll (main.py now polls every 2 s).
 """
 
 from __future__ import annotations

@@ -8,11 +8,13 @@ Handlers, all thin wrappers around `reconcile`:
 - create / update / resume of an Aggregation, and a timer every 60 s once the object has
   been idle for 10 s: kopf never re-lists on its own (kopf#698), so the timer is the
   periodic re-sync that repairs drift (a child deleted by hand, a collection dropped).
-  A re-sync tick skips while any other pass waits for or runs its API-server half: a
-  burst's first passes come before the re-syncs of the Aggregations done a moment ago.
+  While any other pass waits for or runs its API-server half, a re-sync tick skips and
+  Solr halves wait (Applying): a burst's children come before its collections and before
+  the re-syncs of the Aggregations done a moment ago.
   A pass's API-server half runs on a small pool of its own and its Solr half on the
   `CLICKAGG_OPERATOR_WORKERS` pool, so children never queue behind collection creations;
-  between the halves a new spec generation's status says WaitingForCollections.
+  before a new spec generation's collections are created its status says
+  WaitingForCollections.
 - delete: kopf's finalizer deletes the children explicitly (a cluster without a garbage
   collector would keep them) and the collections when deletionPolicy is Delete.
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
