@@ -226,6 +226,18 @@ def wait_idle(pid: int, timeout: float = 120.0) -> float:
     return time.monotonic() - started
 
 
+def wait_collections(solr_url: str, namespace: str, count: int, timeout: float = WAIT_S) -> None:
+    """Wait until the burst's collections exist: the operator creates them after all the
+    children, so the paced phase must not start while Solr still works on them."""
+    wanted = {f"{namespace}-agg-{index:03d}-15m" for index in range(count)}
+    deadline = time.monotonic() + timeout
+    with solr.SolrClient(solr_url) as client:
+        while not wanted <= set(client.list_collections()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {namespace} collections not all created in {timeout} s")
+            time.sleep(0.5)
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     """Nearest-rank percentile of sorted values."""
     rank = max(1, int(-(-share * len(values) // 1)))
@@ -472,7 +484,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 cpu_start = cpu_seconds(pid)
                 print(f"==> operator (pid {pid}): {options.count} Aggregations at once")
                 burst = operator_phase(api, "bench-burst", options.count, None)
-                settled = wait_idle(pid)  # the burst's follow-up passes (stream state)
+                burst_ended = time.monotonic()
+                wait_collections(stack.solr_url, "bench-burst", options.count)
+                wait_idle(pid)  # the burst's follow-up passes (final status, stream state)
+                settled = time.monotonic() - burst_ended
                 print(f"==> operator: {options.paced_count} paced at {options.rate}/s")
                 paced = operator_phase(api, "bench-paced", options.paced_count, options.rate)
                 time.sleep(2)
@@ -487,7 +502,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ratio_total = burst.total_s / bare.total_s
     rows = [
         (f"operator, {options.count} at once: create → children, p50 / p95 / max", burst.text()),
-        ("operator idle again after the burst (its follow-up passes)", f"{settled:.1f} s later"),
+        (
+            "operator done with the burst (its collections created, then idle)",
+            f"{settled:.1f} s later",
+        ),
         (
             f"operator, then {options.paced_count} paced at {options.rate:g}/s: p50 / p95 / max",
             paced.text(),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import uuid
 
 import pytest
+import requests
 
+import examples
 from clickagg import errors
+from clickagg.domain import validation
 from clickagg.local import solr as local_solr
 from clickagg.store import client as store_client
 from clickagg.store import collections as solr_collections
@@ -160,6 +164,25 @@ def test_collection_create_and_delete_are_idempotent(
     solr_client.delete_collection(collection)
     solr_client.delete_collection(collection)
     assert collection not in solr_client.list_collections()
+
+
+def test_a_configset_gone_since_this_process_uploaded_it_is_uploaded_again(
+    solr_client: store_client.SolrClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configset is uploaded once per process and Solr; a creation that then finds it
+    gone (a new SolrCloud at the same address) uploads it and creates again."""
+    name = f"gone{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(solr_collections, "CONFIGSET_NAME", name)  # not in this Solr
+    monkeypatch.setattr(solr_collections, "_uploaded", {solr_client.base_url})
+    aggregation = validation.validate(examples.one_level("default", "gone", name))
+    try:
+        ensured = solr_collections.ensure_level_collections(solr_client, aggregation)
+        assert ensured == [solr_collections.Ensured(f"{name}-15m", created=True)]
+        assert f"{name}-15m" in solr_client.list_collections()
+    finally:
+        solr_client.delete_collection(f"{name}-15m")
+        params = {"action": "DELETE", "name": name}
+        requests.get(f"{solr_client.base_url}/admin/configs", params=params, timeout=30)
 
 
 def test_real_time_get_of_one_id_finds_it_uncommitted(

@@ -8,9 +8,13 @@ Handlers, all thin wrappers around `reconcile`:
 - create / update / resume of an Aggregation, and a timer every 60 s once the object has
   been idle for 10 s: kopf never re-lists on its own (kopf#698), so the timer is the
   periodic re-sync that repairs drift (a child deleted by hand, a collection dropped).
+  While any other pass waits for or runs its API-server half, a re-sync tick skips and
+  Solr halves wait (Applying): a burst's children come before its collections and before
+  the re-syncs of the Aggregations done a moment ago.
   A pass's API-server half runs on a small pool of its own and its Solr half on the
   `CLICKAGG_OPERATOR_WORKERS` pool, so children never queue behind collection creations;
-  between the halves a new spec generation's status says WaitingForCollections.
+  before a new spec generation's collections are created its status says
+  WaitingForCollections.
 - delete: kopf's finalizer deletes the children explicitly (a cluster without a garbage
   collector would keep them) and the collections when deletionPolicy is Delete.
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
@@ -22,9 +26,11 @@ Handlers, all thin wrappers around `reconcile`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +51,12 @@ DEFAULT_WORKERS = 16
 KUBE_WORKERS = 8
 # kopf's own pool: only the delete handler and the stream-state handler run there now.
 KOPF_WORKERS = 4
+# A pass's Solr half waits at most this long for the other passes' children (Applying).
+SOLR_DEFERRAL_SECONDS = 10.0
+RESYNC_SLOTS = 2  # of the KUBE_WORKERS threads
 RESYNC_INTERVAL_SECONDS = 60.0
 RESYNC_IDLE_SECONDS = 10.0
+TIMER_EXIT_POLL_SECONDS = 2.0
 # Unexpected errors (bugs, API hiccups not caught as such) are retried this often.
 HANDLER_BACKOFF_SECONDS = 10.0
 # kopf's progress and diff-base annotations under our own prefix, status left to us.
@@ -71,6 +81,41 @@ class Pools:
 
     kube: ThreadPoolExecutor
     solr: ThreadPoolExecutor
+
+
+class Applying:
+    """The passes (not re-syncs) queued for or in their API-server half, counted on the
+    event loop. While any is, the Solr halves wait and re-sync ticks skip: on 2 cores Solr
+    creating collections takes the CPU the API server needs for the burst's children.
+    Re-syncs take at most RESYNC_SLOTS of the API-server threads, so the re-syncs of a
+    burst done a moment ago never queue a new Aggregation behind them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        # Both bound to the loop that first waits on them.
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._resync_slots = asyncio.Semaphore(RESYNC_SLOTS)
+
+    @contextlib.asynccontextmanager
+    async def one(self, *, resync: bool) -> AsyncIterator[None]:
+        if resync:
+            async with self._resync_slots:
+                yield
+            return
+        self.count += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._quiet.set()
+
+    async def quiet(self, timeout: float) -> None:
+        """Return once no pass is applying children, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), timeout)
 
 
 _pools: list[Pools] = []  # one pair per process: never shut down, since kopf's timers may
@@ -104,9 +149,14 @@ def configure(
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.peering.standalone = True
+    # A deleted Aggregation keeps kopf's finalizer until its re-sync timer has stopped; a
+    # timer caught mid-pass was checked again only after kopf's default 60 s, so deleting
+    # 100 at once took a minute more whenever one re-sync was running.
+    settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     workers = int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
     settings.execution.max_workers = KOPF_WORKERS
     memo["pools"] = pools(workers)
+    memo["applying"] = Applying()
     settings.posting.enabled = True
     # Warnings only: mirroring every INFO line made ~6 Events per pass (and per re-sync),
     # most of a burst's API requests; the decisions worth an Event are posted as such.
@@ -186,7 +236,11 @@ async def resync_aggregation(
     **_: Any,
 ) -> None:
     # kopf passes `retry` to timers too, though its TimerFn protocol does not declare it.
-    await _run(body, patch, retry, logger, memo)
+    applying: Applying = memo["applying"]
+    if applying.count and not retry:
+        logger.debug("re-sync skipped: %d passes are applying children", applying.count)
+        return
+    await _run(body, patch, retry, logger, memo, resync=True)
 
 
 @kopf.on.delete(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
@@ -215,18 +269,27 @@ def stream_state_changed(body: kopf.Body, type: str | None, logger: kopf.Logger,
 
 
 async def _run(
-    body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, memo: kopf.Memo
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    logger: kopf.Logger,
+    memo: kopf.Memo,
+    *,
+    resync: bool = False,
 ) -> None:
     threads: Pools = memo["pools"]
+    applying: Applying = memo["applying"]
     config = reconcile.Config.from_env()
     loop = asyncio.get_running_loop()
-    first = await loop.run_in_executor(
-        threads.kube,
-        functools.partial(reconcile.apply, body, retry=retry, logger=logger, config=config),
-    )
+    async with applying.one(resync=resync):
+        first = await loop.run_in_executor(
+            threads.kube,
+            functools.partial(reconcile.apply, body, retry=retry, logger=logger, config=config),
+        )
     if isinstance(first, reconcile.Outcome):
         outcome = first
     else:
+        await applying.quiet(SOLR_DEFERRAL_SECONDS)
         outcome = await loop.run_in_executor(threads.solr, _finish, first, retry, config)
     # Written even when retrying: kopf applies the patch before it schedules the retry.
     if outcome.status is not None:
@@ -238,12 +301,16 @@ async def _run(
 
 
 def _finish(first: reconcile.Applied, retry: int, config: reconcile.Config) -> reconcile.Outcome:
-    """The Solr half, after saying that it waits for the collections (on the Solr pool, so
-    the extra patch never holds up another Aggregation's children)."""
-    waiting = reconcile.waiting(first)
-    if waiting is not None:
-        kube.patch_aggregation_status(first.run.namespace, first.run.name, waiting.patch())
-    return reconcile.finish(first, retry=retry, config=config)
+    """The Solr half; before it creates a missing collection, the status says that it waits
+    for them (on the Solr pool, so the extra patch never holds up another Aggregation's
+    children; a spec change whose collections exist gets no such patch)."""
+
+    def say_waiting() -> None:
+        waiting = reconcile.waiting(first)
+        if waiting is not None:
+            kube.patch_aggregation_status(first.run.namespace, first.run.name, waiting.patch())
+
+    return reconcile.finish(first, retry=retry, config=config, before_creating=say_waiting)
 
 
 def _post(body: kopf.Body, outcome: reconcile.Outcome) -> None:

@@ -21,7 +21,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -204,8 +204,9 @@ def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -
 
 
 def waiting(first: Applied) -> status.AggregationStatus | None:
-    """The status to show while Solr creates a new spec generation's collections (Ready
-    False, WaitingForCollections); None when the status already describes this generation.
+    """The status to show while Solr creates a new spec generation's missing collections
+    (Ready False, WaitingForCollections); None when the status already describes this
+    generation.
     It keeps the previous record of announced children: their events are posted with the
     pass's outcome."""
     run, aggregation = first.run, first.aggregation
@@ -221,11 +222,20 @@ def waiting(first: Applied) -> status.AggregationStatus | None:
     return _status(run, updates, _levels(run, aggregation))
 
 
-def finish(first: Applied, *, retry: int, config: Config) -> Outcome:
-    """Ensure the collections, read the stream's progress: the pass's status and events."""
+def finish(
+    first: Applied,
+    *,
+    retry: int,
+    config: Config,
+    before_creating: Callable[[], None] | None = None,
+) -> Outcome:
+    """Ensure the collections, read the stream's progress: the pass's status and events.
+    `before_creating` runs once before a missing collection is created (see `waiting`)."""
     run, aggregation = first.run, first.aggregation
     try:
-        notices, report, batch = _sync_solr(aggregation, config, run.logger, run.previous)
+        notices, report, batch = _sync_solr(
+            aggregation, config, run.logger, run.previous, before_creating
+        )
     except errors.SolrError as exc:
         found = diagnosis.of_solr_error(aggregation, exc)
         return _degraded(run, aggregation, first.valid, found, retry, first.notices)
@@ -379,15 +389,24 @@ def _sync_solr(
     config: Config,
     logger: Log,
     previous: status.AggregationStatus,
+    before_creating: Callable[[], None] | None,
 ) -> tuple[list[Notice], progress.Report | None, dict[str, level_progress.LevelReport]]:
     """One Solr session per pass: ensure the level collections (the created ones become
     notices, and so do present ones the status does not record yet: a pass killed after
     creating them lost its events), read the stream's progress report from the finest one
-    and each level's batch progress (rollup watermark, retention horizon) from its own."""
+    and each level's batch progress (rollup watermark, retention horizon) from its own.
+    A collection this pass created holds no progress yet, so it is not read."""
     with _solr_client(aggregation, config) as client:
-        ensured = solr_collections.ensure_level_collections(client, aggregation)
-        report = stored_progress.read(client, aggregation.finest)
-        batch = {lv.name: stored_batch.read_progress(client, lv) for lv in aggregation.levels}
+        ensured = solr_collections.ensure_level_collections(client, aggregation, before_creating)
+        created = {e.collection for e in ensured if e.created}
+        finest = aggregation.finest
+        report = None if finest.collection in created else stored_progress.read(client, finest)
+        batch = {
+            lv.name: level_progress.LevelReport()
+            if lv.collection in created
+            else stored_batch.read_progress(client, lv)
+            for lv in aggregation.levels
+        }
     logger.info(
         "collections in Solr: %s",
         ", ".join(f"{e.collection} ({'created' if e.created else 'present'})" for e in ensured),

@@ -138,10 +138,17 @@ class SolrClient:
         return [str(name) for name in body.get("collections", [])]
 
     def create_collection(
-        self, name: str, configset: str, shards: int, replication_factor: int
+        self,
+        name: str,
+        configset: str,
+        shards: int,
+        replication_factor: int,
+        *,
+        listed: bool = False,
     ) -> None:
-        """Create the collection and wait until its replicas are active; no-op if it exists."""
-        if name in self.list_collections():
+        """Create the collection and wait until its replicas are active; no-op if it exists.
+        `listed`: the caller has just seen it missing, so it is not listed again first."""
+        if not listed and name in self.list_collections():
             return
         params: dict[str, str | int] = {
             "action": "CREATE",

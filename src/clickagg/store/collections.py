@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,24 +32,53 @@ class Ensured:
     created: bool
 
 
+# The Solr base URLs this process has uploaded the configset to: a burst of 100 new
+# Aggregations uploaded it 100 times, a third of the operator's Solr time.
+_uploaded: set[str] = set()
+
+
 def ensure_level_collections(
-    client: solr.SolrClient, aggregation: model.Aggregation
+    client: solr.SolrClient,
+    aggregation: model.Aggregation,
+    before_creating: Callable[[], None] | None = None,
 ) -> list[Ensured]:
-    """Create each level's collection if it is missing (uploading the configset first)."""
+    """Create each level's collection if it is missing, uploading the configset before the
+    first creation in this process; a creation that fails without an upload in this call
+    (the configset may be gone: a new SolrCloud at the same address) uploads it and tries
+    once more. `before_creating` runs once before anything is created, if anything is."""
     existing = set(client.list_collections())
     missing = [level for level in aggregation.levels if level.collection not in existing]
-    if missing:
-        client.upload_configset(CONFIGSET_NAME, CONFIGSET_DIR)
-    target = aggregation.spec.solr
+    if missing and before_creating is not None:
+        before_creating()
+    fresh = bool(missing) and client.base_url not in _uploaded
+    if fresh:
+        _upload(client)
     ensured = []
     for level in aggregation.levels:
         created = level in missing
         if created:
-            client.create_collection(
-                level.collection, CONFIGSET_NAME, target.shards, target.replication_factor
-            )
+            try:
+                _create(client, aggregation, level)
+            except errors.SolrError:
+                if fresh:
+                    raise
+                fresh = True
+                _upload(client)
+                _create(client, aggregation, level)
         ensured.append(Ensured(level.collection, created))
     return ensured
+
+
+def _upload(client: solr.SolrClient) -> None:
+    client.upload_configset(CONFIGSET_NAME, CONFIGSET_DIR)
+    _uploaded.add(client.base_url)
+
+
+def _create(client: solr.SolrClient, aggregation: model.Aggregation, level: model.Level) -> None:
+    target = aggregation.spec.solr
+    client.create_collection(
+        level.collection, CONFIGSET_NAME, target.shards, target.replication_factor, listed=True
+    )
 
 
 def await_level_collections(
