@@ -10,6 +10,7 @@ another.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ BATCH_FIELD = "batch_l"  # the last micro-batch of that writer applied to the ce
 _ESCAPES = str.maketrans({"%": "%25", "|": "%7C"})
 
 State = dict[str, float]
+# The bucket's text, shared by the hundreds of cells a writer writes per bucket.
+_iso = functools.lru_cache(maxsize=4096)(buckets.iso)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def stored_value(state_field: str, value: float) -> float | int:
 
 def doc_id(level: str, bucket_ms: int, cuboid: str, values: Sequence[str]) -> str:
     """`15m|2026-11-26T10:15:00.000Z|channel+campaign|email|black-friday`."""
-    parts = [level, buckets.iso(bucket_ms), cuboid, *(v.translate(_ESCAPES) for v in values)]
+    parts = [level, _iso(bucket_ms), cuboid, *(v.translate(_ESCAPES) for v in values)]
     return "|".join(parts)
 
 
@@ -79,6 +82,7 @@ def parse_doc_id(document_id: str) -> tuple[str, int, str, tuple[str, ...]]:
     return level, buckets.parse_iso(bucket), cuboid, tuple(unquote(v) for v in values)
 
 
+@functools.cache  # a handful of names, asked once per field of every document written
 def solr_field(state_field: str) -> str:
     """The Solr field of a state field: m_ counts, f_ sums, the sketch as is."""
     kind = kpis.STATE_FIELDS[state_field].kind
@@ -98,8 +102,8 @@ def base_document(
     document: dict[str, Any] = {
         "id": doc_id(level.name, bucket_ms, cuboid.name, values),
         "level": level.name,
-        "bucket": buckets.iso(bucket_ms),
-        "bucket_end": buckets.iso(buckets.end(bucket_ms, level.granularity)),
+        "bucket": _iso(bucket_ms),
+        "bucket_end": _iso(buckets.end(bucket_ms, level.granularity)),
         "cuboid": cuboid.name,
     }
     for name, value in zip(cuboid.dimensions, values, strict=True):

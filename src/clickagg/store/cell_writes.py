@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from clickagg import errors
 from clickagg.domain import cells, model, sessions, sketches
 from clickagg.store import client as solr
-from clickagg.store import protocol, queries
+from clickagg.store import protocol, queries, routing
 from clickagg.store import sketches as stored_sketches
 
 _GET_CHUNK = 500
@@ -36,11 +36,13 @@ def write_deltas(
     *,
     stream_id: str,
     batch_id: int,
+    core: str | None = None,
 ) -> protocol.WriteReport:
-    """Apply one batch's deltas to their documents, idempotently per (stream, batch)."""
+    """Apply one batch's deltas to their documents, idempotently per (stream, batch); with
+    `core`, the deltas all belong to that core's shard, and it alone is asked for them."""
     started = time.monotonic()
-    ids = [cells.doc_id(level.name, d.bucket_ms, d.cuboid.name, d.values) for d in deltas]
-    current = _with_retries(lambda: _get_all(client, level.collection, ids), level.collection)
+    ids = [_delta_id(level, d) for d in deltas]
+    current = _with_retries(lambda: _get_all(client, level.collection, ids, core), level.collection)
     documents = []
     for doc_id, delta in zip(ids, deltas, strict=True):
         old = current.get(doc_id)
@@ -51,6 +53,43 @@ def write_deltas(
     return protocol.WriteReport(
         len(documents), len(deltas) - len(documents), time.monotonic() - started
     )
+
+
+def write_deltas_routed(
+    client: solr.SolrClient,
+    level: model.Level,
+    deltas: Sequence[cells.CellDelta],
+    *,
+    stream_id: str,
+    batch_id: int,
+) -> protocol.WriteReport:
+    """`write_deltas`, each shard's cells read from and written to its leader, all shards
+    at once: the real-time get asks the leader's core alone, the update lands where it is
+    indexed (`routing`)."""
+    started = time.monotonic()
+    table = routing.routes(client, level.collection)
+
+    def share_of(
+        node: solr.SolrClient, share: list[cells.CellDelta], leader: routing.Leader | None
+    ) -> protocol.WriteReport:
+        core = leader.core if leader is not None else None
+        return write_deltas(node, level, share, stream_id=stream_id, batch_id=batch_id, core=core)
+
+    reports = table.send(client, deltas, lambda d: _delta_id(level, d), share_of)
+    return protocol.WriteReport(
+        sum(r.written for r in reports), sum(r.skipped for r in reports), time.monotonic() - started
+    )
+
+
+def shares(
+    client: solr.SolrClient, level: model.Level, deltas: Sequence[cells.CellDelta]
+) -> dict[routing.Leader | None, list[cells.CellDelta]]:
+    """The deltas grouped by the leader of their cell's shard (None: let Solr route them)."""
+    return routing.routes(client, level.collection).split(deltas, lambda d: _delta_id(level, d))
+
+
+def _delta_id(level: model.Level, delta: cells.CellDelta) -> str:
+    return cells.doc_id(level.name, delta.bucket_ms, delta.cuboid.name, delta.values)
 
 
 def _already_applied(document: Mapping[str, Any], stream_id: str, batch_id: int) -> bool:
@@ -79,10 +118,14 @@ def _merged(
     return document
 
 
-def _get_all(client: solr.SolrClient, collection: str, ids: Sequence[str]) -> dict[str, Any]:
+def _get_all(
+    client: solr.SolrClient, collection: str, ids: Sequence[str], core: str | None = None
+) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for start in range(0, len(ids), _GET_CHUNK):
-        for document in client.get(collection, ids[start : start + _GET_CHUNK]):
+        chunk = ids[start : start + _GET_CHUNK]
+        got = client.get(core, chunk, distrib=False) if core else client.get(collection, chunk)
+        for document in got:
             found[document["id"]] = document
     return found
 
@@ -143,12 +186,16 @@ def replace_range(
 ) -> int:
     """Replace the buckets in [start, end) with cells whose delta is their whole state
     (replay): nothing is read first, and documents in the range that were not rewritten
-    are deleted, since they describe nothing any more. Commits: a replay, settle or backfill
+    are deleted, since they describe nothing any more. Each shard's documents go to its
+    leader, all shards at once (`routing`). Commits: a replay, settle or backfill
     is read next by the rollup, and reads never commit (the service's user may only read)."""
     started = dt.datetime.now(dt.UTC)
     documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
     documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
-    _add_all(client, level.collection, documents)
+    table = routing.routes(client, level.collection)
+    table.send(
+        client, documents, _id, lambda node, share, _: _add_all(node, level.collection, share)
+    )
     stale = queries.written_before(level, start_ms, end_ms, started)
     client.delete_by_query(level.collection, stale)
     client.commit(level.collection)
@@ -176,3 +223,7 @@ def _add_all(client: solr.SolrClient, collection: str, documents: list[dict[str,
     for start in range(0, len(documents), _ADD_CHUNK):
         chunk = documents[start : start + _ADD_CHUNK]
         _with_retries(functools.partial(client.add, collection, chunk), collection)
+
+
+def _id(document: Mapping[str, Any]) -> str:
+    return str(document["id"])
