@@ -938,8 +938,9 @@ What it measures:
   campaign); freshness is the time from the file appearing in the landing dir to the probe's
   `campaign` cell answering a Solr query (soft commit every second included);
 - **peak RSS and CPU** of the driver JVM, the executor JVMs (on the cluster), the Python
-  workers and the Solr JVM, from /proc; and the sessionizer's state on disk per visitor
-  kept (RocksDB SST bytes over state rows, from the progress' custom metrics);
+  workers and the Solr JVM, from /proc; and each state operator's bytes on disk per row
+  kept (RocksDB's `rocksdbSstFileSize` over its rows, when the progress reports it: with
+  changelog checkpointing only once a snapshot was uploaded, so not in short runs);
 - **the reference**: the same lines through the DuckDB oracle of `tests/oracle.py` (line
   checks in Python, then SQL), as a batch; the ratio is clickagg's events/s over DuckDB's.
   The run also checks that Solr's counted events equal the oracle's.
