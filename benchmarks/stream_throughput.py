@@ -11,17 +11,20 @@ enough, where the time goes, and how far it is from a plain batch engine. So thi
    timed apart. The last line of every file is a *probe*: a page view of a fresh visitor
    with its own campaign value, so its `campaign` cell appears in Solr exactly when the
    file's lines have gone through both queries;
-3. runs the job's `ingest` and `aggregate` queries in one local[2] SparkSession on a
+3. runs the job's `ingest` and `aggregate` queries in one local[2] SparkSession (or, with
+   `--spark-cluster`, with this process as the driver of a standalone cluster of its own: a
+   master and two workers on 127.0.0.2 and 127.0.0.3, one executor of 1 core each) on a
    processing-time trigger, moves the files into the landing dir at a set rate (or all at
    once), and measures throughput (from StreamingQueryProgress), per-batch durations,
    freshness (probe visible in Solr − file landed), peak RSS and CPU of the driver JVM, the
-   Python workers and the Solr JVM (from /proc);
+   executor JVMs, the Python workers and the Solr JVM (from /proc);
 4. computes the same cells with the DuckDB test oracle (tests/oracle.py) as the reference,
    checks both agree on the event total, and prints a markdown report that it also appends
    to docs/benchmarks.md with the date and commit.
 
 Run: PYTHONPATH=src PYSPARK_PYTHON=$VENV/bin/python $VENV/bin/python \
          benchmarks/stream_throughput.py [--quick] [--events N] [--rate R | --burst]
+         [--spark-cluster]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pyspark.sql import SparkSession
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the DuckDB oracle lives with the tests
@@ -58,6 +62,7 @@ from clickagg.domain import buckets, model, validation  # noqa: E402
 from clickagg.local import process  # noqa: E402
 from clickagg.local import sessionizer as local_sessionizer  # noqa: E402
 from clickagg.local import solr as local_solr  # noqa: E402
+from clickagg.local import spark_cluster as local_spark_cluster  # noqa: E402
 from clickagg.pipeline import archive, jvm_sessionizer, stream  # noqa: E402
 from clickagg.pipeline import session as spark  # noqa: E402
 from clickagg.sim import landing  # noqa: E402
@@ -100,6 +105,7 @@ class Options:
     record: bool
     progress_json: Path | None
     spark_conf: dict[str, str]
+    spark_cluster: bool
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -142,6 +148,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--no-record", action="store_true", help="do not append to the docs")
     parser.add_argument("--progress-json", type=Path, help="dump every query progress here")
     parser.add_argument(
+        "--spark-cluster",
+        action="store_true",
+        help="run the tasks on a standalone cluster of its own (master + 2 workers on "
+        "loopback), this process as the driver; default: local[2]",
+    )
+    parser.add_argument(
         "--conf",
         action="append",
         default=[],
@@ -164,6 +176,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         record=not args.no_record,
         progress_json=args.progress_json,
         spark_conf=dict(item.split("=", 1) for item in args.conf),
+        spark_cluster=args.spark_cluster,
     )
 
 
@@ -394,15 +407,29 @@ def descendants(procs: dict[int, ProcStat], root: int) -> set[int]:
     return found
 
 
-GROUPS = ("driver JVM", "Python workers", "Solr JVM", "benchmark process")
+GROUPS = (
+    "driver JVM",
+    "executor JVMs",
+    "Python workers",
+    "Solr JVM",
+    "Spark daemons",
+    "benchmark process",
+)
+#: The job's processes: what its events per CPU-second and its RSS sum count.
+JOB_GROUPS = GROUPS[:4]
 
 
 class ResourceSampler(threading.Thread):
-    """Samples RSS and CPU time of the job's processes and Solr's from /proc."""
+    """Samples RSS and CPU time of the job's processes and Solr's from /proc.
 
-    def __init__(self, solr_pid: int) -> None:
+    On the standalone cluster the master and workers (`daemon_pids`) are Spark daemons, the
+    JVMs they start are executors, and the Python processes under those are workers.
+    """
+
+    def __init__(self, solr_pid: int, daemon_pids: Sequence[int] = ()) -> None:
         super().__init__(name="resource-sampler", daemon=True)
         self.solr_pid = solr_pid
+        self.daemon_pids = set(daemon_pids)
         self.peak_rss = dict.fromkeys((*GROUPS, "total"), 0)
         self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (group, newest ticks)
         self.stop_event = threading.Event()
@@ -412,10 +439,13 @@ class ResourceSampler(threading.Thread):
         solr_pids = {self.solr_pid} | descendants(procs, self.solr_pid)
         grouped = {pid: "Solr JVM" for pid in solr_pids if pid in procs}
         grouped[me] = "benchmark process"
-        for pid in descendants(procs, me) - solr_pids:
+        daemons = {pid for pid in self.daemon_pids if pid in procs}
+        grouped.update(dict.fromkeys(daemons, "Spark daemons"))
+        on_cluster = {child for pid in daemons for child in descendants(procs, pid)}
+        for pid in descendants(procs, me) - solr_pids - daemons:
             comm = procs[pid].comm
             if comm == "java":
-                grouped[pid] = "driver JVM"
+                grouped[pid] = "executor JVMs" if pid in on_cluster else "driver JVM"
             elif comm.startswith("python"):
                 grouped[pid] = "Python workers"
         return grouped
@@ -428,7 +458,7 @@ class ResourceSampler(threading.Thread):
             self.cpu_ticks[pid] = (group, procs[pid].cpu_ticks)
         for group, value in rss.items():
             self.peak_rss[group] = max(self.peak_rss[group], value)
-        job = sum(v for g, v in rss.items() if g != "benchmark process")
+        job = sum(rss[g] for g in JOB_GROUPS)
         self.peak_rss["total"] = max(self.peak_rss["total"], job)
 
     def run(self) -> None:
@@ -509,7 +539,7 @@ def run_stream(
     writes: list[SolrWrite] = []
     watcher = ProbeWatcher(solr_url, aggregation.finest, len(generated.files))
     solr_status = process.status(local_solr.PROCESS_NAME)
-    sampler = ResourceSampler(solr_status.pid if solr_status else -1)
+    sampler = ResourceSampler(solr_status.pid if solr_status else -1, spark_daemon_pids())
     queries = start_queries(session, aggregation, work, solr_url, trigger_s, writes)
     watcher.start()
     sampler.start()
@@ -551,6 +581,12 @@ def run_stream(
         warmup_seconds=warmup_seconds,
         probe_errors=watcher.errors,
     )
+
+
+def spark_daemon_pids() -> list[int]:
+    """The pids of this run's standalone master and workers (none in local mode)."""
+    names = local_spark_cluster.process_names()
+    return [running.pid for name in names if (running := process.status(name)) is not None]
 
 
 def stop_when_idle(queries: list[Any], timeout_s: float) -> None:
@@ -635,6 +671,8 @@ class QueryFigures:
     #: durationMs summed over every executed batch, with or without input
     phases_ms: Counter[str] = field(default_factory=Counter)
     state_rows: dict[str, int] = field(default_factory=dict)
+    #: per state operator at the end: its RocksDB SST files' bytes (the state on disk)
+    state_bytes: dict[str, int] = field(default_factory=dict)
     #: per state operator: task time updating state and committing it, summed over tasks
     state_ms: dict[str, Counter[str]] = field(default_factory=dict)
 
@@ -681,6 +719,10 @@ def query_figures(name: str, progress: list[dict[str, Any]], since: float) -> Qu
     if ran:
         operators = ran[-1].get("stateOperators", [])
         figures.state_rows = {op["operatorName"]: op["numRowsTotal"] for op in operators}
+        figures.state_bytes = {
+            op["operatorName"]: int(op.get("customMetrics", {}).get("rocksdbSstFileSize", 0))
+            for op in operators
+        }
     return figures
 
 
@@ -730,8 +772,17 @@ class Report:
         return (self.measured_lines() / seconds if seconds > 0 else 0.0), seconds
 
     def per_cpu_second(self) -> float:
-        job = sum(self.run.cpu_seconds[g] for g in GROUPS[:3])
+        job = sum(self.run.cpu_seconds[g] for g in JOB_GROUPS)
         return self.measured_lines() / job if job else 0.0
+
+    def spark_mode(self) -> str:
+        if not self.options.spark_cluster:
+            return "local[2] (driver and tasks in one JVM)"
+        return (
+            f"standalone cluster ({len(process.NODE_HOSTS)} workers on "
+            f"loopback, one executor of {local_spark_cluster.DEFAULT_WORKER_CORES} core and "
+            f"{local_spark_cluster.DEFAULT_WORKER_MEMORY} each; the driver in this process)"
+        )
 
     def markdown(self) -> str:
         o, g, run = self.options, self.generated, self.run
@@ -751,7 +802,7 @@ class Report:
             f"traffic + {len(g.files)} probes) in {len(g.files)} files of {o.lines_per_file:,}; "
             f"released {pace} after {o.warmup_files} warm-up files; trigger {self.trigger_s:g} s; "
             f"maxFilesPerTrigger {o.max_files_per_trigger}; event-time span {o.span_hours:g} h; "
-            f"traffic mix {dict(g.kinds.most_common())}; sessionizer "
+            f"traffic mix {dict(g.kinds.most_common())}; Spark {self.spark_mode()}; sessionizer "
             f"{o.spark_conf.get(jvm_sessionizer.CONF, jvm_sessionizer.JVM)}"
             + (f"; Spark settings {o.spark_conf}" if o.spark_conf else "")
             + ".",
@@ -772,18 +823,20 @@ class Report:
             f"| Solr writes (aggregate, in foreachBatch) | {sum(w.written for w in writes):,} "
             f"documents in {len(writes)} batches, {solr_s:.1f} s "
             f"({_share(solr_s * 1000, aggregate.phases_ms['addBatch'])} of addBatch) |",
-            f"| peak RSS: driver JVM / Python workers / Solr JVM / sum | "
-            f"{' / '.join(mib(run.peak_rss[g]) for g in GROUPS[:3])} / "
-            f"**{mib(run.peak_rss['total'])}** |",
+            f"| peak RSS: {' / '.join(JOB_GROUPS)} / sum | "
+            f"{' / '.join(mib(run.peak_rss[g]) for g in JOB_GROUPS)} / "
+            f"**{mib(run.peak_rss['total'])}** (Spark daemons "
+            f"{mib(run.peak_rss['Spark daemons'])}, not in the sum) |",
             f"| peak RSS of this benchmark's own Python (the job's driver Python + probes) | "
             f"{mib(run.peak_rss['benchmark process'])} |",
-            f"| CPU seconds while measured: driver JVM / Python workers / Solr JVM / bench | "
+            f"| CPU seconds while measured: {' / '.join(GROUPS)} | "
             f"{' / '.join(f'{run.cpu_seconds[g]:.0f}' for g in GROUPS)} |",
-            f"| **events per CPU-second** of the job (driver JVM + workers + Solr; less "
+            f"| **events per CPU-second** of the job (driver, executors, workers, Solr; less "
             f"sensitive to other load than events/s) | **{self.per_cpu_second():,.0f}** "
             f"(≥ {TARGET_EVENTS_PER_S / CORES:,.0f} needed for the target on {CORES} cores) |",
             f"| `aggregate` state operators: task time updates / removals / commit "
-            f"(summed over tasks), rows kept at the end | {self._state_text(aggregate)} |",
+            f"(summed over tasks), rows kept at the end (state on disk) | "
+            f"{self._state_text(aggregate)} |",
             f"| DuckDB oracle, same lines, batch (Python line checks + SQL) | "
             f"{self.reference.seconds:.1f} s ({duck_rate:,.0f} events/s) |",
             f"| **ratio clickagg / DuckDB** (events/s) | **{rate / duck_rate:.2f}** |",
@@ -819,6 +872,7 @@ class Report:
         return "; ".join(
             f"{name}: {ms['updates'] / 1000:.1f} / {ms['removals'] / 1000:.1f} / "
             f"{ms['commit'] / 1000:.1f} s, {q.state_rows.get(name, 0):,} rows"
+            + _bytes_per_row(q.state_bytes.get(name, 0), q.state_rows.get(name, 0))
             for name, ms in q.state_ms.items()
         )
 
@@ -849,6 +903,13 @@ class Report:
         return rows
 
 
+def _bytes_per_row(sst_bytes: int, rows: int) -> str:
+    """The state on disk per row kept (a visitor's, for the sessionizer), if reported."""
+    if not sst_bytes or not rows:
+        return ""
+    return f" ({mib(sst_bytes)} of RocksDB SST files, {sst_bytes / rows:,.0f} B per row)"
+
+
 def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "–"
 
@@ -860,9 +921,11 @@ DOCS_INTRO = f"""# Benchmarks
 
 `benchmarks/stream_throughput.py` measures the streaming job end to end on real engines:
 its own 2-node SolrCloud 9.10.1 (free ports, one replica per shard), the job's `ingest` and
-`aggregate` queries in one in-process local[2] SparkSession on a processing-time trigger, and
-generated shop traffic with faults (duplicates, late and out-of-order lines, bots, broken
-lines) over the 16 cuboids of `examples/shop-kpis.yaml`.
+`aggregate` queries in one in-process local[2] SparkSession (with `--spark-cluster`: this
+process as the driver of a standalone cluster of its own, a master and two workers on
+127.0.0.2 and 127.0.0.3 with one executor of 1 core and 2 GB each) on a processing-time
+trigger, and generated shop traffic with faults (duplicates, late and out-of-order lines,
+bots, broken lines) over the 16 cuboids of `examples/shop-kpis.yaml`.
 
 What it measures:
 
@@ -874,7 +937,10 @@ What it measures:
 - **freshness**: the last line of every file is a probe event (a new visitor with its own
   campaign); freshness is the time from the file appearing in the landing dir to the probe's
   `campaign` cell answering a Solr query (soft commit every second included);
-- **peak RSS and CPU** of the driver JVM, the Python workers and the Solr JVM, from /proc;
+- **peak RSS and CPU** of the driver JVM, the executor JVMs (on the cluster), the Python
+  workers and the Solr JVM, from /proc; and each state operator's bytes on disk per row
+  kept (RocksDB's `rocksdbSstFileSize` over its rows, when the progress reports it: with
+  changelog checkpointing only once a snapshot was uploaded, so not in short runs);
 - **the reference**: the same lines through the DuckDB oracle of `tests/oracle.py` (line
   checks in Python, then SQL), as a batch; the ratio is clickagg's events/s over DuckDB's.
   The run also checks that Solr's counted events equal the oracle's.
@@ -929,13 +995,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
     if options.record:
         pace = "burst" if options.rate is None else f"paced at {options.rate:,.0f} events/s"
-        title = f"{'quick, ' if options.quick else ''}{report.generated.lines:,} events, {pace}"
+        where = "standalone cluster" if options.spark_cluster else "local[2]"
+        title = (
+            f"{'quick, ' if options.quick else ''}{report.generated.lines:,} events, {pace}, "
+            f"{where}"
+        )
         record(text, title, commit, run_facts.machine())
         print(f"\nappended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 
 def benchmark(work: Path, options: Options, load_before: str) -> Report:
-    with solr_cloud(work / "run") as endpoints:
+    with (
+        solr_cloud(work / "run") as endpoints,
+        spark_cluster(options.spark_cluster) as cluster,
+    ):
         aggregation = aggregation_for(work, endpoints.base_url, options)
         with solr.SolrClient(endpoints.base_url) as client:
             solr_collections.ensure_level_collections(client, aggregation)
@@ -945,14 +1018,12 @@ def benchmark(work: Path, options: Options, load_before: str) -> Report:
             f"{generated.lines:,} lines in {len(generated.files)} files, "
             f"{generated.seconds:.1f} s; starting Spark"
         )
-        session = spark.local_session(
-            NAME,
-            conf={
-                "spark.sql.streaming.numRecentProgressUpdates": "100000",
-                "spark.jars": str(local_sessionizer.jar()),
-                **options.spark_conf,
-            },
-        )
+        conf = {
+            "spark.sql.streaming.numRecentProgressUpdates": "100000",
+            "spark.jars": str(local_sessionizer.jar()),
+            **options.spark_conf,
+        }
+        session = spark_session(conf, cluster)
         try:
             trigger_s = options.trigger_seconds or aggregation.trigger_interval.approx_seconds
             run = run_stream(session, aggregation, work, endpoints.base_url, generated, options)
@@ -972,6 +1043,45 @@ def benchmark(work: Path, options: Options, load_before: str) -> Report:
     return Report(
         options, generated, run, ref, solr_events, solr_cells, trigger_s, load_before, load_after
     )
+
+
+@contextlib.contextmanager
+def spark_cluster(wanted: bool) -> Iterator[local_spark_cluster.SparkClusterEndpoints | None]:
+    """A standalone cluster of our own in the run dir (free ports), stopped on exit; None
+    when not `wanted` (local mode)."""
+    if not wanted:
+        yield None
+        return
+    master_port, web_port = process.free_ports(2)
+    endpoints = local_spark_cluster.up(master_port, web_port)
+    try:
+        yield endpoints
+    finally:
+        local_spark_cluster.down()
+
+
+def spark_session(
+    conf: dict[str, str], cluster: local_spark_cluster.SparkClusterEndpoints | None
+) -> Any:
+    """local[2], or this process as the driver of `cluster`."""
+    if cluster is None:
+        return spark.local_session(NAME, conf=conf)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", process.LOOPBACK)
+    builder = SparkSession.builder.appName(NAME)
+    settings = {
+        **spark.LOCAL_CONF,
+        **spark.solr_trust_conf(),
+        **local_spark_cluster.session_conf(cluster),
+        # Executors start from the worker's environment: the same interpreter as ours.
+        "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+        **conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
 
 
 def _landed(landing_dir: Path, staged: Path) -> Path:

@@ -3,9 +3,10 @@
     python stream_driver.py '<settings as JSON>'
 
 Settings: `conf` (Spark settings: the cluster's, the jars), `spec` (a spec file), `solr_url`,
-`data` (the data root), `landing`, `sentinel_ms`, and `stop_file`: None runs both queries
-with availableNow to the end; a path runs them on a 1 s trigger until that file exists. Then
-it delivers the sentinel and runs to the end twice more, so every visit closes
+`data` (the data root), `landing`, `sentinel_ms`, and `stop_file`: a path runs both queries
+on a 1 s trigger until that file exists; None runs nothing live (a driver taking over from a
+killed one). Then it delivers the sentinel and runs both queries to the end twice with
+availableNow (the first run takes whatever is left too), so every visit closes
 (`streaming.close_every_visit`), and prints one JSON line: the application id.
 """
 
@@ -38,9 +39,7 @@ def main(settings: dict[str, Any]) -> None:
     Path(settings["data"]).mkdir(parents=True, exist_ok=True)
     (Path(settings["data"]) / "app-id").write_text(spark.sparkContext.applicationId)
     try:
-        if settings["stop_file"] is None:
-            streaming.run_to_end(spark, aggregation, paths, solr_url)
-        else:
+        if settings["stop_file"] is not None:
             live(spark, aggregation, paths, solr_url, Path(settings["stop_file"]))
         streaming.close_every_visit(
             spark,

@@ -1,10 +1,12 @@
 """The streaming job with its tasks on the standalone cluster: executors on 127.0.0.2 and
 127.0.0.3, a driver of its own (tests/cluster/stream_driver.py), the JVM parser and
-sessionizer shipped as a jar. An executor is killed with SIGKILL mid-run (the standalone
-worker starts a new one and Spark re-runs its tasks), then Solr's finest level must equal the
-DuckDB oracle's cells. One run proves both the oracle's equality on the cluster and the
-fault: the cluster's start and its batches are the slowest of the suite.
-The driver's kill -9 stays in tests/e2e/test_stream_faults.py (local mode: the same driver).
+sessionizer shipped as a jar. One run takes both faults of kill -9, each inside a batch: an
+executor's (the standalone worker starts a new one and Spark re-runs its tasks), then the
+driver's with its JVM (the master drops the application and its executors; a new driver
+resumes from the checkpoints). Then Solr's finest level must equal the DuckDB oracle's
+cells. One run, not one per fault: the cluster's start and its batches, and every driver's
+start, are the slowest of the suite.
+The local-mode driver's kill -9 stays in tests/e2e/test_stream_faults.py.
 """
 
 from __future__ import annotations
@@ -38,24 +40,30 @@ SRC = Path(sessionizer.__file__).resolve().parents[2]
 EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
 
 
-def test_kill_9_of_an_executor_neither_loses_nor_double_counts(
+def test_kill_9_of_an_executor_then_of_the_driver_neither_loses_nor_double_counts(
     spark_cluster: Any, solr: Any, solr_client: Any, tmp_path: Path
 ) -> None:
-    run = _Run(spark_cluster, solr, tmp_path, "executor-kill-run", seed=19)
-    stop_file = tmp_path / "stop"
-    driver = run.start(stop_file=stop_file, first_half_only=True)
+    run = _Run(spark_cluster, solr, tmp_path, "kill-run", seed=19)
+    driver = run.start("killed-driver.log", stop_file=tmp_path / "stop", upto=1)
     try:
         polling.eventually(lambda: run.committed() >= 2, "two committed batches", 300)
-        run.land_second_half()
-        seen = run.committed()
+        seen = run.land(2)
         executors = polling.eventually(run.executor_pids, "the run's executors", 60)
-        time.sleep(1.0)  # inside the batch of the second half
+        time.sleep(1.0)  # inside the batch of the second third
         os.kill(executors[0], signal.SIGKILL)
         polling.eventually(lambda: run.committed() > seen + 1, "batches after the kill", 300)
+        read = run.archive_offset()
+        run.land(3)
+        # Inside the aggregate's batch of the last third: started (its offset log reads
+        # further into the archive), not committed; the next driver must run it again.
+        polling.eventually(lambda: run.in_flight(after=read), "its aggregate batch", 300, 0.1)
     finally:
-        stop_file.touch()
-    assert _finished(driver) == 0
-    assert "Lost executor" in (tmp_path / "driver.log").read_text()
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver's Python, its JVM and workers
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL
+    assert "Lost executor" in (tmp_path / "killed-driver.log").read_text()
+    # The next driver runs what is left to the end, then closes every visit.
+    assert _finished(run.start("driver.log", stop_file=None)) == 0
     run.assert_equals_oracle(solr_client)
 
 
@@ -69,11 +77,21 @@ class _Run:
         with store_client.SolrClient(solr.base_url) as client:
             solr_collections.ensure_level_collections(client, self.aggregation)
         self.lines = streaming.traffic_lines(START_MS, hours=2, visitors=300, seed=seed)
-        self.half = len(self.lines) // 2
 
-    def start(self, stop_file: Path | None, first_half_only: bool = False) -> subprocess.Popen[str]:
-        upto = self.half if first_half_only else len(self.lines)
-        landing.write_files(self.lines[:upto], self.landing, rolling=streaming.ROLLING, prefix="a")
+    def land(self, third: int) -> int:
+        """Land the lines of the `third`-th third (1 to 3); the batches committed before."""
+        seen = self.committed()
+        size = -(-len(self.lines) // 3)
+        part = self.lines[(third - 1) * size : third * size]
+        landing.write_files(part, self.landing, rolling=streaming.ROLLING, prefix="abc"[third - 1])
+        return seen
+
+    def start(
+        self, log_name: str, stop_file: Path | None, upto: int | None = None
+    ) -> subprocess.Popen[str]:
+        """A driver; first land the thirds up to `upto`, if given."""
+        for third in range(1, (upto or 0) + 1):
+            self.land(third)
         conf = {
             **local_spark_cluster.session_conf(self.cluster),
             "spark.jars": str(sessionizer.jar()),
@@ -96,20 +114,31 @@ class _Run:
             "SPARK_LOCAL_IP": process.LOOPBACK,
             "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         }
-        log = (self.work / "driver.log").open("w")
+        log = (self.work / log_name).open("w")
         return subprocess.Popen(
             [sys.executable, str(DRIVER), json.dumps(settings)],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
         )  # fmt: skip
 
-    def land_second_half(self) -> None:
-        landing.write_files(
-            self.lines[self.half :], self.landing, rolling=streaming.ROLLING, prefix="b"
-        )
-
     def committed(self) -> int:
-        commits = Path(self.paths.checkpoint("aggregate")) / "commits"
-        return len(list(commits.glob("[0-9]*"))) if commits.exists() else 0
+        return self._batches("commits")
+
+    def archive_offset(self) -> int:
+        """How far into the archive the aggregate's newest started batch reads (its file
+        source's `logOffset`, the last line of the offset log entry), or -1."""
+        started = self._batches("offsets")
+        if not started:
+            return -1
+        entry = Path(self.paths.checkpoint("aggregate")) / "offsets" / str(started - 1)
+        return int(json.loads(entry.read_text().splitlines()[-1])["logOffset"])
+
+    def in_flight(self, after: int) -> bool:
+        """The aggregate runs a batch that reads the archive past `after` (not committed)."""
+        return self._batches("offsets") > self.committed() and self.archive_offset() > after
+
+    def _batches(self, log: str) -> int:
+        folder = Path(self.paths.checkpoint("aggregate")) / log
+        return len(list(folder.glob("[0-9]*"))) if folder.exists() else 0
 
     def executor_pids(self) -> list[int]:
         """This run's executors: their command line names its application."""

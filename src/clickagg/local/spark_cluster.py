@@ -221,6 +221,11 @@ def status() -> SparkClusterEndpoints | None:
     )  # fmt: skip
 
 
+def process_names() -> list[str]:
+    """The recorded names of the master and of the workers that run (for `process.status`)."""
+    return [MASTER_NAME, *_worker_names_running()]
+
+
 def alive_worker_hosts(endpoints: SparkClusterEndpoints) -> list[str]:
     """The hosts of the workers the master counts as ALIVE (empty if it does not answer)."""
     state = _master_state(endpoints)
