@@ -100,6 +100,9 @@ public final class EventParser {
         .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
     private final Map<String, Integer> index = new HashMap<>();
     private final Map<String, Long> seen = new HashMap<>();
+    private String lastSource;
+    private long lastSplit;
+    private long lastCount;
 
     Lines(Config config) {
       this.config = config;
@@ -116,7 +119,16 @@ public final class EventParser {
 
     /** The line's offset: its split's start plus its index in the split. */
     long offset(String source, long split) {
-      return split + seen.merge(source + "\u0000" + split, 1L, Long::sum) - 1;
+      // Lines of a split come together: the map is read when the split changes, not per line.
+      if (!source.equals(lastSource) || split != lastSplit) {
+        if (lastSource != null) {
+          seen.put(lastSource + "\u0000" + lastSplit, lastCount);
+        }
+        lastSource = source;
+        lastSplit = split;
+        lastCount = seen.getOrDefault(source + "\u0000" + split, 0L);
+      }
+      return split + lastCount++;
     }
 
     /** Fills the event's fields into out and answers true, or answers false (Python decides). */
