@@ -140,19 +140,28 @@ def test_a_stream_driven_past_its_capacity_is_advised_and_autoscaled(
         obj["spec"]["source"]["files"]["path"] = str(landing)
         aggregation = validation.validate(obj)  # the job's view: the same spec, a local landing
         paths = archive.JobPaths.of(str(tmp_path / "data"), aggregation)
+        ingest_lines = progress_reporter.IngestLines()  # as the job wires it
         reporter = progress_reporter.ProgressReporter(
             aggregation,
             streaming.store_at(solr.base_url),
             stream.aggregate_query_name(aggregation),
             1,  # local mode: one executor's worth
             stream.ingest_query_name(aggregation),
+            ingest_lines,
         )
         spark.streams.addListener(reporter)
         feeder = Feeder(landing)
         queries = []
         try:
             queries.append(
-                stream.ingest(spark, aggregation, paths, stream.source_of(aggregation), 1)
+                stream.ingest(
+                    spark,
+                    aggregation,
+                    paths,
+                    stream.source_of(aggregation),
+                    1,
+                    on_batch=lambda batch_id, report: ingest_lines.record(batch_id, report.lines),
+                )
             )
             store = streaming.store_at(solr.base_url)
             queries.append(stream.aggregate(spark, aggregation, paths, store, 1))

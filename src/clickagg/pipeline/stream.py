@@ -255,23 +255,14 @@ def write_archive(
         if report is not None:
             return report
         log.info(
-            "ingest batch %d: more than %d lines need Python's judgement: the Python parser "
-            "parses the batch",
+            "ingest batch %d: more than %d lines (or %d bytes) need Python's judgement: the "
+            "Python parser parses the batch",
             settings.arrival_batch,
             jvm_parse.DEFERRED_KEPT_LINES,
+            jvm_parse.DEFERRED_KEPT_BYTES,
         )
-    return _python_write_archive(lines, settings, window, paths, newest_before_ms)
-
-
-def _python_write_archive(
-    lines: DataFrame,
-    settings: parse.ParseSettings,
-    window: event_contract.TimeWindow,
-    paths: archive.JobPaths,
-    newest_before_ms: int | None,
-) -> archive.IngestReport:
-    """`write_archive` through `parse`, one Python call per line: the parsed rows are cached
-    and read three times (counts, `too_late` counts, the write)."""
+    # The Python parser: one call per line; the parsed rows are cached and read three times
+    # (counts, `too_late` counts, the write).
     schema = archive.spark_schema()
     parsed = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema).persist()
     try:

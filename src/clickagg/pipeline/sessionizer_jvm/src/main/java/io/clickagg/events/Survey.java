@@ -17,7 +17,8 @@ import org.apache.spark.sql.types.StructType;
  * The first pass over a batch's lines: per partition, the newest event time of the lines the
  * JVM accepts, their distinct user agents and (url, referrer) pairs that enrichment must look
  * at, and the deferred lines themselves (up to a bound; beyond it one {@code overflow} row says
- * the batch is Python's). Rows are small: the driver collects them.
+ * the batch is Python's). Rows are small: the driver collects them. A {@code newest} row
+ * carries its time in arrival_offset.
  */
 final class Survey implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
