@@ -1,8 +1,8 @@
 """Parsing and enrichment with the per-line work in the JVM.
 
-`spark.clickagg.parser` chooses how the ingest turns lines into archive rows: `python` (the
-default: `parse.parse_batches` and `parse.mark_too_late` through mapInArrow, one Python call
-per line, `stream.write_archive`) or `jvm`. Both give the same rows;
+`spark.clickagg.parser` chooses how the ingest turns lines into archive rows: `jvm` (the
+default, below) or `python` (`parse.parse_batches` and `parse.mark_too_late` through
+mapInArrow, one Python call per line, in `stream.write_archive`). Both give the same rows;
 tests/spark/test_jvm_parser.py proves it over valid and hostile lines, one per dead-letter
 reason.
 
@@ -18,8 +18,9 @@ join:
 3. `io.clickagg.events.ArchiveRows` parses the lines again (the same clock, so the same
    decisions), enriches through the tables, marks `too_late` and emits archive rows; with the
    driver's rows they are written in one job whose counts come from an `Observation`.
-A batch with more deferred lines than `DEFERRED_KEPT_LINES` (or `DEFERRED_KEPT_BYTES`), such
-as a file of garbage, is parsed by the Python path instead: the driver holds no more.
+A batch with a partition of more deferred lines than `DEFERRED_KEPT_LINES` (or
+`DEFERRED_KEPT_BYTES`), such as a file of garbage, is parsed by the Python path instead: the
+driver holds no more per partition.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from clickagg.pipeline import archive, jvm_sessionizer, parse
 CONF = "spark.clickagg.parser"
 JVM = "jvm"
 PYTHON = "python"
-#: The driver parses at most this many deferred lines of a batch (and bytes of them).
+#: The driver takes at most this many deferred lines (and bytes of them) per partition.
 DEFERRED_KEPT_LINES = 20_000
 DEFERRED_KEPT_BYTES = 32 * 2**20
 _PARSER = "io.clickagg.events.EventParser"
@@ -49,7 +50,7 @@ _NEWEST, _AGENT, _LINK, _DEFERRED, _OVERFLOW = "newest", "agent", "link", "defer
 
 def chosen(spark: SparkSession) -> str:
     """Which parser the ingest runs, from the Spark setting `spark.clickagg.parser`."""
-    value = str(spark.conf.get(CONF, PYTHON)).strip().lower()
+    value = str(spark.conf.get(CONF, JVM)).strip().lower()
     if value not in (JVM, PYTHON):
         raise errors.JobSetupError(f"{CONF} is {value!r}: expected {JVM!r} or {PYTHON!r}")
     return value
@@ -75,7 +76,7 @@ def write_archive(
     deferred = _deferred_rows(survey[_DEFERRED], settings)
     newest_in_batch = max(
         (
-            *(row["arrival_offset"] for row in survey[_NEWEST]),
+            *(row["arrival_offset"] for row in survey[_NEWEST]),  # Survey puts the time there
             *(
                 ts
                 for ts, kind in zip(
