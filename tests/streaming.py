@@ -158,7 +158,7 @@ def run_to_end(
     paths: archive.JobPaths,
     solr_url: str,
     on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
-    on_ingest: Callable[[int, stream.IngestReport], None] | None = None,
+    on_ingest: Callable[[int, archive.IngestReport], None] | None = None,
 ) -> None:
     """Both queries with availableNow: everything that has arrived, then stop."""
     source = stream.source_of(aggregation)
@@ -178,7 +178,7 @@ def close_every_visit(
     deliver: Callable[[bytes], None],
     sentinel_ms: int,
     on_batch: Callable[[int, protocol.WriteReport], None] | None = None,
-    on_ingest: Callable[[int, stream.IngestReport], None] | None = None,
+    on_ingest: Callable[[int, archive.IngestReport], None] | None = None,
 ) -> None:
     """Deliver the sentinel, then run twice: once to move the watermark past every visit,
     once more so the closing timers fire."""

@@ -16,7 +16,7 @@ import streaming
 from clickagg import sim
 from clickagg.domain import sessions
 from clickagg.local import solr_security
-from clickagg.pipeline import archive, metrics
+from clickagg.pipeline import archive, metrics, progress
 from clickagg.sim import landing
 from clickagg.store import collections as solr_collections
 from clickagg.store import solr_cells
@@ -38,13 +38,15 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         solr_collections.ensure_level_collections(client, aggregation)
     paths = archive.JobPaths(str(work / "data"))
     job_metrics = metrics.StreamMetrics(aggregation.name)
-    listener = metrics.ProgressListener(job_metrics)
+    ingest_lines = progress.IngestLines()  # as jobs/stream.py wires it
+    listener = metrics.ProgressListener(job_metrics, ingest_lines)
     spark.streams.addListener(listener)
 
     def record(_: int, report: Any) -> None:
         job_metrics.record_solr_write(report)
 
-    def ingested(_: int, report: Any) -> None:
+    def ingested(batch_id: int, report: Any) -> None:
+        ingest_lines.record(batch_id, report.lines)
         job_metrics.record_ingest(report.dead_letters, report.too_late, report.bots)
 
     streaming.run_to_end(spark, aggregation, paths, solr.base_url, record, ingested)

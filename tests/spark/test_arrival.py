@@ -74,7 +74,7 @@ def test_a_batch_is_judged_by_the_batches_before_it_not_by_its_own_events(
         lateness={"watermark": "10m", "allowedLateness": "2h"},
     )
     paths = archive.JobPaths(str(tmp_path / "data"))
-    reports: dict[int, stream.IngestReport] = {}
+    reports: dict[int, archive.IngestReport] = {}
     writer = stream.ArchiveWriter(aggregation, paths, lambda n, r: reports.__setitem__(n, r))
 
     def ingest(batch_id: int, lines: list[bytes]) -> dict[str, Any]:

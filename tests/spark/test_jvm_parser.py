@@ -1,8 +1,9 @@
 """The JVM parser against its specification, the Python parser: the same archive rows.
 
 One Spark batch of lines goes through both ingest paths (`spark.clickagg.parser` python and
-jvm: parse, enrich, `too_late` marking) and every line must give the same row, field for
-field: the same event, or the same dead letter with the same reason. The lines: generated
+jvm: parse, enrich, `too_late` marking, the archive write) and every line must give the same
+archived row, field for field: the same event, or the same dead letter with the same reason;
+the batch's report (counts, newest event time) must be the same too. The lines: generated
 shop traffic (bots and broken lines included), tests/hostile.py's lines and near-valid
 events, edge cases of the JVM's fast path, and one line per dead-letter reason of
 domain/events.py; the test checks that every reason the code can give was given.
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 import hostile
 from clickagg import sim
 from clickagg.domain import events
-from clickagg.pipeline import archive, jvm_parse, parse
+from clickagg.pipeline import archive, jvm_parse, parse, stream
 
 pytestmark = pytest.mark.spark
 
@@ -90,13 +91,18 @@ def test_jvm_parser_gives_the_python_parsers_rows(spark: Any, tmp_path: Path) ->
         *_near_valid(100),
         *_traffic(300),
     ]
-    rows = {path: _archive_rows(spark, corpus, path) for path in (jvm_parse.PYTHON, jvm_parse.JVM)}
+    written = {
+        path: _archived(spark, corpus, path, tmp_path / path)
+        for path in (jvm_parse.PYTHON, jvm_parse.JVM)
+    }
+    rows = {path: found for path, (found, _) in written.items()}
 
     assert len(rows[jvm_parse.JVM]) == len(corpus)
     for offset, (python_row, jvm_row) in enumerate(
         zip(rows[jvm_parse.PYTHON], rows[jvm_parse.JVM], strict=True)
     ):
         assert jvm_row == python_row, f"line {offset}: {corpus[offset][:200]!r}"
+    assert written[jvm_parse.JVM][1] == written[jvm_parse.PYTHON][1]
 
     reasons = [row["reason"] for row in rows[jvm_parse.JVM][: len(REASONS)]]
     for (name, (_, pattern)), reason in zip(REASONS.items(), reasons, strict=True):
@@ -106,31 +112,49 @@ def test_jvm_parser_gives_the_python_parsers_rows(spark: Any, tmp_path: Path) ->
     assert len(REASONS) - 1 == raises
 
 
+def test_a_batch_of_mostly_bad_lines_is_pythons(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the deferred lines the driver parses itself, the batch takes the Python path:
+    the same rows, from one path only (the JVM wrote nothing)."""
+    corpus = [line for line, _ in REASONS.values()] + _traffic(20)
+    expected, report = _archived(spark, corpus, jvm_parse.PYTHON, tmp_path / "python")
+    monkeypatch.setattr(jvm_parse, "DEFERRED_KEPT_LINES", 3)
+    assert _archived(spark, corpus, jvm_parse.JVM, tmp_path / "jvm") == (expected, report)
+
+
 def test_the_jvm_accepts_valid_traffic_itself(spark: Any) -> None:
     """The fast path is the common path: Python sees only the lines it must judge."""
     lines = [line for line in _traffic(400) if b"bench" not in line]
     frame = _lines_frame(spark, lines)
     settings = parse.ParseSettings(arrival_batch=0, arrival_ms=NOW_MS)
-    jdf = jvm_parse._parser(spark).parse(frame._jdf, jvm_parse.config_text(settings))
+    survey = jvm_parse._class(spark, "io.clickagg.events.EventParser").survey(
+        frame._jdf, jvm_parse.config_text(settings, int(time.time() * 1000))
+    )
     from pyspark.sql import DataFrame
 
-    deferred = DataFrame(jdf, spark).where("deferred").count()
+    deferred = DataFrame(survey, spark).where("kind = 'deferred'").count()
     python = [parse.parse_batches(iter([_arrow(lines)]), settings)]
     dead = sum(b.column("kind").to_pylist().count(archive.DEAD_LETTER) for b in python[0])
     assert deferred == dead
 
 
-def _archive_rows(spark: Any, corpus: list[bytes], path: str) -> list[dict[str, Any]]:
+def _archived(
+    spark: Any, corpus: list[bytes], path: str, root: Path
+) -> tuple[list[dict[str, Any]], archive.IngestReport]:
+    """The archive rows `stream.write_archive` wrote for `corpus` with the parser `path`, in
+    line order, and its report."""
     frame = _lines_frame(spark, corpus)
     settings = parse.ParseSettings(arrival_batch=7, arrival_ms=NOW_MS + 5000)
+    paths = archive.JobPaths(str(root))
     spark.conf.set(jvm_parse.CONF, path)
     try:
-        with jvm_parse.parsed(frame, settings) as parsed:
-            marked = jvm_parse.marked(parsed, WINDOW, NEWEST_BEFORE_MS, NOW_MS + DAY_MS)
-            found = [_without_clock(row.asDict()) for row in marked.collect()]
+        report = stream.write_archive(frame, settings, WINDOW, paths, NEWEST_BEFORE_MS)
     finally:
         spark.conf.unset(jvm_parse.CONF)
-    return sorted(found, key=lambda row: row["arrival_offset"])
+    table = spark.read.schema(archive.spark_schema()).parquet(paths.archive)
+    found = [_without_clock(row.asDict()) for row in table.collect()]
+    return sorted(found, key=lambda row: row["arrival_offset"]), report
 
 
 def _without_clock(row: dict[str, Any]) -> dict[str, Any]:

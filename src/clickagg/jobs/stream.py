@@ -72,7 +72,8 @@ def start(
         session = spark.session_for(aggregation.name, options.master, options.jars)
     paths = archive.JobPaths.of(options.data_root, aggregation)
     job_metrics = metrics.StreamMetrics(aggregation.name)
-    session.streams.addListener(metrics.ProgressListener(job_metrics))
+    ingest_lines = progress.IngestLines()
+    session.streams.addListener(metrics.ProgressListener(job_metrics, ingest_lines))
     session.streams.addListener(
         progress.ProgressReporter(
             aggregation,
@@ -80,6 +81,7 @@ def start(
             stream.aggregate_query_name(aggregation),
             executors_of(session),
             stream.ingest_query_name(aggregation),
+            ingest_lines,
         )
     )
     if options.metrics_port:
@@ -92,8 +94,8 @@ def start(
         source,
         trigger,
         available_now=options.available_now,
-        on_batch=lambda _, report: job_metrics.record_ingest(
-            report.dead_letters, report.too_late, report.bots
+        on_batch=lambda batch_id, report: _count_ingest(
+            ingest_lines, job_metrics, batch_id, report
         ),
     )
     if options.available_now:
@@ -183,3 +185,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics_port=args.metrics_port,
     )
     run(arguments.aggregation_of(args), options)
+
+
+def _count_ingest(
+    ingest_lines: progress.IngestLines,
+    job_metrics: metrics.StreamMetrics,
+    batch_id: int,
+    report: archive.IngestReport,
+) -> None:
+    ingest_lines.record(batch_id, report.lines)
+    job_metrics.record_ingest(report.dead_letters, report.too_late, report.bots)

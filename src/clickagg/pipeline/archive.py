@@ -82,6 +82,17 @@ class JobPaths:
         return f"{self.root}/checkpoints/{query}"
 
 
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest batch archived."""
+
+    lines: int
+    dead_letters: int  # too_late ones included
+    too_late: int
+    bots: int
+    newest_event_ms: int | None
+
+
 def spark_schema() -> Any:
     """The archive's Spark schema (a StructType), derived from the Arrow one."""
     return from_arrow_schema(SCHEMA)

@@ -15,8 +15,11 @@ from typing import Any
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from clickagg.domain import buckets
+from clickagg.pipeline import progress
 from clickagg.store import protocol
 
+#: The ingest query's label (`stream.ingest_query_name`).
+_INGEST = "ingest"
 _HELP = {
     "clickagg_input_rows_per_second": ("gauge", "Rows per second arriving at the query."),
     "clickagg_processed_rows_per_second": ("gauge", "Rows per second the query processed."),
@@ -91,30 +94,42 @@ class StreamMetrics:
 class ProgressListener(StreamingQueryListener):
     """Turns each query progress event into metric values."""
 
-    def __init__(self, metrics: StreamMetrics) -> None:
+    def __init__(
+        self, metrics: StreamMetrics, ingest_lines: progress.IngestLines | None = None
+    ) -> None:
         self.metrics = metrics
+        self.ingest_lines = ingest_lines or progress.IngestLines()
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         pass
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
-        progress = event.progress
-        query = _query_label(progress.name or "")
+        report = event.progress
+        query = _query_label(report.name or "")
+        rows = int(report.numInputRows or 0)
+        if query == _INGEST:
+            rows = self.ingest_lines.of(report)
+        # The ingest's own count over Spark's (which counts each read of the batch).
+        scale = rows / report.numInputRows if report.numInputRows else 1.0
         m = self.metrics
-        m.set("clickagg_input_rows_per_second", progress.inputRowsPerSecond or 0, query=query)
+        m.set(
+            "clickagg_input_rows_per_second",
+            (report.inputRowsPerSecond or 0) * scale,
+            query=query,
+        )
         m.set(
             "clickagg_processed_rows_per_second",
-            progress.processedRowsPerSecond or 0,
+            (report.processedRowsPerSecond or 0) * scale,
             query=query,
         )
         m.set(
             "clickagg_batch_duration_seconds",
-            progress.durationMs.get("triggerExecution", 0) / 1000,
+            report.durationMs.get("triggerExecution", 0) / 1000,
             query=query,
         )
         m.add("clickagg_batches_total", 1, query=query)
-        m.add("clickagg_input_rows_total", progress.numInputRows or 0, query=query)
-        watermark = (progress.eventTime or {}).get("watermark")
+        m.add("clickagg_input_rows_total", rows, query=query)
+        watermark = (report.eventTime or {}).get("watermark")
         if watermark and not watermark.startswith("1970"):
             lag = time.time() - _epoch_seconds(watermark)
             m.set("clickagg_watermark_lag_seconds", lag, query=query)

@@ -26,6 +26,26 @@ from clickagg.store import protocol
 log = logging.getLogger(__name__)
 
 
+class IngestLines:
+    """The lines of each recent ingest batch as the ingest counted them (`on_batch`). Spark's
+    progress counts every read of a micro-batch and the JVM parser reads its lines twice
+    (`jvm_parse`), so rates of the ingest query use this count where it has one."""
+
+    _KEPT = 64  # batches; a progress event comes right after its batch
+
+    def __init__(self) -> None:
+        self._lines: dict[int, int] = {}
+
+    def record(self, batch_id: int, lines: int) -> None:
+        self._lines[batch_id] = lines
+        for old in [b for b in self._lines if b < batch_id - self._KEPT]:
+            del self._lines[old]
+
+    def of(self, report: Any) -> int:
+        """The input rows of an ingest query's progress `report`."""
+        return self._lines.get(int(report.batchId), int(report.numInputRows or 0))
+
+
 class ProgressReporter(StreamingQueryListener):
     """Writes the `__progress__` document of one Aggregation's aggregate query."""
 
@@ -36,6 +56,7 @@ class ProgressReporter(StreamingQueryListener):
         query_name: str,
         executors: int = 1,
         ingest_query_name: str = "",
+        ingest_lines: IngestLines | None = None,
     ) -> None:
         self.level = aggregation.finest
         self.open_store = open_store
@@ -45,6 +66,7 @@ class ProgressReporter(StreamingQueryListener):
         self.watermark_ms: int | None = None
         self.executors = executors
         self.ingest_query_name = ingest_query_name
+        self.ingest_lines = ingest_lines or IngestLines()
         self.batches: collections.deque[capacity.Batch] = collections.deque(maxlen=capacity.WINDOW)
         self.ingest_batches: collections.deque[capacity.Batch] = collections.deque(
             maxlen=capacity.WINDOW
@@ -57,12 +79,13 @@ class ProgressReporter(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802 (Spark's listener API)
         report = event.progress
         if report.name == self.ingest_query_name:
-            self.ingest_batches.append(_batch(report))  # reported with the next aggregate batch
+            # Reported with the next aggregate batch.
+            self.ingest_batches.append(_batch(report, self.ingest_lines.of(report)))
             return
         if report.name != self.query_name:
             return
         self.query_id = str(report.id)
-        batch = _batch(report)
+        batch = _batch(report, int(report.numInputRows or 0))
         self.batches.append(batch)
         ended_ms = batch.started_ms + batch.duration_ms
         event_time = report.eventTime or {}
@@ -95,9 +118,7 @@ class ProgressReporter(StreamingQueryListener):
             log.warning("%s: progress not reported: %s", self.level.collection, exc)
 
 
-def _batch(report: Any) -> capacity.Batch:
+def _batch(report: Any, rows: int) -> capacity.Batch:
     """A StreamingQueryProgress as the rows, start and execution time of its batch."""
     took_ms = int(report.durationMs.get("triggerExecution", 0))
-    return capacity.Batch(
-        int(report.numInputRows or 0), buckets.parse_iso(report.timestamp), took_ms
-    )
+    return capacity.Batch(rows, buckets.parse_iso(report.timestamp), took_ms)

@@ -178,17 +178,6 @@ def file_lines(lines: DataFrame) -> DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class IngestReport:
-    """What one ingest batch archived."""
-
-    lines: int
-    dead_letters: int  # too_late ones included
-    too_late: int
-    bots: int
-    newest_event_ms: int | None
-
-
 def ingest(
     spark: SparkSession,
     aggregation: model.Aggregation,
@@ -197,7 +186,7 @@ def ingest(
     trigger_seconds: float,
     *,
     available_now: bool = False,
-    on_batch: Callable[[int, IngestReport], None] | None = None,
+    on_batch: Callable[[int, archive.IngestReport], None] | None = None,
 ) -> StreamingQuery:
     writer = (
         read_lines(spark, source)
@@ -218,7 +207,7 @@ class ArchiveWriter:
         self,
         aggregation: model.Aggregation,
         paths: archive.JobPaths,
-        on_batch: Callable[[int, IngestReport], None] | None,
+        on_batch: Callable[[int, archive.IngestReport], None] | None,
     ) -> None:
         self.aggregation = aggregation
         self.paths = paths
@@ -254,13 +243,29 @@ def write_archive(
     window: event_contract.TimeWindow,
     paths: archive.JobPaths,
     newest_before_ms: int | None,
-) -> IngestReport:
+) -> archive.IngestReport:
     """Parse `lines` (`parse.LINE_COLUMNS`) into archive rows and write them: the events
     before `window`'s past limit behind `newest_before_ms`, the newest event time of the
     earlier batches (None: they had none, and these lines' own newest stands in,
     `events.lateness_reference`), become `too_late` dead letters. The report's
-    `newest_event_ms` is the newest through these lines."""
-    with jvm_parse.parsed(lines, settings) as parsed:
+    `newest_event_ms` is the newest through these lines. The parser is
+    `spark.clickagg.parser`'s (`jvm_parse`)."""
+    if jvm_parse.chosen(lines.sparkSession) == jvm_parse.JVM:
+        report = jvm_parse.write_archive(lines, settings, window, paths, newest_before_ms)
+        if report is not None:
+            return report
+        log.info(
+            "ingest batch %d: more than %d lines (or %d bytes) need Python's judgement: the "
+            "Python parser parses the batch",
+            settings.arrival_batch,
+            jvm_parse.DEFERRED_KEPT_LINES,
+            jvm_parse.DEFERRED_KEPT_BYTES,
+        )
+    # The Python parser: one call per line; the parsed rows are cached and read three times
+    # (counts, `too_late` counts, the write).
+    schema = archive.spark_schema()
+    parsed = lines.mapInArrow(lambda b: parse.parse_batches(b, settings), schema).persist()
+    try:
         is_event = F.col("kind") == archive.EVENT
         counted = parsed.agg(
             F.count(F.lit(1)).alias("lines"),
@@ -280,8 +285,13 @@ def write_archive(
             F.count(F.when(is_event & F.col("bot") & ~late, 1)).alias("bots"),
         ).first()
         assert flagged is not None
-        archive.append(jvm_parse.marked(parsed, window, reference, newest), paths)
-    return IngestReport(
+        marked = parsed.mapInArrow(
+            lambda b: parse.mark_too_late(b, window, reference, newest), schema
+        )
+        archive.append(marked, paths)
+    finally:
+        parsed.unpersist()
+    return archive.IngestReport(
         lines=int(counted["lines"]),
         dead_letters=int(counted["dead_letters"]) + int(flagged["too_late"]),
         too_late=int(flagged["too_late"]),

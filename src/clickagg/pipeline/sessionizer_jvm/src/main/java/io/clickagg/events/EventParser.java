@@ -10,25 +10,18 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.time.LocalDate;
-import java.time.LocalDateTime;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.types.DataTypes;
-import org.apache.spark.sql.types.StructType;
 
 /**
  * The event contract's accepting half in the JVM: a line that certainly keeps the contract of
@@ -38,9 +31,10 @@ import org.apache.spark.sql.types.StructType;
  * what it accepts: tests/spark/test_jvm_parser.py requires the same archive rows from both.
  *
  * <p>Input rows: value (binary), arrival_source (string), arrival_split (long), in file order
- * within a split. Output: {@link #output}: the event's strings, revenue, ts_ms, the line's first
- * bytes (raw; all of a deferred line), its arrival source and offset (split + index in the split), the UTC date and
- * hour of the event, and deferred.
+ * within a split. Two passes over the same lines, which decide alike (the clock is the
+ * configuration's {@code now_ms}): {@link #survey} tells the driver what it must compute in
+ * Python (the batch's distinct user agents and links to enrich, the deferred lines, the newest
+ * event time), and {@link ArchiveRows#rows} turns the accepted lines into archive rows.
  */
 public final class EventParser {
   private static final Pattern ISO_TS = Pattern.compile(
@@ -55,14 +49,9 @@ public final class EventParser {
 
   private EventParser() {}
 
-  /** The output schema for the string fields named in the configuration. */
-  public static StructType output(String configText) {
-    return Config.parse(configText).output();
-  }
-
-  public static Dataset<Row> parse(Dataset<Row> lines, String configText) {
-    Config config = Config.parse(configText);
-    return lines.mapPartitions(new Parse(config), Encoders.row(config.output()));
+  /** What the driver needs before the archive rows: see {@link Survey}. */
+  public static Dataset<Row> survey(Dataset<Row> lines, String configText) {
+    return lines.mapPartitions(new Survey(Config.parse(configText)), Encoders.row(Survey.OUTPUT));
   }
 
   /** The parser's settings, from clickagg.pipeline.jvm_parse.config_text (one home for rules). */
@@ -72,6 +61,9 @@ public final class EventParser {
     int rawKeptBytes;
     long maxFutureMs;
     int maxIntegerDigits;
+    long nowMs;
+    int deferredKeptLines;
+    long deferredKeptBytes;
     final List<String> strings = new ArrayList<>();
     final Set<String> required = new HashSet<>();
     final Set<String> dimensionValueFields = new HashSet<>();
@@ -87,6 +79,9 @@ public final class EventParser {
           case "raw_kept_bytes" -> config.rawKeptBytes = Integer.parseInt(parts[1]);
           case "max_future_ms" -> config.maxFutureMs = Long.parseLong(parts[1]);
           case "max_integer_digits" -> config.maxIntegerDigits = Integer.parseInt(parts[1]);
+          case "now_ms" -> config.nowMs = Long.parseLong(parts[1]);
+          case "deferred_kept_lines" -> config.deferredKeptLines = Integer.parseInt(parts[1]);
+          case "deferred_kept_bytes" -> config.deferredKeptBytes = Long.parseLong(parts[1]);
           case "strings" -> config.strings.addAll(rest);
           case "required" -> config.required.addAll(rest);
           case "dimension_value_fields" -> config.dimensionValueFields.addAll(rest);
@@ -95,47 +90,6 @@ public final class EventParser {
         }
       }
       return config;
-    }
-
-    StructType output() {
-      StructType schema = new StructType();
-      for (String name : strings) {
-        schema = schema.add(name, DataTypes.StringType, true);
-      }
-      return schema
-          .add("revenue", DataTypes.DoubleType, true)
-          .add("ts_ms", DataTypes.LongType, true)
-          .add("raw", DataTypes.BinaryType, true)
-          .add("arrival_source", DataTypes.StringType, true)
-          .add("arrival_offset", DataTypes.LongType, true)
-          .add("date", DataTypes.StringType, true)
-          .add("hour", DataTypes.IntegerType, true)
-          .add("deferred", DataTypes.BooleanType, false);
-    }
-  }
-
-  static final class Parse implements MapPartitionsFunction<Row, Row> {
-    private static final long serialVersionUID = 1L;
-    private final Config config;
-
-    Parse(Config config) {
-      this.config = config;
-    }
-
-    @Override
-    public Iterator<Row> call(Iterator<Row> input) {
-      Lines lines = new Lines(config);
-      return new Iterator<>() {
-        @Override
-        public boolean hasNext() {
-          return input.hasNext();
-        }
-
-        @Override
-        public Row next() {
-          return lines.row(input.next());
-        }
-      };
     }
   }
 
@@ -146,7 +100,9 @@ public final class EventParser {
         .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
     private final Map<String, Integer> index = new HashMap<>();
     private final Map<String, Long> seen = new HashMap<>();
-    private final long nowMs = System.currentTimeMillis();
+    private String lastSource;
+    private long lastSplit;
+    private long lastCount;
 
     Lines(Config config) {
       this.config = config;
@@ -155,30 +111,24 @@ public final class EventParser {
       }
     }
 
-    Row row(Row line) {
-      byte[] value = line.isNullAt(0) ? new byte[0] : (byte[]) line.get(0);
-      String source = line.getString(1);
-      long split = line.getLong(2);
-      String key = source + "\u0000" + split;
-      long offset = split + seen.merge(key, 1L, Long::sum) - 1;
-      int width = config.strings.size();
-      Object[] out = new Object[width + 8];
-      out[width + 3] = source;
-      out[width + 4] = offset;
-      boolean deferred = !accept(value, out);
-      out[width + 7] = deferred;
-      if (deferred) {
-        Arrays.fill(out, 0, width + 2, null);
-        out[width + 2] = value;  // whole: Python's reason may need it all
-      } else {
-        out[width + 2] = value.length <= config.rawKeptBytes
-            ? value : Arrays.copyOf(value, config.rawKeptBytes);
-        LocalDateTime at = LocalDateTime.ofEpochSecond(
-            Math.floorDiv((Long) out[width + 1], 1000L), 0, ZoneOffset.UTC);
-        out[width + 5] = at.toLocalDate().toString();
-        out[width + 6] = at.getHour();
+    /** The line's event fields (strings, revenue, ts_ms), or null: Python decides. */
+    Object[] fields(byte[] value) {
+      Object[] out = new Object[config.strings.size() + 2];
+      return accept(value, out) ? out : null;
+    }
+
+    /** The line's offset: its split's start plus its index in the split. */
+    long offset(String source, long split) {
+      // Lines of a split come together: the map is read when the split changes, not per line.
+      if (!source.equals(lastSource) || split != lastSplit) {
+        if (lastSource != null) {
+          seen.put(lastSource + "\u0000" + lastSplit, lastCount);
+        }
+        lastSource = source;
+        lastSplit = split;
+        lastCount = seen.getOrDefault(source + "\u0000" + split, 0L);
       }
-      return RowFactory.create(out);
+      return split + lastCount++;
     }
 
     /** Fills the event's fields into out and answers true, or answers false (Python decides). */
@@ -247,7 +197,7 @@ public final class EventParser {
         return false;
       }
       long ts = (Long) out[width + 1];
-      if (ts < 0 || ts > nowMs + config.maxFutureMs) {
+      if (ts < 0 || ts > config.nowMs + config.maxFutureMs) {
         return false;
       }
       for (int i = 0; i < width; i++) {
