@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
 from clickagg.operator import main
 
 pytestmark = pytest.mark.unit
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: earlier tests in the session (Playwright's sync
+    API) may leave an event loop running on this one."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, scenario).result()
 
 
 def test_a_solr_half_waits_until_no_pass_applies_children() -> None:
@@ -29,7 +40,7 @@ def test_a_solr_half_waits_until_no_pass_applies_children() -> None:
         assert applying.count == 0
         return seen
 
-    assert asyncio.run(scenario()) == ["children applied", "solr half"]
+    assert run(scenario()) == ["children applied", "solr half"]
 
 
 def test_a_solr_half_waits_no_longer_than_its_bound() -> None:
@@ -41,7 +52,7 @@ def test_a_solr_half_waits_no_longer_than_its_bound() -> None:
             await applying.quiet(0.05)
             return loop.time() - began
 
-    assert 0.04 <= asyncio.run(scenario()) < 1.0
+    assert 0.04 <= run(scenario()) < 1.0
 
 
 def test_resyncs_take_at_most_their_slots_and_are_not_counted_as_applying() -> None:
@@ -60,4 +71,4 @@ def test_resyncs_take_at_most_their_slots_and_are_not_counted_as_applying() -> N
         await asyncio.gather(*(resync() for _ in range(10)))
         return most, applying.count
 
-    assert asyncio.run(scenario()) == (main.RESYNC_SLOTS, 0)
+    assert run(scenario()) == (main.RESYNC_SLOTS, 0)
