@@ -25,6 +25,17 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 
+#: The peer operators whose real CRDs the tests install (released versions the proxy serves).
+SPARK_OPERATOR = ("github.com/kubeflow/spark-operator/v2", "v2.3.0")
+SOLR_OPERATOR = ("github.com/apache/solr-operator", "v0.9.1")
+_PEER_CRDS = {
+    SPARK_OPERATOR: [
+        "charts/spark-operator-chart/crds/sparkoperator.k8s.io_sparkapplications.yaml",
+        "charts/spark-operator-chart/crds/sparkoperator.k8s.io_scheduledsparkapplications.yaml",
+    ],
+    SOLR_OPERATOR: ["config/crd/bases/solr.apache.org_solrclouds.yaml"],
+}
+
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 ETCD_SERVER_MODULE = "go.etcd.io/etcd/server/v3"
 HELM_MODULE = "helm.sh/helm/v3"
@@ -69,6 +80,23 @@ def ensure_kubectl() -> Path:
     if not binary.exists():
         _build_kubernetes_command(binary, "kubectl")
     return binary
+
+
+def ensure_peer_crds() -> Path:
+    """A directory with the Spark Operator's and Solr Operator's CRDs, unchanged, taken from
+    their Go modules (Apache-2.0) through the module proxy and cached per version."""
+    version = "-".join(v for _, v in _PEER_CRDS)
+    target = cache.tool_dir("peer-crds", version)
+    wanted = [target / Path(f).name for files in _PEER_CRDS.values() for f in files]
+    if all(path.is_file() for path in wanted):
+        return target
+    _progress(f"fetching the peer CRDs ({version}) from the Go module proxy")
+    with tempfile.TemporaryDirectory() as work:
+        for (module, module_version), files in _PEER_CRDS.items():
+            source = Path(_module_info(module, module_version, Path(work))["Dir"])
+            for file in files:
+                shutil.copyfile(source / file, target / Path(file).name)
+    return target
 
 
 def ensure_all() -> dict[str, Path]:
