@@ -20,6 +20,7 @@ import confluent_kafka
 
 from clickagg import errors
 from clickagg.sim import kinds
+from clickagg.store import credentials
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,8 @@ def _refusal(
 ) -> errors.KafkaAuthError | errors.KafkaTlsError:
     """The broker's refusal as the error the jobs raise for the same cause."""
     if error.code() == confluent_kafka.KafkaError._SSL:
-        trusted = client.get("ssl.ca.location", "the system's CAs ($CLICKAGG_KAFKA_CA_FILE unset)")
+        unset = f"the system's CAs (${credentials.KAFKA_CA_FILE_ENV} unset)"
+        trusted = client.get("ssl.ca.location", unset)
         return errors.KafkaTlsError(
             f"the TLS handshake with Kafka at {bootstrap} failed (verified against {trusted}): "
             f"{error.str()}"
