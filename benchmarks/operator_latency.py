@@ -133,7 +133,7 @@ class ChildWatch:
                 kind.group, kind.version, self._namespace, kind.plural
             )
             version = cast(dict[str, Any], listed)["metadata"]["resourceVersion"]
-            watch = k8s_watch.Watch()
+            watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
             thread = threading.Thread(target=self._follow, args=(watch, kind, version), daemon=True)
             self._watches.append(watch)
             self._threads.append(thread)
@@ -142,10 +142,10 @@ class ChildWatch:
 
     def __exit__(self, *_: object) -> None:
         for watch in self._watches:
-            watch.stop()
+            watch.stop()  # type: ignore[no-untyped-call]
 
     def _follow(self, watch: k8s_watch.Watch, kind: children.Kind, version: str) -> None:
-        stream = watch.stream(
+        stream = watch.stream(  # type: ignore[no-untyped-call]
             self._objects.list_namespaced_custom_object,
             kind.group,
             kind.version,
@@ -373,7 +373,7 @@ def baseline_api(api: k8s_client.ApiClient, namespace: str, count: int) -> Figur
                     namespace,
                     kind.plural,
                     manifest["metadata"]["name"],
-                    manifest,
+                    cast(dict[str, Any], manifest),
                     field_manager=children.MANAGER,
                     force=True,
                     _content_type="application/apply-patch+yaml",

@@ -175,7 +175,11 @@ def equal(expected: Written, got: Written) -> bool:
 
 
 def roll_up_with(
-    spark: Any, aggregation: model.Aggregation, base_url: str, name: str, settled: int | None
+    spark: Any,
+    aggregation: model.Aggregation,
+    base_url: str,
+    name: rollup_job.CombineName,
+    settled: int | None,
 ) -> tuple[tuple[spark_rollup.LevelRun, ...], Timed, Any, dict[str, Written]]:
     """Every coarser level rolled up from scratch by one combine, and what it wrote."""
     with solr_cells.SolrCellStore(base_url) as store:
@@ -286,6 +290,7 @@ def main() -> None:
             )
             with solr_cells.SolrCellStore(base_url) as store:
                 store.ensure_collections(aggregation)
+                settled: int | None
                 if args.fill == "cells":
                     settled, filled = fill_cells(store.client, aggregation, start_ms, args.days)
                 else:

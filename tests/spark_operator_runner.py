@@ -157,7 +157,7 @@ class SparkOperatorRunner:
         for job in jobs:
             _kill(job.process)
         if self._api is not None:
-            self._api.close()
+            self._api.close()  # type: ignore[no-untyped-call]
             self._api = None
 
     # ------------------------------------------------------------------ for tests

@@ -274,7 +274,11 @@ def report_watermark(solr_url: str, aggregation: model.Aggregation, newest_event
 
 def deliver_to(landing_dir: Path) -> Callable[[bytes], None]:
     """Delivers one line (the sentinel) as the landing directory's last file."""
-    return lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n")
+
+    def deliver(line: bytes) -> None:
+        (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n")
+
+    return deliver
 
 
 def assert_equals_oracle(
@@ -296,7 +300,7 @@ def assert_equals_oracle(
         aggregation,
         paths,
         solr_url,
-        lambda line: (landing_dir / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        deliver_to(landing_dir),
         sentinel_ms,
     )
     problems = oracle_problems(client, aggregation, [i.line for i in lines], sentinel_ms - HOUR_MS)

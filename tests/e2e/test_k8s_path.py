@@ -148,8 +148,9 @@ def table_of(api: k8s_client.ApiClient, namespace: str) -> dict[str, Any]:
     """What `kubectl get agg` asks for: the list as a server-side Table."""
     path = f"/apis/{spec.API_GROUP}/{spec.API_VERSION}/namespaces/{namespace}/{spec.PLURAL}"
     response = api.call_api("GET", api.configuration.host + path, header_params={"Accept": TABLE})
-    assert response.status == 200, response.read()
-    return cast(dict[str, Any], json.loads(response.read()))
+    body = response.read()  # type: ignore[no-untyped-call]
+    assert response.status == 200, body
+    return cast(dict[str, Any], json.loads(body))
 
 
 def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
@@ -255,10 +256,12 @@ def test_aggregation_to_kpis_through_the_operator_and_the_spark_runner(
             rolled_started = time.monotonic()
             for rollup in ROLLUPS_IN_ORDER:
                 run = runner.run_scheduled(rollup)
+
+                def ended_run(run: str = run) -> bool:
+                    return run in runner.jobs() and runner.jobs()[run].state in (COMPLETED, FAILED)
+
                 polling.eventually(
-                    lambda run=run: (
-                        run in runner.jobs() and runner.jobs()[run].state in (COMPLETED, FAILED)
-                    ),
+                    ended_run,
                     f"{run} ended",
                     ROLLUP_TIMEOUT_SECONDS,
                 )

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -101,7 +101,7 @@ def expected_cells(rolled: dict[str, Any], level: model.Level) -> oracle.OracleR
         granularity_s = int(level.granularity.approx_seconds)
         cached = streaming.oracle_result(rolled["aggregation"], rolled["lines"], granularity_s)
         rolled["expected"][level.name] = cached
-    return cached
+    return cast(oracle.OracleResult, cached)
 
 
 def level_problems(

@@ -56,7 +56,7 @@ def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) ->
         aggregation,
         paths,
         solr.base_url,
-        lambda line: (work / "landing" / "zz-sentinel.jsonl").write_bytes(line + b"\n"),
+        streaming.deliver_to(work / "landing"),
         sentinel_ms,
         record,
         ingested,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client as k8s_client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from clickagg.domain import spec
 from clickagg.local import kube as local_kube

@@ -220,7 +220,12 @@ def test_built_manifests_pass_the_spark_operator_schemas(
         stored = cast(
             dict[str, Any],
             objects.create_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, manifest, dry_run="All"
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
+                cast(dict[str, Any], manifest),
+                dry_run="All",
             ),
         )
         # Nothing the builder wrote was pruned by the schema.

@@ -161,7 +161,7 @@ def test_operator_killed_mid_reconcile_settles_without_duplicates_or_losses(
         # not record. No event says the same thing twice.
         events = core.list_namespaced_event(namespace).items
         said = Counter(
-            (e.involved_object.name, e.reason, e.message)
+            (str(e.involved_object.name), str(e.reason), str(e.message))
             for e in events
             if e.involved_object.kind == spec.KIND and e.reason in ANNOUNCEMENTS
         )

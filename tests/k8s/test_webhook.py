@@ -14,7 +14,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -283,10 +283,12 @@ def test_the_operator_keeps_its_certificate_and_publishes_its_ca(
     operator: WebhookOperator, api: k8s_client.ApiClient
 ) -> None:
     secret = k8s_client.CoreV1Api(api).read_namespaced_secret(CERTIFICATES, SYSTEM_NAMESPACE)
-    stored = certificates.Certificates.from_secret_data(secret.data)
+    stored = certificates.Certificates.from_secret_data(cast(dict[str, str], secret.data))
     assert stored is not None
     assert certificates.ensure(stored, ["127.0.0.1"]) == stored  # a restart reuses it
     admission = k8s_client.AdmissionregistrationV1Api(api)
-    (hook,) = admission.read_validating_webhook_configuration(CONFIGURATION).webhooks
+    hooks = admission.read_validating_webhook_configuration(CONFIGURATION).webhooks
+    assert hooks is not None
+    (hook,) = hooks
     assert hook.client_config.ca_bundle == stored.secret_data()["bundle.crt"]
     assert hook.failure_policy == "Ignore"

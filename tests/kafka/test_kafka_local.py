@@ -13,6 +13,7 @@ from typing import Any
 import confluent_kafka
 import pytest
 
+import fixtures
 from clickagg import errors
 from clickagg.local import kafka as local_kafka
 from clickagg.local import process
@@ -80,7 +81,7 @@ def test_round_trips_1000_json_messages_through_two_partitions(
 def test_up_again_finds_the_running_broker(
     kafka: local_kafka.KafkaEndpoints, kafka_run_dir: Path
 ) -> None:
-    with kafka_fixtures.use_run_dir(kafka_run_dir):
+    with fixtures.use_run_dir(kafka_run_dir):
         assert local_kafka.status() == kafka
         assert local_kafka.up() == kafka
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -109,10 +109,11 @@ def test_the_read_only_user_reads_cells_but_may_not_write_or_commit(secured: Sec
         totals = list(cell_reads.stored_cells(query, aggregation, level, model.TOTALS))
         assert len(totals) == BUCKETS
         assert len(list(batch.documents_in(query, level, first, first + BUCKETS * Q))) > BUCKETS
-        for write in (
+        writes: list[Callable[[], object]] = [
             lambda: query.add(level.collection, [{"id": "written-by-the-query-user"}]),
             lambda: query.commit(level.collection),
-        ):
+        ]
+        for write in writes:
             with pytest.raises(errors.SolrAuthError) as refused:
                 write()
             assert (refused.value.status, refused.value.permission) == (403, "update")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -137,10 +138,11 @@ def test_no_password_appears_in_any_log(
     for role in solr_security.ROLES:
         with store_client.SolrClient(auth_solr.base_url, auth=pair(role)) as client:
             client.query(auth_collection, {"q": "*:*"})
-            for call in (
+            calls: list[Callable[[], object]] = [
                 lambda: client.add(auth_collection, [{"id": "log-doc"}]),
                 lambda: client.create_collection("never", solr_collections.CONFIGSET_NAME, 1, 1),
-            ):
+            ]
+            for call in calls:
                 try:
                     call()
                 except errors.SolrAuthError as exc:

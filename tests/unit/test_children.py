@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -40,6 +40,18 @@ def with_solr_url(obj: dict[str, Any], url: str) -> dict[str, Any]:
     changed = copy.deepcopy(obj)
     changed["spec"]["solr"] = {"url": url}
     return changed
+
+
+def application(manifest: children.AnyManifest) -> children.ApplicationSpec:
+    """The stream's spec; its kind says which spec a child carries."""
+    assert manifest["kind"] == children.SPARK_APPLICATION.kind
+    return cast(children.ApplicationSpec, manifest["spec"])
+
+
+def scheduled(manifest: children.AnyManifest) -> children.ScheduledApplicationSpec:
+    """A rollup's spec; its kind says which spec a child carries."""
+    assert manifest["kind"] == children.SCHEDULED_SPARK_APPLICATION.kind
+    return cast(children.ScheduledApplicationSpec, manifest["spec"])
 
 
 def test_children_are_the_stream_and_one_rollup_per_coarser_level(
@@ -148,9 +160,9 @@ def test_data_root_is_per_aggregation_even_with_an_archive_uri() -> None:
 
 def test_rollups_are_scheduled_per_level_and_never_overlap(shop: model.Aggregation) -> None:
     rollups = children.desired(shop, OWNER, SETTINGS)[1:]
-    assert [r["spec"]["schedule"] for r in rollups] == ["5 * * * *", "15 0 * * *"]
+    assert [scheduled(r)["schedule"] for r in rollups] == ["5 * * * *", "15 0 * * *"]
     for rollup, level in zip(rollups, ("1h", "1d"), strict=True):
-        spec = rollup["spec"]
+        spec = scheduled(rollup)
         assert spec["concurrencyPolicy"] == "Forbid"
         assert spec["timeZone"] == "UTC"
         template = spec["template"]
@@ -171,7 +183,7 @@ def test_the_rollup_job_takes_the_arguments_the_operator_passes(shop: model.Aggr
     for manifest, level in zip(
         children.desired(shop, OWNER, SETTINGS)[1:], ("1h", "1d"), strict=True
     ):
-        template = manifest["spec"]["template"]
+        template = scheduled(manifest)["template"]
         image_path = template["mainApplicationFile"].removeprefix("local:///opt/clickagg/")
         assert (Path(__file__).resolve().parents[2] / image_path).is_file()
         aggregation, options = rollup_job.parse(template["arguments"])
@@ -222,17 +234,17 @@ def test_spec_changes_reach_the_children() -> None:
     obj["spec"]["levels"][1]["retention"] = "6mo"
     aggregation = aggregation_of(obj)
     stream, rollup_1h, _ = children.desired(aggregation, OWNER, SETTINGS)
-    assert stream["spec"]["executor"]["instances"] == 5
-    spec_json = json.loads(rollup_1h["spec"]["template"]["arguments"][1])
+    assert application(stream)["executor"]["instances"] == 5
+    spec_json = json.loads(scheduled(rollup_1h)["template"]["arguments"][1])
     assert spec_json["spec"]["levels"][1]["retention"] == "6mo"
 
 
 def test_autoscaled_executors_reach_the_stream_only() -> None:
     aggregation = aggregation_of(reference_object())
     stream, *rollups = children.desired(aggregation, OWNER, SETTINGS, stream_executors=7)
-    assert stream["spec"]["executor"]["instances"] == 7
+    assert application(stream)["executor"]["instances"] == 7
     instances = aggregation.spec.spark.executor.instances
-    assert {r["spec"]["template"]["executor"]["instances"] for r in rollups} == {instances}
+    assert {scheduled(r)["template"]["executor"]["instances"] for r in rollups} == {instances}
 
 
 # --------------------------------------------------------------------------- conditions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -27,7 +27,7 @@ def kafka_spec(security: dict[str, Any] | None = None) -> dict[str, Any]:
     if security is not None:
         kafka["security"] = security
     obj["spec"]["source"] = {"type": "kafka", "kafka": kafka}
-    return obj
+    return cast(dict[str, Any], obj)
 
 
 SASL = {

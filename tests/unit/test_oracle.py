@@ -397,7 +397,7 @@ def test_bots_duplicates_and_dead_letters() -> None:
         line("  ", T0, "v"),
         line("z", T0, ""),
         line("z", T0, "v", ""),
-        line("z", T0, 42),
+        line("z", T0, 42),  # type: ignore[arg-type]
         json.dumps({"event_id": "z", "visitor_id": "v", "type": "page_view"}).encode(),
         line("z", "2016-02-16T10:00:00", "v"),
         line("z", "2016-02-16 10:00:00Z", "v"),

@@ -45,7 +45,8 @@ def event(
 def cells(visitor_events: Sequence[sessions.Counted], watermark_ms: int) -> Cells:
     """What the sessionizer counts from these events in one go: the stream without lateness."""
     facts, _ = sessions.advance(sessions.VisitorState(), visitor_events, watermark_ms, CONFIG)
-    summed: collections.Counter[tuple[int, tuple[str, ...], str]] = collections.Counter()
+    summed: collections.defaultdict[tuple[int, tuple[str, ...], str], float]
+    summed = collections.defaultdict(float)
     for fact in facts:
         for name, amount in fact.deltas.items():
             summed[(fact.bucket_ms, fact.values, name)] += amount

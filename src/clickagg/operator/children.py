@@ -39,7 +39,7 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NotRequired, Required, TypedDict
+from typing import Generic, NotRequired, Required, TypedDict, TypeVar
 
 from clickagg.domain import durations, model, spec
 from clickagg.store import credentials
@@ -236,13 +236,20 @@ class ScheduledApplicationSpec(TypedDict):
     template: ApplicationSpec
 
 
-class Manifest(TypedDict):
-    """A SparkApplication or ScheduledSparkApplication, ready for server-side apply."""
+SpecT = TypeVar("SpecT", ApplicationSpec, ScheduledApplicationSpec)
+
+
+class Manifest(TypedDict, Generic[SpecT]):
+    """A SparkApplication (spec: ApplicationSpec) or ScheduledSparkApplication (spec:
+    ScheduledApplicationSpec), ready for server-side apply."""
 
     apiVersion: str
     kind: str
     metadata: ObjectMeta
-    spec: ApplicationSpec | ScheduledApplicationSpec
+    spec: SpecT
+
+
+AnyManifest = Manifest[ApplicationSpec] | Manifest[ScheduledApplicationSpec]
 
 
 @dataclass(frozen=True)
@@ -463,7 +470,7 @@ def stream_application(
     owner: Owner,
     settings: JobSettings,
     executors: int | None = None,
-) -> Manifest:
+) -> Manifest[ApplicationSpec]:
     """The SparkApplication of the streaming job; `executors`: the count autoscaling chose
     (spec.spark.autoscale), else spec.spark.executor.instances."""
     app_spec = _application_spec(
@@ -486,7 +493,7 @@ def stream_application(
 
 def rollup_application(
     aggregation: model.Aggregation, level: model.Level, owner: Owner, settings: JobSettings
-) -> Manifest:
+) -> Manifest[ScheduledApplicationSpec]:
     """The ScheduledSparkApplication that rolls up (and applies retention to) one level."""
     template = _application_spec(
         aggregation,
@@ -522,7 +529,7 @@ def desired(
     owner: Owner,
     settings: JobSettings,
     stream_executors: int | None = None,
-) -> list[Manifest]:
+) -> list[AnyManifest]:
     """Every child the Aggregation should have, stream first."""
     rollups = [
         rollup_application(aggregation, level, owner, settings)
@@ -725,8 +732,8 @@ def _manifest(
     name: str,
     owner: Owner,
     labels: Mapping[str, str],
-    body_spec: ApplicationSpec | ScheduledApplicationSpec,
-) -> Manifest:
+    body_spec: SpecT,
+) -> Manifest[SpecT]:
     return {
         "apiVersion": kind.api_version,
         "kind": kind.kind,

@@ -82,7 +82,7 @@ def _answered(
         ) from exc
 
 
-def apply(manifest: children.Manifest) -> tuple[dict[str, Any], bool]:
+def apply(manifest: children.AnyManifest) -> tuple[dict[str, Any], bool]:
     """Create or update a namespaced custom object by server-side apply; the stored object,
     and whether this apply created it (the API server answered 201)."""
     group, version = manifest["apiVersion"].split("/")
