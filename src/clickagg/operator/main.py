@@ -20,7 +20,7 @@ Handlers, all thin wrappers around `reconcile`:
   The delete handler and the timer match only an Aggregation that has the finalizer, and
   a pass adds it just before its first child (reconcile.apply): otherwise kopf adds it in
   a cycle of its own (a patch, then the watch event that brings it back) before the
-  create handler starts, which was most of a burst's latency. So an Aggregation that
+  create handler starts: a watch round trip per new Aggregation. So an Aggregation that
   never had a valid spec has no finalizer and no re-sync timer: nothing to clean up or
   repair.
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
