@@ -74,6 +74,8 @@ KOPF_THREADS = int(os.environ.get(operator_main.WORKERS_ENV) or operator_main.DE
 RSS_SAMPLE_S = 0.2
 WAIT_S = 600.0
 AGGREGATION_API = (spec.API_GROUP, spec.API_VERSION)
+AGGREGATION = children.Kind(spec.KIND, spec.PLURAL, spec.API_GROUP, spec.API_VERSION)
+FINALIZER = operator_main.FINALIZER
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -117,10 +119,12 @@ def expected_children(name: str) -> set[str]:
 
 
 class ChildWatch:
-    """Watches both Spark kinds in a namespace; the first time each name was seen."""
+    """Watches both Spark kinds in a namespace, the first time each name was seen, and the
+    Aggregations, the first time each had the operator's finalizer (`claimed`)."""
 
     def __init__(self, api: k8s_client.ApiClient, namespace: str) -> None:
         self.seen: dict[str, float] = {}
+        self.claimed: dict[str, float] = {}
         self._objects = k8s_client.CustomObjectsApi(api)
         self._namespace = namespace
         self._watches: list[k8s_watch.Watch] = []
@@ -128,7 +132,7 @@ class ChildWatch:
         self._lock = threading.Lock()
 
     def __enter__(self) -> ChildWatch:
-        for kind in children.KINDS:
+        for kind in (*children.KINDS, AGGREGATION):
             listed = self._objects.list_namespaced_custom_object(
                 kind.group, kind.version, self._namespace, kind.plural
             )
@@ -157,10 +161,14 @@ class ChildWatch:
         # The connection breaks when the stack stops under a still-open watch: that ends it.
         with contextlib.suppress(Exception):
             for event in stream:
-                if event["type"] == "ADDED":
-                    name = event["object"]["metadata"]["name"]
+                metadata = event["object"]["metadata"]
+                if kind is AGGREGATION:
+                    if FINALIZER in (metadata.get("finalizers") or []):
+                        with self._lock:
+                            self.claimed.setdefault(metadata["name"], time.monotonic())
+                elif event["type"] == "ADDED":
                     with self._lock:
-                        self.seen.setdefault(name, time.monotonic())
+                        self.seen.setdefault(metadata["name"], time.monotonic())
 
     def wait_all(self, names: Sequence[str], timeout: float = WAIT_S) -> None:
         wanted = set().union(*(expected_children(name) for name in names))
@@ -176,10 +184,20 @@ class ChildWatch:
     def latencies(self, created: dict[str, float]) -> list[float]:
         """Per Aggregation: its create call → the later of its two children seen."""
         with self._lock:
-            return sorted(
-                max(self.seen[child] for child in expected_children(name)) - started
-                for name, started in created.items()
-            )
+            return sorted(self._done(name) - started for name, started in created.items())
+
+    def split(self, created: dict[str, float]) -> tuple[list[float], list[float]]:
+        """Per Aggregation: create call → finalizer seen, and finalizer → children seen
+        (kopf used to add the finalizer in a cycle of its own before the first handler;
+        a pass now adds it just before the children)."""
+        with self._lock:
+            claimed = {name: self.claimed.get(name) for name in created}
+            before = [at - created[name] for name, at in claimed.items() if at is not None]
+            after = [self._done(name) - at for name, at in claimed.items() if at is not None]
+        return sorted(before), sorted(after)
+
+    def _done(self, name: str) -> float:
+        return max(self.seen[child] for child in expected_children(name))
 
 
 @dataclass
@@ -407,9 +425,31 @@ def baseline_solr(solr_url: str, count: int) -> Figures:
     return Figures.of(total, latencies)
 
 
+@dataclass(frozen=True)
+class Split:
+    """Where a phase's latency went: the create calls, then per Aggregation the time to the
+    operator's finalizer on it and from there to its children."""
+
+    creates_s: float  # the last create call returned after
+    to_finalizer: Sequence[float]
+    finalizer_to_children: Sequence[float]
+
+    def text(self) -> str:
+        def p50_p95(values: Sequence[float]) -> str:
+            if not values:
+                return "none seen"
+            return f"{statistics.median(values):.2f} / {percentile(values, 0.95):.2f} s"
+
+        return (
+            f"create → finalizer {p50_p95(self.to_finalizer)}; finalizer → children "
+            f"{p50_p95(self.finalizer_to_children)}; the {len(self.to_finalizer)} create calls "
+            f"returned after {self.creates_s:.1f} s"
+        )
+
+
 def operator_phase(
     api: k8s_client.ApiClient, namespace: str, count: int, rate: float | None
-) -> Figures:
+) -> tuple[Figures, Split]:
     """Create `count` Aggregations (at once, or `rate` per second); latency to children."""
     objects = k8s_client.CustomObjectsApi(api)
     bodies = [small_aggregation(namespace, f"agg-{index:03d}", namespace) for index in range(count)]
@@ -423,9 +463,12 @@ def operator_phase(
                     time.sleep(pause)
             created[body["metadata"]["name"]] = time.monotonic()
             objects.create_namespaced_custom_object(*AGGREGATION_API, namespace, spec.PLURAL, body)
+        creates = time.monotonic() - started
         watch.wait_all(list(created))
         total = time.monotonic() - started
-        return Figures.of(total, watch.latencies(created))
+        time.sleep(0.5)  # the finalizer's watch event may come after the children's
+        split = Split(creates, *watch.split(created))
+        return Figures.of(total, watch.latencies(created)), split
 
 
 # ---------------------------------------------------------------------- report
@@ -483,13 +526,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rss_start = status_kib(pid, "VmRSS") * 1024
                 cpu_start = cpu_seconds(pid)
                 print(f"==> operator (pid {pid}): {options.count} Aggregations at once")
-                burst = operator_phase(api, "bench-burst", options.count, None)
+                burst, burst_split = operator_phase(api, "bench-burst", options.count, None)
                 burst_ended = time.monotonic()
                 wait_collections(stack.solr_url, "bench-burst", options.count)
                 wait_idle(pid)  # the burst's follow-up passes (final status, stream state)
                 settled = time.monotonic() - burst_ended
                 print(f"==> operator: {options.paced_count} paced at {options.rate}/s")
-                paced = operator_phase(api, "bench-paced", options.paced_count, options.rate)
+                paced, paced_split = operator_phase(
+                    api, "bench-paced", options.paced_count, options.rate
+                )
                 time.sleep(2)
                 sampler.stop()
                 peak = status_kib(pid, "VmHWM") * 1024
@@ -502,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ratio_total = burst.total_s / bare.total_s
     rows = [
         (f"operator, {options.count} at once: create → children, p50 / p95 / max", burst.text()),
+        ("the burst, per Aggregation: p50 / p95", burst_split.text()),
+        ("the paced, per Aggregation: p50 / p95", paced_split.text()),
         (
             "operator done with the burst (its collections created, then idle)",
             f"{settled:.1f} s later",

@@ -40,6 +40,9 @@ CONNECTIONS = 32
 CREATED = 201
 NOT_FOUND = 404
 CONFLICT = 409
+UNPROCESSABLE = 422  # a JSON patch whose test failed
+# Tries to add the finalizer to an Aggregation that other writers keep changing.
+FINALIZER_ATTEMPTS = 3
 
 
 def _custom_objects() -> k8s_client.CustomObjectsApi:
@@ -173,6 +176,66 @@ def patch_aggregation_status(namespace: str, name: str, patch: Mapping[str, Any]
     ends); False when the Aggregation does not exist (any more)."""
     what = f"patch the status of {spec.KIND} {name}"
     return _merge_aggregation(what, namespace, name, {"status": dict(patch)}, status=True)
+
+
+def add_aggregation_finalizer(metadata: Mapping[str, Any], finalizer: str) -> bool:
+    """Add `finalizer` to the Aggregation `metadata` describes, unless it has it already;
+    False when that Aggregation is gone (deleted, or another one now has its name).
+
+    A JSON patch pinned to the object's uid and resourceVersion, like kopf's own, so it
+    never drops another controller's finalizer; a newer version is read once and tried
+    again."""
+    name, namespace = str(metadata["name"]), str(metadata["namespace"])
+    api = _custom_objects()
+    for _attempt in range(FINALIZER_ATTEMPTS):
+        present = list(metadata.get("finalizers") or [])
+        if finalizer in present:
+            return True
+        pinned = [
+            {"op": "test", "path": f"/metadata/{field}", "value": metadata[field]}
+            for field in ("uid", "resourceVersion")
+        ]
+        add = (
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}
+            if present
+            else {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}
+        )
+        try:
+            with _answered(f"add the finalizer to {spec.KIND} {name}", "patch"):
+                api.patch_namespaced_custom_object(
+                    spec.API_GROUP,
+                    spec.API_VERSION,
+                    namespace,
+                    spec.PLURAL,
+                    name,
+                    [*pinned, add],
+                    _content_type=_JSON_PATCH,
+                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+            return True
+        except errors.KubeError as exc:
+            if no_such_object(exc):
+                return False
+            if exc.status != UNPROCESSABLE:  # a failed test: a newer version, or another uid
+                raise
+        with _answered(f"read {spec.KIND} {name}", "get"):
+            fresh: Any = api.get_namespaced_custom_object(
+                spec.API_GROUP,
+                spec.API_VERSION,
+                namespace,
+                spec.PLURAL,
+                name,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+        if fresh["metadata"].get("uid") != metadata["uid"]:
+            return False
+        metadata = fresh["metadata"]
+    raise errors.KubeError(
+        f"add the finalizer to {spec.KIND} {name}: changed {FINALIZER_ATTEMPTS} times meanwhile",
+        CONFLICT,
+        verb="patch",
+        namespace=namespace,
+    )
 
 
 def _merge_aggregation(

@@ -17,6 +17,12 @@ Handlers, all thin wrappers around `reconcile`:
   WaitingForCollections.
 - delete: kopf's finalizer deletes the children explicitly (a cluster without a garbage
   collector would keep them) and the collections when deletionPolicy is Delete.
+  The delete handler and the timer match only an Aggregation that has the finalizer, and
+  a pass adds it just before its first child (reconcile.apply): otherwise kopf adds it in
+  a cycle of its own (a patch, then the watch event that brings it back) before the
+  create handler starts: a watch round trip per new Aggregation. So an Aggregation that
+  never had a valid spec has no finalizer and no re-sync timer: nothing to clean up or
+  repair.
 - an event handler on the stream SparkApplications: when the Spark Operator changes their
   state, it copies the state into an annotation of the owning Aggregation, which wakes the
   Aggregation's update handler; the status is then written by kopf alone, in order.
@@ -61,7 +67,7 @@ TIMER_EXIT_POLL_SECONDS = 2.0
 HANDLER_BACKOFF_SECONDS = 10.0
 # kopf's progress and diff-base annotations under our own prefix, status left to us.
 STORAGE_PREFIX = "operator.clickagg.io"
-FINALIZER = "clickagg.io/cleanup"
+FINALIZER = reconcile.FINALIZER
 
 AGGREGATIONS = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 SPARK_APPLICATIONS = (
@@ -221,8 +227,14 @@ async def reconcile_aggregation(
     await _run(body, patch, retry, logger, memo)
 
 
+def _claimed(meta: kopf.Meta, **_: Any) -> bool:
+    """Whether a pass has added the finalizer (kopf would otherwise add it itself, first)."""
+    return FINALIZER in (meta.get("finalizers") or [])
+
+
 @kopf.timer(
     *AGGREGATIONS,
+    when=_claimed,
     interval=RESYNC_INTERVAL_SECONDS,
     idle=RESYNC_IDLE_SECONDS,
     backoff=HANDLER_BACKOFF_SECONDS,
@@ -243,7 +255,7 @@ async def resync_aggregation(
     await _run(body, patch, retry, logger, memo, resync=True)
 
 
-@kopf.on.delete(*AGGREGATIONS, backoff=HANDLER_BACKOFF_SECONDS)
+@kopf.on.delete(*AGGREGATIONS, when=_claimed, backoff=HANDLER_BACKOFF_SECONDS)
 def delete_aggregation(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
     config = reconcile.Config.from_env()
     outcome = reconcile.cleanup(body, retry=retry, logger=logger, config=config)

@@ -60,6 +60,10 @@ STREAM_STATE_ANNOTATION = "clickagg.io/stream-state"
 RUNNING = "RUNNING"
 # Any new value asks for a reconcile now (kopf sees an annotation change as an update).
 REQUESTED_AT_ANNOTATION = "clickagg.io/reconcile-requested-at"
+# The operator's finalizer (kopf removes it once the delete handler is done). A pass adds
+# it itself, in the same thread and just before the first child: kopf would add it in a
+# cycle of its own (a patch, then its watch event) before the first handler even starts.
+FINALIZER = "clickagg.io/cleanup"
 # Ready's reason between the children's apply and the collections' creation.
 WAITING_FOR_COLLECTIONS = "WaitingForCollections"
 
@@ -164,7 +168,8 @@ def reconcile(body: Mapping[str, Any], *, retry: int, logger: Log, config: Confi
 
 
 def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -> Applied | Outcome:
-    """Validate, then apply the children: API server calls only, so a burst of
+    """Validate, add the finalizer (before anything exists that it must clean up), then
+    apply the children: API server calls only, so a burst of
     Aggregations gets its children without queueing behind Solr's Collections API (the
     stream job ensures its collections itself before it reads or writes any). An Outcome
     when the pass ends here (an invalid spec, an API server that refuses)."""
@@ -187,6 +192,9 @@ def apply(body: Mapping[str, Any], *, retry: int, logger: Log, config: Config) -
     owner = children.Owner(run.name, run.namespace, str(metadata["uid"]))
     executors = _stream_executors(run, aggregation)
     try:
+        if not kube.add_aggregation_finalizer(metadata, FINALIZER):
+            logger.info("gone before its children were applied: nothing done")
+            return Outcome(status=None)
         applied = _apply_children(aggregation, owner, config, logger, run.previous, executors)
     except errors.KubeError as exc:
         return _degraded(run, aggregation, valid, diagnosis.of_api_error(exc), retry)
