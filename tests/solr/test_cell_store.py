@@ -82,3 +82,24 @@ def test_replace_range_puts_every_document_on_the_shard_its_routes_predicted(
             )
         held[shard] = sorted(str(d["id"]) for d in page["response"]["docs"])
     assert held == predicted
+
+
+def test_replace_range_again_keeps_only_the_cells_it_produced_the_second_time(
+    solr_client: store_client.SolrClient, collection: str
+) -> None:
+    level = level_in(collection)
+    cuboid = model.Cuboid(("channel",))
+
+    def cells_of(channels: str, views: float) -> list[cells.CellDelta]:
+        cell = dataclasses.replace(totals_delta(views), cuboid=cuboid)
+        return [dataclasses.replace(cell, values=(c,)) for c in channels]
+
+    for produced in (cells_of("abc", 1.0), cells_of("ab", 2.0)):
+        cell_writes.replace_range(
+            solr_client, level, produced, {}, writer="t", start_ms=BUCKET_MS, end_ms=BUCKET_MS + 1
+        )
+    stored = cell_reads.stored_cells(solr_client, AGGREGATION, level, cuboid.name)
+    assert sorted((c.values, c.state["page_views"]) for c in stored) == [
+        (("a",), 2.0),
+        (("b",), 2.0),
+    ]

@@ -56,9 +56,9 @@ def read_progress(client: solr.SolrClient, level: model.Level) -> level_progress
 def write_progress(
     client: solr.SolrClient, level: model.Level, report: level_progress.LevelReport
 ) -> None:
-    """Replace the level's progress document and commit it."""
+    """Replace the level's progress document. Not committed: it is only read by real-time
+    get (`read_progress`), which sees it at once."""
     client.add(level.collection, [level_progress.document(level, report)])
-    client.commit(level.collection)
 
 
 def delete_before(client: solr.SolrClient, level: model.Level, before_ms: int) -> int:

@@ -17,13 +17,14 @@ from typing import Any, TypeVar
 
 from clickagg import errors
 from clickagg.domain import cells, model, sessions, sketches
+from clickagg.store import cell_reads, protocol, queries, routing
 from clickagg.store import client as solr
-from clickagg.store import protocol, queries, routing
 from clickagg.store import sketches as stored_sketches
 
 _GET_CHUNK = 500
 _ADD_CHUNK = 2000
 _RETRIES = 6
+_NO_STATE = dict.fromkeys(sessions.FIELDS, 0.0)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -187,19 +188,42 @@ def replace_range(
     """Replace the buckets in [start, end) with cells whose delta is their whole state
     (replay): nothing is read first, and documents in the range that were not rewritten
     are deleted, since they describe nothing any more. Each shard's documents go to its
-    leader, all shards at once (`routing`). Commits: a replay, settle or backfill
-    is read next by the rollup, and reads never commit (the service's user may only read)."""
-    started = dt.datetime.now(dt.UTC)
-    documents = [_merged(level, cell, None, writer, 0) for cell in cells_state]
+    leader, all shards at once (`routing`). One commit makes them visible: a replay, settle
+    or backfill is read next by the rollup, and reads never commit (the service's user may
+    only read). Only if that commit shows documents of the range written before this call
+    (a cell no longer produced) does a delete-by-query remove them, with a second commit:
+    a first rollup of a range, or a rerun producing the same cells, deletes nothing."""
+    now = dt.datetime.now(dt.UTC)
+    # Solr keeps milliseconds: every document is stamped `started`, anything older is stale.
+    started = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    stamp = solr.encode_instant(started)
+    documents = [_whole_state(level, cell, writer, stamp) for cell in cells_state]
     documents += [_bot_document(level, b, n, writer, 0) for b, n in bot_counts.items()]
     table = routing.routes(client, level.collection)
     table.send(
         client, documents, _id, lambda node, share, _: _add_all(node, level.collection, share)
     )
-    stale = queries.written_before(level, start_ms, end_ms, started)
-    client.delete_by_query(level.collection, stale)
     client.commit(level.collection)
+    stale = queries.written_before(level, start_ms, end_ms, started)
+    if cell_reads.count(client, level.collection, stale):
+        log.info("%s: deleting cells of %s no longer produced", level.collection, writer)
+        client.delete_by_query(level.collection, stale)
+        client.commit(level.collection)
     return len(documents)
+
+
+def _whole_state(
+    level: model.Level, cell: cells.CellDelta, writer: str, stamp: str
+) -> dict[str, Any]:
+    """`_merged` of a cell with no old document, its values already in their wire form."""
+    document = cells.base_document(level, cell.bucket_ms, cell.cuboid, cell.values)
+    document.update(cells.state_fields({**_NO_STATE, **cell.deltas}))
+    if cell.sketch:
+        document[cells.SKETCH_FIELD] = solr.encode_binary(cell.sketch)
+    document[cells.STREAM_FIELD] = writer
+    document[cells.BATCH_FIELD] = 0
+    document["updated_at"] = stamp
+    return document
 
 
 def _bot_document(

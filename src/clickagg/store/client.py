@@ -502,14 +502,24 @@ def _encode_doc(doc: Mapping[str, Any]) -> Doc:
     return {key: _encode_value(value) for key, value in doc.items()}
 
 
+def encode_binary(value: bytes | bytearray) -> str:
+    """A binary field's value as Solr reads it in JSON: base64."""
+    return base64.b64encode(value).decode("ascii")
+
+
+def encode_instant(value: dt.datetime) -> str:
+    """A date field's value as Solr reads it in JSON: a UTC ISO-8601 instant."""
+    utc = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _encode_value(value: Any) -> Any:
     if type(value) in _AS_IS:  # nearly every value: no isinstance chain per field
         return value
     if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
+        return encode_binary(value)
     if isinstance(value, dt.datetime):
-        utc = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return encode_instant(value)
     if isinstance(value, list | tuple):
         return [_encode_value(item) for item in value]
     return value

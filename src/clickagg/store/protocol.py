@@ -156,7 +156,8 @@ class CellStore(Protocol):
         ...
 
     def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
-        """Commit the level's writes, then replace its batch progress."""
+        """Replace the level's batch progress; the writes it reports on are committed
+        already (`replace_range`, `delete_buckets_before` commit)."""
         ...
 
     def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:

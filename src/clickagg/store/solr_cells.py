@@ -160,7 +160,6 @@ class SolrCellStore:
         return batch.read_progress(self.client, level)
 
     def report_level_progress(self, level: model.Level, report: level_progress.LevelReport) -> None:
-        self.client.commit(level.collection)
         batch.write_progress(self.client, level, report)
 
     def delete_buckets_before(self, level: model.Level, before_ms: int) -> int:
