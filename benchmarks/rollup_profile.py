@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rollup as bench
 
+from clickagg.domain import model
 from clickagg.pipeline import rollup as spark_rollup
-from clickagg.store import cell_reads, cell_writes, routing, solr_cells
+from clickagg.store import cell_reads, cell_writes, protocol, routing, solr_cells
 from clickagg.store import client as solr
 
 SOLR_MAIN = "io.clickagg.local.SolrCloudLauncher"
@@ -111,7 +112,13 @@ def _jcmd(pid: int, *command: str) -> None:
 def _roll_up_in_phases(jfr_dir: Path) -> None:
     original = spark_rollup.roll_up
 
-    def roll_up(aggregation: Any, index: int, store: Any, combine: Any, *args: Any) -> Any:
+    def roll_up(
+        aggregation: model.Aggregation,
+        index: int,
+        store: protocol.CellStore,
+        combine: spark_rollup.Combine,
+        input_end_ms: int | None,
+    ) -> spark_rollup.LevelRun:
         name = type(getattr(combine, "inner", combine)).__name__
         level = aggregation.levels[index].name
         _phase[0] = f"{name} {level}"
@@ -119,7 +126,7 @@ def _roll_up_in_phases(jfr_dir: Path) -> None:
         for pid in jvms:
             _jcmd(pid, "JFR.start", "name=rollup", "settings=profile")
         try:
-            return original(aggregation, index, store, combine, *args)
+            return original(aggregation, index, store, combine, input_end_ms)
         finally:
             _phase[0] = "other"
             for pid in jvms:
