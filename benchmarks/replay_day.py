@@ -125,6 +125,7 @@ def measure(spark: Any, solr_url: str, work: Path, options: argparse.Namespace) 
         for _ in range(options.rounds):
             sampler.sample()
             cpu_before = dict(sampler.cpu_ticks)
+            driver_python = time.process_time()  # this process: collect, documents, sends
             began = time.monotonic()
             with solr_cells.SolrCellStore(solr_url) as store:
                 result = replay.replay(
@@ -139,6 +140,7 @@ def measure(spark: Any, solr_url: str, work: Path, options: argparse.Namespace) 
             seconds = time.monotonic() - began
             sampler.sample()
             cpu = sampler.cpu_seconds(cpu_before)
+            cpu["driver Python"] = time.process_time() - driver_python
             rounds.append({"seconds": seconds, "documents": result.documents, "cpu": cpu})
     finally:
         sampler.stop_event.set()
@@ -178,8 +180,9 @@ def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
         cpu = done["cpu"]
         rows.append(
             f"| replay round {number}{' (cold)' if number == 1 else ''}: wall s, "
-            f"CPU-s driver JVM / Python workers / Solr, documents | {done['seconds']:.1f} s, "
-            f"{cpu['driver JVM']:.0f} / {cpu['Python workers']:.0f} / {cpu['Solr JVM']:.0f}, "
+            f"CPU-s driver JVM / driver Python / Python workers / Solr, documents | "
+            f"{done['seconds']:.1f} s, {cpu['driver JVM']:.0f} / {cpu['driver Python']:.0f} / "
+            f"{cpu['Python workers']:.0f} / {cpu['Solr JVM']:.0f}, "
             f"{done['documents']:,} |"
         )
     rows.append(

@@ -38,6 +38,7 @@ def cell_deltas(
             F.hll_sketch_agg("visitor", sketches.LG_K).alias("sketch"),
         )
     )
+    # Through Arrow, not pickled rows: the pickler's memo took a tenth of a replay's JVM time.
     deltas = [
         cells.CellDelta(
             cuboid=by_name[row["cuboid"]],
@@ -46,7 +47,7 @@ def cell_deltas(
             deltas={n: float(row[n]) for n in sessions.FIELDS if row[n]},
             sketch=bytes(row["sketch"]) if row["sketch"] is not None else None,
         )
-        for row in summed.collect()
+        for row in summed.toArrow().to_pylist()
     ]
     bots = {
         int(row["bucket_ms"]): int(row["n"])

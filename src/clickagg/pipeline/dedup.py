@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from clickagg.pipeline import archive
 
-_RANK = "_arrival_rank"
+RANK = "_arrival_rank"
 
 
 def first_arrivals(events: DataFrame, *, streaming: bool) -> DataFrame:
@@ -27,9 +27,18 @@ def first_arrivals(events: DataFrame, *, streaming: bool) -> DataFrame:
     if streaming:
         schema = events.schema
         return events.repartition("event_id").mapInArrow(first_copies, schema)
+    return ranked(events).where(is_first()).drop(RANK)
+
+
+def ranked(events: DataFrame) -> DataFrame:
+    """`events` with each copy's arrival rank among its event id's copies (column `RANK`)."""
     order = Window.partitionBy("event_id").orderBy(*archive.ARRIVAL_ORDER)
-    ranked = events.withColumn(_RANK, F.row_number().over(order))
-    return ranked.where(F.col(_RANK) == 1).drop(_RANK)
+    return events.withColumn(RANK, F.row_number().over(order))
+
+
+def is_first() -> Column:
+    """The condition on `ranked` rows that keeps each event id's first arrival."""
+    return F.col(RANK) == 1
 
 
 def first_copies(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from clickagg.domain import buckets, cells, model, sessions
@@ -20,6 +20,7 @@ from clickagg.store import protocol
 log = logging.getLogger(__name__)
 # A visit that starts in the range may run past its end; read this much further.
 _VISIT_TAIL_MS = 24 * 3600 * 1000
+_NEWEST = "_newest_copy_ms"
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,37 @@ def replay(
     """Recompute and replace the finest-level documents with buckets in [start, end)."""
     level = aggregation.finest
     start_ms = buckets.floor(start_ms, level.granularity)
-    archived = archive.archived_events(spark, paths, streaming=False)
-    newest = archived.agg(F.max("ts_ms")).first()[0]  # type: ignore[index]
-    if newest is None:
-        return ReplayReport(0, 0, False)
-    watermark = int(newest) - int(aggregation.watermark.approx_seconds * 1000)
-    window = first_arrivals_between(spark, paths, start_ms - history_ms, end_ms + _VISIT_TAIL_MS)
-    target = buckets.Span(start_ms, end_ms)
-    state, bots = recompute(aggregation, window, target, watermark)
-    events = window.where((F.col("ts_ms") >= start_ms) & (F.col("ts_ms") < end_ms)).count()
+    first = _first_arrivals(spark, paths).persist()
+    try:
+        newest = first.agg(F.max(_NEWEST)).first()[0]  # type: ignore[index]
+        if newest is None:
+            return ReplayReport(0, 0, False)
+        watermark = int(newest) - int(aggregation.watermark.approx_seconds * 1000)
+        read = (F.col("ts_ms") >= start_ms - history_ms) & (
+            F.col("ts_ms") < end_ms + _VISIT_TAIL_MS
+        )
+        window = first.where(read).drop(_NEWEST)
+        state, bots = recompute(aggregation, window, buckets.Span(start_ms, end_ms), watermark)
+        events = first.where((F.col("ts_ms") >= start_ms) & (F.col("ts_ms") < end_ms)).count()
+    finally:
+        first.unpersist()
     writer = f"replay:{buckets.iso(start_ms)}/{buckets.iso(end_ms)}"
     written = store.replace_range(
         level, state, bots, writer=writer, start_ms=start_ms, end_ms=end_ms
     )
     log.info("%s: replayed %s: %d events, %d documents", aggregation.name, writer, events, written)
     return ReplayReport(written, events, True)
+
+
+def _first_arrivals(spark: SparkSession, paths: archive.JobPaths) -> DataFrame:
+    """The first arrival of every event id in the archive, with the newest time of any of
+    its copies (column `_NEWEST`: the stream's watermark saw every copy): one read and one
+    shuffle. All ids, not the replay's window: its `history_ms` reaches back over nearly
+    all of the archive, and a copy outside it may still be the first."""
+    ranked = dedup.ranked(archive.archived_events(spark, paths, streaming=False))
+    newest = F.max("ts_ms").over(Window.partitionBy("event_id"))
+    first = ranked.withColumn(_NEWEST, newest).where(dedup.is_first())
+    return first.select(*archive.STRINGS, "revenue", "ts_ms", "bot", _NEWEST)  # kept: events
 
 
 def first_arrivals_between(
