@@ -206,16 +206,9 @@ def compute(
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("raw_events", raw)
-        _cells_of_raw_events(
-            con,
-            result,
-            finest_granularity_s=finest_granularity_s,
-            session_timeout_s=session_timeout_s,
-            dimensions=dimensions,
-            cuboids=cuboids,
-            closed_sql=_closed_sql(close_all_visits, watermark_ms, session_timeout_s * 1000),
-            with_visitors=with_visitors,
-        )
+        closed = _closed_sql(close_all_visits, watermark_ms, session_timeout_s * 1000)
+        grains = (finest_granularity_s, session_timeout_s)
+        _cells_of_raw_events(con, result, grains, dimensions, cuboids, closed, with_visitors)
     finally:
         con.close()
     return result
@@ -303,16 +296,9 @@ def compute_native(
         result.dead_letters = _scalar(con, "SELECT count(*) FROM lines") - _scalar(
             con, "SELECT count(*) FROM raw_events"
         )
-        _cells_of_raw_events(
-            con,
-            result,
-            finest_granularity_s=finest_granularity_s,
-            session_timeout_s=session_timeout_s,
-            dimensions=dimensions,
-            cuboids=cuboids,
-            closed_sql=_closed_sql(True, None, session_timeout_s * 1000),
-            with_visitors=False,
-        )
+        every_visit_closed = _closed_sql(True, None, session_timeout_s * 1000)
+        grains = (finest_granularity_s, session_timeout_s)
+        _cells_of_raw_events(con, result, grains, dimensions, cuboids, every_visit_closed, False)
     finally:
         con.close()
     return result
@@ -321,15 +307,15 @@ def compute_native(
 def _cells_of_raw_events(
     con: duckdb.DuckDBPyConnection,
     result: OracleResult,
-    *,
-    finest_granularity_s: int,
-    session_timeout_s: int,
+    grains: tuple[int, int],
     dimensions: Mapping[str, tuple[str, str]],
     cuboids: Sequence[tuple[str, ...]],
     closed_sql: str,
     with_visitors: bool,
 ) -> None:
-    """The SQL part: the table `raw_events` → `result`'s counts and cells."""
+    """The SQL part: the table `raw_events` → `result`'s counts and cells; `grains` are the
+    finest granularity and the session timeout, in seconds."""
+    finest_granularity_s, session_timeout_s = grains
     _build_tables(
         con,
         granularity_ms=finest_granularity_s * 1000,
