@@ -625,6 +625,12 @@ class Reference:
     lines: int
     cells: int
     total_events: float
+    #: CPU seconds of this process (DuckDB's threads included): less sensitive to other load
+    cpu_seconds: float
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.lines / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
 def reference(
@@ -640,14 +646,14 @@ def reference(
         "cuboids": [c.dimensions for c in aggregation.cuboids],
         "now_ms": int(time.time() * 1000),
     }
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if native:
         result = oracle.compute_native(files, **settings)
     else:
         result = oracle.compute(lines, **settings)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     totals = sum(v["events"] for (cuboid, _, _), v in result.cells.items() if cuboid == "totals")
-    return Reference(seconds, len(lines), len(result.cells), totals)
+    return Reference(seconds, len(lines), len(result.cells), totals, cpu_seconds)
 
 
 def solr_totals(solr_url: str, aggregation: model.Aggregation) -> tuple[float, int]:
@@ -848,11 +854,13 @@ class Report:
             f"(summed over tasks), rows kept at the end (state on disk) | "
             f"{self._state_text(aggregate)} |",
             f"| DuckDB oracle, same lines, batch (Python line checks + SQL) | "
-            f"{self.reference.seconds:.1f} s ({duck_rate:,.0f} events/s) |",
+            f"{self.reference.seconds:.1f} s ({duck_rate:,.0f} events/s; "
+            f"{self.reference.per_cpu_second:,.0f} events per CPU-s) |",
             f"| **ratio clickagg / DuckDB** (events/s) | **{rate / duck_rate:.2f}** |",
             f"| DuckDB reading the files itself, same SQL (`read_ndjson_objects`, checks in "
             f"SQL, no Python per line; looser checks, a speed reference only) | "
-            f"{native.seconds:.1f} s ({native_rate:,.0f} events/s; {native.total_events:,.0f} "
+            f"{native.seconds:.1f} s ({native_rate:,.0f} events/s, "
+            f"{native.per_cpu_second:,.0f} per CPU-s; {native.total_events:,.0f} "
             f"counted events, {native.cells:,} cells); clickagg / native DuckDB "
             f"**{rate / native_rate:.2f}** |",
             f"| check: counted events in Solr totals vs oracle | {self.solr_events:,.0f} vs "
