@@ -16,13 +16,14 @@ What it does not do, so test data must not rely on it:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import importlib.resources
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,16 +203,23 @@ def compute(
     )
     raw = pa.Table.from_pydict(rows, schema=schema)
 
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with _duckdb() as con:
         con.register("raw_events", raw)
         closed = _closed_sql(close_all_visits, watermark_ms, session_timeout_s * 1000)
         grains = (finest_granularity_s, session_timeout_s)
         _cells_of_raw_events(con, result, grains, dimensions, cuboids, closed, with_visitors)
+    return result
+
+
+@contextlib.contextmanager
+def _duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB on UTC, closed after use."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
     finally:
         con.close()
-    return result
 
 
 def compute_native(
@@ -231,9 +239,7 @@ def compute_native(
     _check_dimensions(dimensions, cuboids)
     sources = sorted({src for src, _ in dimensions.values() if src != DERIVED_VISITOR_TYPE})
     result = OracleResult()
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with _duckdb() as con:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
         # Each line is parsed three times (its type, its fields' types, their values), not
         # once per field: DuckDB's JSON functions take a list of paths.
@@ -307,8 +313,6 @@ def compute_native(
         every_visit_closed = _closed_sql(True, None, session_timeout_s * 1000)
         grains = (finest_granularity_s, session_timeout_s)
         _cells_of_raw_events(con, result, grains, dimensions, cuboids, every_visit_closed, False)
-    finally:
-        con.close()
     return result
 
 
