@@ -134,6 +134,11 @@ def test_both_deduplications_keep_the_first_arrival(spark: Any) -> None:
     )
     kept = dedup.first_arrivals(frame, streaming=False).collect()
     assert sorted((r.event_id, r.ts_ms) for r in kept) == [("d1", T0), ("d2", T0)]
+    jvm_kept = dedup.jvm_first_arrivals(frame).collect()
+    assert sorted((r.event_id, r.ts_ms, r.arrival_source) for r in jvm_kept) == [
+        ("d1", T0, "a"),
+        ("d2", T0, "a"),
+    ]
     table = pa.Table.from_pylist([r.asDict() for r in frame.collect()])
     streamed = pa.Table.from_batches(list(dedup.first_copies(iter(table.to_batches()))))
     assert sorted((r["event_id"], r["ts_ms"]) for r in streamed.to_pylist()) == [

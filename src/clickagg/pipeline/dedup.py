@@ -4,27 +4,34 @@ Spark's `dropDuplicates` keeps an arbitrary copy among those it sees together, s
 stream and the batch jobs first reduce what they read to the first arrival of each event
 id. The stream cannot use a window function; it sends each event id's copies of a
 micro-batch to one task (the shuffle its dedup state needs anyway) and keeps the first
-there. Across micro-batches the stream's `dropDuplicatesWithinWatermark` keeps the copy of
-the earlier batch, which arrived first. Replay and settle rank all copies in the JVM.
+there, in the JVM on the JVM sessionizer's path. Across micro-batches the stream's
+`dropDuplicatesWithinWatermark` keeps the copy of the earlier batch, which arrived first.
+Replay and settle rank all copies in the JVM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from clickagg.pipeline import archive
+from clickagg.pipeline import archive, jvm_sessionizer
 
 RANK = "_arrival_rank"
+_FIRST_ARRIVALS = "io.clickagg.sessionizer.FirstArrivals"
 
 
 def first_arrivals(events: DataFrame, *, streaming: bool) -> DataFrame:
-    """`events` (archive rows) with only the first arrival of each event id."""
+    """`events` (archive rows) with only the first arrival of each event id. The stream's
+    runs in the JVM (`FirstArrivals`, in the sessionizer's jar) on the JVM sessionizer's
+    path, and in a Python worker (`first_copies`) on the Python one, which needs no jar."""
     if streaming:
+        if jvm_sessionizer.chosen(events.sparkSession) == jvm_sessionizer.JVM:
+            return jvm_first_arrivals(events)
         schema = events.schema
         return events.repartition("event_id").mapInArrow(first_copies, schema)
     return ranked(events).where(is_first()).drop(RANK)
@@ -39,6 +46,23 @@ def ranked(events: DataFrame) -> DataFrame:
 def is_first() -> Column:
     """The condition on `ranked` rows that keeps each event id's first arrival."""
     return F.col(RANK) == 1
+
+
+def jvm_first_arrivals(events: DataFrame) -> DataFrame:
+    """The stream's first arrivals by the JVM's `FirstArrivals`: `first_copies`' rule."""
+    spark = events.sparkSession
+    keep = jvm_sessionizer.jvm_class(
+        spark,
+        _FIRST_ARRIVALS,
+        f"the JVM first-arrival step ({_FIRST_ARRIVALS})",
+        jvm_sessionizer.CONF,
+        jvm_sessionizer.PYTHON,
+    )
+    gateway: Any = spark.sparkContext._gateway  # py4j's gateway is untyped
+    order = gateway.new_array(gateway.jvm.java.lang.String, len(archive.ARRIVAL_ORDER))
+    for i, name in enumerate(archive.ARRIVAL_ORDER):
+        order[i] = name
+    return DataFrame(keep.of(events._jdf, "event_id", order), spark)
 
 
 def first_copies(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

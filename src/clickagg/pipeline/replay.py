@@ -101,8 +101,4 @@ def recompute(
     in_range = facts.where(
         (F.col("bucket_ms") >= target.start_ms) & (F.col("bucket_ms") < target.end_ms)
     )
-    in_range.cache()
-    try:
-        return cell_sums.cell_deltas(in_range, aggregation)
-    finally:
-        in_range.unpersist()
+    return cell_sums.cell_deltas(in_range, aggregation)

@@ -354,12 +354,8 @@ class CellWriter:
     def __call__(self, facts: DataFrame, batch_id: int) -> None:
         level = self.aggregation.finest
         started = time.monotonic()
-        # Two actions read the batch; without the cache each one re-runs the sessionizer.
-        facts.persist()
-        try:
-            deltas, bots = cell_sums.cell_deltas(facts, self.aggregation)
-        finally:
-            facts.unpersist()
+        # One action reads the batch (cells and bots in one aggregation): nothing to cache.
+        deltas, bots = cell_sums.cell_deltas(facts, self.aggregation)
         summed_seconds = time.monotonic() - started
         with contextlib.closing(self.open_store()) as store:
             report = store.write_deltas(level, deltas, stream_id=self.stream_id, batch_id=batch_id)
