@@ -312,3 +312,18 @@ def test_backoff_doubles_up_to_a_cap() -> None:
 def test_config_reads_the_environment() -> None:
     config = reconcile.Config.from_env({"CLICKAGG_SOLR_URL_OVERRIDE": "http://127.0.0.1:1/solr"})
     assert config == reconcile.Config("clickagg-spark", "/data/clickagg", "http://127.0.0.1:1/solr")
+
+
+def test_shuffle_partitions_are_sized_for_the_most_executors_the_stream_may_get() -> None:
+    obj = reference_object()
+    obj["spec"]["spark"]["executor"].update({"instances": 2, "cores": 3})
+    fixed = aggregation_of(obj)
+    obj["spec"]["spark"]["autoscale"] = True
+    obj["spec"]["spark"]["executor"]["maxInstances"] = 5
+    autoscaled = aggregation_of(obj)
+    # Two per core; a stream's state keeps its first run's count, so autoscale's bound counts.
+    for aggregation, partitions in ((fixed, "12"), (autoscaled, "30")):
+        stream, *rollups = children.desired(aggregation, OWNER, SETTINGS, stream_executors=3)
+        confs = [application(stream)["sparkConf"]]
+        confs += [scheduled(r)["template"]["sparkConf"] for r in rollups]
+        assert {c["spark.sql.shuffle.partitions"] for c in confs} == {partitions}

@@ -51,7 +51,10 @@ def test_default_storage_is_inside_the_pods_as_before() -> None:
     for app in apps(shop()):
         assert "volumes" not in app
         assert "volumeMounts" not in app["driver"] and "volumeMounts" not in app["executor"]
-        assert app["sparkConf"] == {"spark.sql.session.timeZone": "UTC"}
+        assert app["sparkConf"] == {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "4",  # 2 executors of 1 core
+        }
         assert app["deps"] == {"jars": [children.SESSIONIZER_JAR]}
         assert data_root_of(app) == "/data/shop/shop-kpis"
 

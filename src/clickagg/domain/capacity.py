@@ -31,6 +31,9 @@ HEADROOM = 1.25
 #: Scale down only when this fraction of the executors would do (each change restarts the
 #: stream, so small savings are not worth one).
 SCALE_DOWN_AT = 0.5
+#: Shuffle partitions per executor core: two keep each core busy while a task waits, where
+#: Spark's default of 200 runs 200 state stores per stateful operator and batch.
+PARTITIONS_PER_CORE = 2
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,13 @@ def autoscaled(current: int, measured: Rates, bounds: Bounds) -> int:
     elif needed is not None and needed <= current * SCALE_DOWN_AT:
         target = needed
     return min(max(target, bounds.minimum), bounds.maximum)
+
+
+def shuffle_partitions(cores_per_executor: int, most_executors: int) -> int:
+    """spark.sql.shuffle.partitions for a job that may run on up to `most_executors`. A
+    stream's state keeps the partition count of its first run for life, so it is sized for
+    the most executors autoscaling may give it, not for today's."""
+    return PARTITIONS_PER_CORE * cores_per_executor * most_executors
 
 
 def per_second(value: float) -> str:

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, NotRequired, Required, TypedDict, TypeVar
 
-from clickagg.domain import durations, model, spec
+from clickagg.domain import capacity, durations, model, spec
 from clickagg.store import credentials
 
 SPARK_GROUP = "sparkoperator.k8s.io"
@@ -602,6 +602,15 @@ def _job_arguments(
     return [*arguments, "--data-root", data_root(aggregation, settings.default_data_root)]
 
 
+def shuffle_partitions(aggregation: model.Aggregation) -> int:
+    """The jobs' shuffle (and stream state) partitions, for the most executors they may get."""
+    executor = aggregation.spec.spark.executor
+    most = executor.instances
+    if aggregation.spec.spark.autoscale and executor.max_instances is not None:
+        most = max(most, executor.max_instances)
+    return capacity.shuffle_partitions(executor.cores, most)
+
+
 def _application_spec(
     aggregation: model.Aggregation,
     settings: JobSettings,
@@ -662,7 +671,11 @@ def _application_spec(
         "sparkVersion": spark.spark_version,
         "mainApplicationFile": main_file,
         "arguments": arguments,
-        "sparkConf": {"spark.sql.session.timeZone": "UTC", **storage_conf(aggregation)},
+        "sparkConf": {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(shuffle_partitions(aggregation)),
+            **storage_conf(aggregation),
+        },
         "restartPolicy": restart_policy,
         "driver": driver,
         "executor": executor,
