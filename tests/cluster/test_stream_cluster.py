@@ -72,7 +72,9 @@ class _Run:
     def __init__(self, cluster: Any, solr: Any, work: Path, name: str, seed: int) -> None:
         self.cluster, self.solr, self.work = cluster, solr, work
         self.landing = work / "landing"
-        self.aggregation = streaming.aggregation_for(self.landing, solr.base_url, name)
+        self.aggregation = streaming.aggregation_for(
+            self.landing, solr.base_url, name, levels=streaming.FINEST_ONLY
+        )
         self.spec = streaming.write_spec(self.aggregation, work / "spec.yaml")
         self.paths = archive.JobPaths(str(work / "data"))
         with store_client.SolrClient(solr.base_url) as client:
