@@ -51,8 +51,8 @@ demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubele
 
 # Bytecode, and pytest's assertion-rewritten test modules, go to $(CACHE)/pycache, not the
 # tree, even where the environment sets PYTHONDONTWRITEBYTECODE: without them every run, and
-# every driver, operator and service child it starts, compiles src and tests again (measured:
-# collecting the suite took 77 s without, 25 s with, at load 35).
+# every driver, operator and service child it starts, compiles src and tests again. Collecting
+# the suite took 2.7 s without, 1.5 s with on a quiet box, and 77 s against 25 s at load 35.
 test: tools browser lint ## run every test (unit, solr, spark, k8s, e2e, browser), serially
 	@env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CACHE)/pycache \
 	  $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
