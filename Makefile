@@ -49,8 +49,13 @@ demo: venv ## run the main job on the local stack, then serve the dashboard (STA
 demo-k8s: tools ## the whole Kubernetes path on a local control plane (no kubelet needed)
 	@$(PY) -m pytest -p no:cacheprovider -s tests/e2e/test_k8s_path.py
 
+# Bytecode, and pytest's assertion-rewritten test modules, go to $(CACHE)/pycache, not the
+# tree, even where the environment sets PYTHONDONTWRITEBYTECODE: without them every run, and
+# every driver, operator and service child it starts, compiles src and tests again. Collecting
+# the suite took 2.7 s without, 1.5 s with on a quiet box, and 77 s against 25 s at load 35.
 test: tools browser lint ## run every test (unit, solr, spark, k8s, e2e, browser), serially
-	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CACHE)/pycache \
+	  $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint and format), mypy strict and import-linter
 	@$(PY) -m ruff check src tests benchmarks

@@ -6,7 +6,8 @@ driver's with its JVM (the master drops the application and its executors; a new
 resumes from the checkpoints). Then Solr's finest level must equal the DuckDB oracle's
 cells. One run, not one per fault: the cluster's start and its batches, and every driver's
 start, are the slowest of the suite.
-The local-mode driver's kill -9 stays in tests/e2e/test_stream_faults.py.
+This is the suite's kill -9 of a driver inside a batch; tests/e2e/test_crash_faults.py kills
+the local-mode driver between a batch's Solr write and its commit.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class _Run:
     def __init__(self, cluster: Any, solr: Any, work: Path, name: str, seed: int) -> None:
         self.cluster, self.solr, self.work = cluster, solr, work
         self.landing = work / "landing"
-        self.aggregation = streaming.aggregation_for(self.landing, solr.base_url, name)
+        self.aggregation = streaming.aggregation_for(
+            self.landing, solr.base_url, name, levels=streaming.FINEST_ONLY
+        )
         self.spec = streaming.write_spec(self.aggregation, work / "spec.yaml")
         self.paths = archive.JobPaths(str(work / "data"))
         with store_client.SolrClient(solr.base_url) as client:

@@ -66,7 +66,9 @@ def test_driver_killed_between_solr_write_and_commit_reruns_the_batch_through_th
     spark: Any, solr: Any, solr_client: Any, tmp_path: Path
 ) -> None:
     landing_dir = tmp_path / "landing"
-    aggregation = streaming.aggregation_for(landing_dir, solr.base_url, "crash-after-write")
+    aggregation = streaming.aggregation_for(
+        landing_dir, solr.base_url, "crash-after-write", levels=streaming.FINEST_ONLY
+    )
     spec = streaming.write_spec(aggregation, tmp_path / "spec.yaml")
     paths = archive.JobPaths(str(tmp_path / "data"))
     solr_collections.ensure_level_collections(solr_client, aggregation)
@@ -183,7 +185,9 @@ def test_the_solr_node_the_job_writes_through_killed_mid_run_loses_nothing(
 ) -> None:
     node_url, node_name, port = joined_node
     landing_dir = tmp_path / "landing"
-    aggregation = streaming.aggregation_for(landing_dir, node_url, "solr-kill-run")
+    aggregation = streaming.aggregation_for(
+        landing_dir, node_url, "solr-kill-run", levels=streaming.FINEST_ONLY
+    )
     replicated = aggregation.spec.solr.model_copy(update={"replication_factor": 2})
     aggregation = streaming.with_solr(aggregation, replicated)
     try:

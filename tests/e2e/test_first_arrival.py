@@ -47,6 +47,8 @@ def deliver(landing: Path, name: str, lines: list[bytes]) -> None:
 
 
 def prepare(work: Path, solr_url: str, name: str, **spec: Any) -> tuple[model.Aggregation, Any]:
+    """The spec (the finest level only, unless `spec` names levels) and its collections."""
+    spec.setdefault("levels", streaming.FINEST_ONLY)
     aggregation = streaming.aggregation_for(work / "landing", solr_url, name, **spec)
     (work / "landing").mkdir(parents=True, exist_ok=True)
     # The operator's part: only its user may create collections.

@@ -29,6 +29,7 @@ def test_events_from_kafka_become_the_oracles_cells(
         tmp_path / "unused",
         solr.base_url,
         "kafka-run",
+        levels=streaming.FINEST_ONLY,
         source={"type": "kafka", "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic}},
     )
     paths = archive.JobPaths(str(tmp_path / "data"))

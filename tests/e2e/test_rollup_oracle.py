@@ -4,9 +4,9 @@ Three days of generated traffic are streamed into the finest level; the rollup j
 1h from 15m and 1d from 1h. Every document of every coarser level and cuboid must equal
 the oracle computed from the raw events at that level's granularity (additive state
 exactly, unique visitors within the sketch bound), after a rerun, after a replay of a
-rolled-up range, after a SIGKILLed rollup, after a Solr node died mid-rollup, and after
-retention (which must leave nothing past a level's horizon and take nothing from the
-coarser levels).
+rolled-up range, after a SIGKILLed rollup caught up by `--follow`, after a Solr node died
+mid-rollup, and after retention (which must leave nothing past a level's horizon and take
+nothing from the coarser levels).
 """
 
 from __future__ import annotations
@@ -303,16 +303,23 @@ def test_history_backfilled_into_a_rolled_up_range_is_rolled_up_again(
     assert after > before
 
 
-def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
+def test_a_rollup_killed_midway_is_caught_up_by_follow_which_stops_on_ctrl_c(
     rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
 ) -> None:
-    aggregation = rolled["aggregation"]
-    hours = aggregation.levels[1]
-    final = solr_progress(solr_client, hours).last_bucket_ms
+    """The SparkApplication's rollup (jobs/rollup.py) SIGKILLed midway from empty coarser
+    levels; then `clickagg rollup --follow`, as a user runs it, resumes from where it died
+    and catches up (equal to the oracle), a replayed hour is rolled up again by a later
+    pass, and Ctrl-C ends it cleanly. One test: each driver start and each rollup from
+    scratch costs tens of seconds."""
+    hours, days = coarser(rolled)
+    final = {
+        level.name: solr_progress(solr_client, level).last_bucket_ms for level in (hours, days)
+    }
+    assert None not in final.values(), f"nothing rolled up to catch up with: {final}"
     forget_rollups(rolled, solr_client)
-    log = rolled["work"] / "killed-rollup.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
+    killed_log = rolled["work"] / "killed-rollup.log"
+    with killed_log.open("wb") as out:
+        killed = subprocess.Popen(
             [
                 sys.executable,
                 str(Path(streaming.ROOT) / "jobs" / "rollup.py"),
@@ -336,37 +343,19 @@ def test_a_rollup_killed_midway_and_rerun_equals_the_oracle(
         eventually(
             lambda: (
                 solr_progress(solr_client, hours).last_bucket_ms is not None
-                or process.poll() is not None
+                or killed.poll() is not None
             ),
             "the rollup moved the 1h watermark",
             timeout=300,
         )
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
     midway = solr_progress(solr_client, hours).last_bucket_ms
-    assert midway is not None and final is not None and midway < final, log.read_text()[-3000:]
-    with solr_cells.SolrCellStore(solr.base_url) as store:
-        rollup_job.roll_up_levels(
-            spark, aggregation, store, now_ms=START_MS, data_root=rolled["paths"].root
-        )
-    assert solr_progress(solr_client, hours).last_bucket_ms == final
-    assert_equal_to_oracle(rolled, solr_client)
+    assert midway is not None and midway < final[hours.name], killed_log.read_text()[-3000:]
 
-
-def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
-    rolled: dict[str, Any], spark: Any, solr: Any, solr_client: store_client.SolrClient
-) -> None:
-    """`clickagg rollup --follow`, as a user runs it: from empty coarser levels it catches
-    up, a replayed hour is rolled up again by a later pass, and Ctrl-C ends it cleanly."""
-    hours, days = coarser(rolled)
-    final = {
-        level.name: solr_progress(solr_client, level).last_bucket_ms for level in (hours, days)
-    }
-    assert None not in final.values(), f"nothing rolled up to catch up with: {final}"
-    forget_rollups(rolled, solr_client)
     log = rolled["work"] / "follow.log"
     with log.open("wb") as out:
         follower = subprocess.Popen(
@@ -401,6 +390,7 @@ def test_rollup_follow_catches_up_keeps_current_and_stops_on_ctrl_c(
             timeout=300,
         )
         assert follower.poll() is None, log.read_text()[-3000:]
+        assert_equal_to_oracle(rolled, solr_client)
         # A busy hour (mid-day): a night hour of this small shop may hold no event at all on
         # some dates, and then nothing could come back.
         damaged = START_MS + DAY_MS + 10 * streaming.HOUR_MS

@@ -30,7 +30,9 @@ START_MS = (int(time.time() * 1000) // streaming.HOUR_MS - 6) * streaming.HOUR_M
 @pytest.fixture(scope="module")
 def streamed(spark: Any, solr: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("oracle-run")
-    aggregation = streaming.aggregation_for(work / "landing", solr.base_url, "oracle-run")
+    aggregation = streaming.aggregation_for(
+        work / "landing", solr.base_url, "oracle-run", levels=streaming.FINEST_ONLY
+    )
     lines = streaming.traffic_lines(START_MS, hours=2, visitors=600, seed=7)
     landing.write_files(lines, work / "landing", rolling=streaming.ROLLING)
     # The operator's part: only its user may create collections.

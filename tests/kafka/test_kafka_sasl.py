@@ -92,7 +92,11 @@ def test_the_jobs_user_streams_a_sasl_topic_into_the_oracles_cells(
     monkeypatch.setenv(credentials.KAFKA_CA_FILE_ENV, str(sasl_kafka.ca_file))
     bootstrap, topic = sasl_kafka.endpoints.bootstrap, sasl_kafka_topic(2)
     aggregation = streaming.aggregation_for(
-        tmp_path / "unused", solr.base_url, "kafka-sasl", source=sasl_source(bootstrap, topic)
+        tmp_path / "unused",
+        solr.base_url,
+        "kafka-sasl",
+        levels=streaming.FINEST_ONLY,
+        source=sasl_source(bootstrap, topic),
     )
     paths = archive.JobPaths(str(tmp_path / "data"))
     with store_client.SolrClient(solr.base_url) as client:
