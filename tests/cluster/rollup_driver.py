@@ -43,11 +43,11 @@ def main(
                 {
                     "app_id": session.sparkContext.applicationId,
                     "rolled_up": [run.documents for run in runs],
-                    "reads": [
-                        dataclasses.asdict(read)
-                        for reads in combine.reads_by_level.values()
-                        for read in reads
-                    ],
+                    # By the coarser level: its reads are of the finer level's collection.
+                    "reads": {
+                        coarser: [dataclasses.asdict(read) for read in reads]
+                        for coarser, reads in combine.reads_by_level.items()
+                    },
                 }
             )
         )

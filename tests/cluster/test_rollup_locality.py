@@ -62,17 +62,22 @@ def test_shard_reads_run_node_local_and_the_rollup_equals_the_oracle(
         *spark_cluster.worker_hosts,
     )  # fmt: skip
 
-    replica_hosts = {
-        shard: {replica.host for replica in found}
-        for shard, found in rollup_reads.replicas(
-            solr_client, aggregation.finest.collection
-        ).items()
-    }
-    assert set().union(*replica_hosts.values()) == set(process.NODE_HOSTS), replica_hosts
-    reads = [rollup_reads.ShardRead(**read) for read in printed["reads"]]
-    # One read per shard per piece (a day of 15m into 1h, 24 hours of 1h into 1d).
-    assert len(reads) == 2 * len(replica_hosts), reads
-    assert all(read.same_host and read.replica_host in replica_hosts[read.shard] for read in reads)
+    def replica_hosts(level: model.Level) -> dict[str, set[str]]:
+        found = rollup_reads.replicas(solr_client, level.collection)
+        return {shard: {replica.host for replica in on} for shard, on in found.items()}
+
+    finest_hosts = replica_hosts(aggregation.finest)
+    assert set().union(*finest_hosts.values()) == set(process.NODE_HOSTS), finest_hosts
+    reads = []
+    # Each coarser level read its finer level's collection, whose shards Solr placed anew.
+    for finer, coarser in zip(aggregation.levels, aggregation.levels[1:], strict=False):
+        hosts = replica_hosts(finer)
+        level_reads = [rollup_reads.ShardRead(**read) for read in printed["reads"][coarser.name]]
+        # One read per shard per piece (a day of 15m into 1h, 24 hours of 1h into 1d).
+        assert len(level_reads) == len(hosts), (coarser.name, level_reads, hosts)
+        for read in level_reads:
+            assert read.same_host and read.replica_host in hosts[read.shard], (read, hosts)
+        reads += level_reads
     tasks = driver_runs.tasks_of_jobs(events, shard_tasks.JOB_DESCRIPTION)
     assert len(tasks) == len(reads)
     assert {(task["Host"], task["Locality"]) for task in tasks} == {
